@@ -1,0 +1,105 @@
+"""What every adapter shares: construction, repr, origin checks, error translation."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, TypedDict, Unpack
+from urllib.parse import urlsplit
+
+from oauth_cc_auth._config import build_config
+from oauth_cc_auth._core import MemoryCache, TokenManager
+from oauth_cc_auth._token import Token
+from oauth_cc_auth.errors import AuthError
+from oauth_cc_auth.providers._base import Provider
+
+__all__ = ["AuthOptions", "ClientCredentialsBase", "ConfigOptions", "origin"]
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class ConfigOptions(TypedDict, total=False):
+    """The options :func:`build_config` validates."""
+
+    provider: str | Provider
+    environment: str | None
+    token_url: str | None
+    scope: str | Sequence[str] | None
+    extra: Mapping[str, Any] | None
+    leeway: float
+    auth_method: Any
+    timeout: float
+    max_retries: int
+    backoff: float
+    max_retry_after: float
+    insecure_transport: bool
+
+
+class AuthOptions(ConfigOptions, total=False):
+    """Keyword options shared by every adapter's ``ClientCredentialsAuth``."""
+
+    cache: MemoryCache | None
+    clock: Callable[[], float]
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """RFC 6454 origin of *url*: scheme, host and port (the scheme's default filled in)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme)
+
+
+class ClientCredentialsBase:
+    """Configuration, token state and error translation of an adapter."""
+
+    #: Core error class -> the adapter's subclass of it (also its HTTP library's error).
+    _error_classes: ClassVar[Mapping[type[AuthError], type[AuthError]]] = {}
+
+    def __init__(
+        self,
+        client_id: str | int,
+        client_secret: str,
+        *,
+        cache: MemoryCache | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        **options: Unpack[ConfigOptions],
+    ) -> None:
+        self._config = build_config(client_id, client_secret, **options)
+        self._manager = TokenManager(self._config, cache=cache, clock=clock)
+
+    @property
+    def provider(self) -> Provider:
+        """The provider this object speaks to."""
+        return self._config.provider
+
+    @property
+    def token_url(self) -> str:
+        """The token endpoint."""
+        return self._config.client.token_url
+
+    @property
+    def token(self) -> Token | None:
+        """The cached token, fresh or not; ``None`` before the first token request."""
+        return self._manager.slot.token
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__module__}.{type(self).__name__} "
+            f"client_id={self._config.client.client_id!r} provider={self.provider.name!r} "
+            f"token_url={self.token_url!r}>"
+        )
+
+    def _translate(self, exc: AuthError, **attributes: Any) -> AuthError:
+        """*exc* as this adapter's subclass of its class, so that HTTP-library ``except``
+        clauses catch it; the core's instance is shared by waiters, so a copy is made."""
+        for base, cls in self._error_classes.items():
+            if isinstance(exc, base):
+                new = cls(
+                    exc.message,
+                    status_code=exc.status_code,
+                    error=exc.error,
+                    description=exc.description,
+                )
+                new.__dict__.update(attributes)
+                return new
+        return exc

@@ -1,0 +1,225 @@
+"""Turning an adapter's constructor arguments into validated settings."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import ipaddress
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from oauth_cc_auth._messages import ClientSettings
+from oauth_cc_auth._registry import get_provider
+from oauth_cc_auth.errors import ConfigurationError
+from oauth_cc_auth.providers._base import RESERVED_FIELDS, Provider
+
+__all__ = ["Config", "RetryPolicy", "build_config"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How the token request is retried after connection errors, timeouts, 429 and 5xx."""
+
+    #: Retries after the first attempt.
+    max_retries: int = 3
+    #: Backoff before retry *n* (0-based) is ``backoff * 2**n`` seconds, with full jitter...
+    backoff: float = 0.5
+    #: ...and at most this many seconds.
+    max_backoff: float = 8.0
+    #: ``Retry-After`` is honoured up to this many seconds.
+    max_retry_after: float = 60.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Config:
+    """Everything an auth object was configured with, validated."""
+
+    provider: Provider
+    client: ClientSettings
+    leeway: float
+    timeout: float
+    retry: RetryPolicy
+    #: Identifies the token in the cache: token URL, client id, scope, extra fields and a
+    #: digest of the secret (never the secret itself).
+    cache_key: str = dataclasses.field(repr=False)
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_token_url(url: str, *, insecure_transport: bool) -> str:
+    """Accept an ``https://`` URL, or ``http://`` on a loopback host or when allowed."""
+    if not isinstance(url, str):
+        raise ConfigurationError(f"token_url must be a string, not {type(url).__name__}")
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ConfigurationError(f"token_url must be an absolute https:// URL, not {url!r}")
+    if parts.username or parts.password:
+        raise ConfigurationError("token_url must not carry credentials in its user info")
+    if parts.scheme == "http" and not insecure_transport and not _is_loopback(parts.hostname):
+        raise ConfigurationError(
+            f"token_url {url!r} is not https://; http:// is accepted only for loopback hosts "
+            "(localhost, 127.0.0.0/8, ::1) or with insecure_transport=True"
+        )
+    return url
+
+
+def _scope(scope: str | Sequence[str] | None) -> str | None:
+    if scope is None:
+        return None
+    if isinstance(scope, str):
+        return scope
+    if isinstance(scope, (bytes, bytearray)) or not isinstance(scope, Sequence):
+        raise ConfigurationError(
+            f"scope must be a string or a sequence of strings, not {type(scope).__name__}"
+        )
+    if not all(isinstance(s, str) for s in scope):
+        raise ConfigurationError("scope must be a string or a sequence of strings")
+    # RFC 6749 §3.3: a space-delimited list.
+    return " ".join(scope)
+
+
+def _number(name: str, value: object, *, minimum: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise ConfigurationError(f"{name} must be a number, not {value!r}")
+    if value < minimum:
+        raise ConfigurationError(f"{name} must be at least {minimum:g}, not {value!r}")
+    return float(value)
+
+
+def _resolve_provider(provider: str | Provider) -> Provider:
+    if isinstance(provider, Provider):
+        return provider
+    if isinstance(provider, str):
+        return get_provider(provider)
+    raise ConfigurationError(
+        f"provider must be a registered name or a Provider, not {type(provider).__name__}"
+    )
+
+
+def _token_url(
+    provider: Provider, environment: str | None, token_url: str | None
+) -> str:
+    if token_url is not None:
+        return token_url
+    if not provider.environments:
+        raise ConfigurationError(
+            f"provider {provider.name!r} documents no token URL: pass token_url="
+        )
+    env = environment if environment is not None else provider.default_environment
+    if env is None or env not in provider.environments:
+        accepted = ", ".join(sorted(provider.environments))
+        what = "no environment given" if env is None else f"unknown environment {env!r}"
+        raise ConfigurationError(
+            f"{what} for provider {provider.name!r}; accepted: {accepted}, "
+            "or pass token_url= for another one"
+        )
+    return provider.environments[env]
+
+
+def _extra(provider: Provider, extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    if extra is None:
+        return {}
+    if not isinstance(extra, Mapping):
+        raise ConfigurationError(f"extra must be a mapping, not {type(extra).__name__}")
+    fields = dict(extra)
+    for name in fields:
+        if not isinstance(name, str):
+            raise ConfigurationError(f"extra field names must be strings, not {name!r}")
+    reserved = sorted(RESERVED_FIELDS & fields.keys())
+    if reserved:
+        raise ConfigurationError(
+            f"extra must not set {', '.join(reserved)}: pass them as arguments of their own"
+        )
+    if provider.extra_fields is not None:
+        unknown = sorted(fields.keys() - provider.extra_fields)
+        if unknown:
+            accepted = ", ".join(sorted(provider.extra_fields)) or "none"
+            raise ConfigurationError(
+                f"unknown extra field(s) {', '.join(unknown)} for provider "
+                f"{provider.name!r}; accepted: {accepted}"
+            )
+    return fields
+
+
+def build_config(
+    client_id: str | int,
+    client_secret: str,
+    *,
+    provider: str | Provider = "rfc6749",
+    environment: str | None = None,
+    token_url: str | None = None,
+    scope: str | Sequence[str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+    leeway: float = 60.0,
+    auth_method: Any = None,
+    timeout: float = 30.0,
+    max_retries: int = 3,
+    backoff: float = 0.5,
+    max_retry_after: float = 60.0,
+    insecure_transport: bool = False,
+) -> Config:
+    """Validate an adapter's arguments; every mistake is a :class:`ConfigurationError`."""
+    prov = _resolve_provider(provider)
+    if isinstance(client_id, bool) or not isinstance(client_id, (str, int)) or client_id == "":
+        raise ConfigurationError("client_id must be a non-empty string (or an int)")
+    if not isinstance(client_secret, str) or not client_secret:
+        raise ConfigurationError("client_secret must be a non-empty string")
+    url = check_token_url(
+        _token_url(prov, environment, token_url), insecure_transport=insecure_transport
+    )
+    scope_text = _scope(scope)
+    fields = _extra(prov, extra)
+    given = set(fields) | ({"scope"} if scope_text else set())
+    missing = [name for name in prov.required_fields if name not in given]
+    if missing:
+        raise ConfigurationError(
+            f"provider {prov.name!r} requires {', '.join(missing)}"
+            f" (required: {', '.join(prov.required_fields)})"
+        )
+    method = prov.auth_methods[0] if auth_method is None else auth_method
+    if isinstance(method, str) and method not in prov.auth_methods:
+        raise ConfigurationError(
+            f"auth_method {method!r} is not accepted by provider {prov.name!r}; "
+            f"accepted: {', '.join(prov.auth_methods)}"
+        )
+    if not isinstance(method, str) and not callable(method):
+        raise ConfigurationError("auth_method must be a method name or an Authlib-style callable")
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ConfigurationError(f"max_retries must be an int >= 0, not {max_retries!r}")
+    retry = RetryPolicy(
+        max_retries=max_retries,
+        backoff=_number("backoff", backoff),
+        max_retry_after=_number("max_retry_after", max_retry_after),
+    )
+    timeout_s = _number("timeout", timeout)
+    if timeout_s == 0:
+        raise ConfigurationError("timeout must be more than 0 seconds")
+    client = ClientSettings(url, client_id, client_secret, scope_text, fields, method)
+    return Config(
+        provider=prov,
+        client=client,
+        leeway=_number("leeway", leeway),
+        timeout=timeout_s,
+        retry=retry,
+        cache_key=_cache_key(client),
+    )
+
+
+def _cache_key(client: ClientSettings) -> str:
+    secret_digest = hashlib.sha256(client.client_secret.encode()).hexdigest()
+    material = json.dumps(
+        [client.token_url, client.client_id, client.scope, client.extra, secret_digest],
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(material.encode()).hexdigest()

@@ -1,0 +1,489 @@
+"""The sans-IO core: token state, single flight, the token exchange with its retries.
+
+The core performs no I/O. Getting a token is a generator (:meth:`TokenManager.obtain`) that
+yields *actions* — :class:`Send` this token request, :class:`Sleep` this long, :class:`Wait`
+for another caller's token request — and receives their results. The adapters drive it with
+their own HTTP client: :func:`run_sync` here for threads, ``_aio.run_async`` for async tasks.
+So the protocol — retries, parsing, expiry, single flight, invalidation — exists once.
+
+Single flight: a :class:`TokenSlot` holds the current token of one cache key and at most one
+:class:`Flight`, the token request in progress. The first caller that finds no fresh token
+starts a flight and does the request; everyone arriving meanwhile waits for that flight and
+shares its token or its error. Only a caller arriving after a flight has ended starts another.
+The slot's lock is held only to read and swap that state, never across I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import email.utils
+import json
+import logging
+import math
+import random
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Generator, Iterable
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+from oauth_cc_auth._config import Config, RetryPolicy
+from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
+from oauth_cc_auth._token import Token
+from oauth_cc_auth.errors import (
+    AuthError,
+    TokenEndpointError,
+    TokenRequestError,
+    TokenResponseError,
+    redact,
+)
+
+__all__ = [
+    "Flight",
+    "MemoryCache",
+    "Send",
+    "Sleep",
+    "TokenManager",
+    "TokenSlot",
+    "TransportFailure",
+    "Wait",
+    "run_sync",
+]
+
+logger = logging.getLogger("oauth_cc_auth")
+
+Clock = Callable[[], float]
+
+
+# -- actions the core asks an adapter to perform ---------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Send:
+    """Send this token request; answer with a ``TokenHTTPResponse`` or ``TransportFailure``."""
+
+    request: TokenRequest
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Sleep:
+    """Sleep this many seconds (a retry backoff), then answer ``None``."""
+
+    seconds: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Wait:
+    """Wait until this flight has ended, then answer ``None``."""
+
+    flight: Flight
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TransportFailure:
+    """The token request got no answer: a connection error or a timeout.
+
+    ``description`` names what failed (the exception's class and message, never the request).
+    """
+
+    description: str
+
+
+Action = Send | Sleep | Wait
+Outcome = TokenHTTPResponse | TransportFailure | None
+
+
+# -- shared token state ----------------------------------------------------------------------
+
+
+class Flight:
+    """One token request in progress, shared by everyone who needs its result."""
+
+    __slots__ = ("done", "error", "event", "loop", "token")
+
+    def __init__(self, loop: object = None, event: Any = None) -> None:
+        self.done = threading.Event()
+        self.token: Token | None = None
+        self.error: BaseException | None = None
+        #: The event loop of an async owner, and an event of that loop's async library, set
+        #: when the flight ends: waiters in the same loop await it instead of a thread.
+        self.loop = loop
+        self.event = event
+
+
+class TokenSlot:
+    """The current token for one cache key, and the flight fetching its successor."""
+
+    __slots__ = ("_lock", "flight", "token")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.token: Token | None = None
+        self.flight: Flight | None = None
+
+    def join(self, loop: object, event_factory: Callable[[], Any] | None) -> tuple[Flight, bool]:
+        """The flight in progress and ``False``, or a new one and ``True`` (the caller owns it)."""
+        with self._lock:
+            if self.flight is not None:
+                return self.flight, False
+            flight = Flight(loop, event_factory() if event_factory is not None else None)
+            self.flight = flight
+            return flight, True
+
+    def land(self, flight: Flight, token: Token | None, error: BaseException | None) -> None:
+        """End *flight*: store its token (if any) and wake its waiters.
+
+        Neither a token nor an error means the owner was cancelled: waiters try again.
+        """
+        with self._lock:
+            if token is not None:
+                self.token = token
+            if self.flight is flight:
+                self.flight = None
+            flight.token, flight.error = token, error
+        flight.done.set()
+        if flight.event is not None:
+            flight.event.set()
+
+    def invalidate(self, token: Token) -> bool:
+        """Forget *token* after a 401, unless it has been replaced already."""
+        with self._lock:
+            current = self.token
+            if current is not None and current.access_token == token.access_token:
+                self.token = None
+                return True
+            return False
+
+
+class MemoryCache:
+    """The in-process token cache: one :class:`TokenSlot` per cache key.
+
+    Auth objects with the same token URL, client id, scope, extra fields and secret share a
+    slot, and with it their token and their token requests. At most *maxsize* keys are kept;
+    the least recently used is dropped first (objects still holding its slot keep it).
+    """
+
+    def __init__(self, maxsize: int = 1024) -> None:
+        self._slots: OrderedDict[str, TokenSlot] = OrderedDict()
+        self._lock = threading.Lock()
+        self._maxsize = maxsize
+
+    def slot(self, key: str) -> TokenSlot:
+        """The slot for *key*, created on first use."""
+        with self._lock:
+            slot = self._slots.get(key)
+            if slot is None:
+                slot = self._slots[key] = TokenSlot()
+                while len(self._slots) > self._maxsize:
+                    self._slots.popitem(last=False)
+            else:
+                self._slots.move_to_end(key)
+            return slot
+
+    def clear(self) -> None:
+        """Forget every token (auth objects already holding a slot keep theirs)."""
+        with self._lock:
+            self._slots.clear()
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    def __repr__(self) -> str:
+        return f"<MemoryCache keys={len(self._slots)}>"
+
+
+#: The process-wide default cache.
+default_cache = MemoryCache()
+
+
+# -- retries ---------------------------------------------------------------------------------
+
+
+def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (RFC 9110 §10.2.3), or ``None``."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - now())
+
+
+def retry_delay(
+    policy: RetryPolicy, attempt: int, retry_after: float | None, rng: Callable[[], float]
+) -> float | None:
+    """Seconds to wait before retry number *attempt* (0-based), or ``None`` to give up."""
+    if attempt >= policy.max_retries:
+        return None
+    if retry_after is not None:
+        return min(retry_after, policy.max_retry_after)
+    # Exponential backoff with full jitter, so that a fleet does not retry in lockstep.
+    return min(policy.max_backoff, policy.backoff * 2.0**attempt) * rng()
+
+
+# -- the token manager ------------------------------------------------------------------------
+
+
+def _secret_forms(secret: str) -> set[str]:
+    # The secret as an endpoint might echo it: raw, form-encoded, JSON-escaped.
+    return {secret, quote_plus(secret), quote(secret, safe=""), json.dumps(secret)[1:-1]}
+
+
+class TokenManager:
+    """Obtains, caches and invalidates the token of one configured client."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        cache: MemoryCache | None = None,
+        clock: Clock = time.monotonic,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.config = config
+        self.slot = (cache if cache is not None else default_cache).slot(config.cache_key)
+        self.clock = clock
+        self._rng = rng
+        self._request: TokenRequest | None = None
+        self._secrets = _secret_forms(config.client.client_secret)
+
+    # The fast path: one attribute read and one comparison.
+    def fresh_token(self) -> Token | None:
+        """The cached token if it is to be used now, else ``None``."""
+        token = self.slot.token
+        if token is not None and self.clock() < token.refresh_at:
+            return token
+        return None
+
+    def invalidate(self, token: Token) -> None:
+        """The resource server answered 401 to a request that carried *token*."""
+        if self.slot.invalidate(token):
+            logger.info(
+                "token for client %s rejected with 401; fetching a new one",
+                self.config.client.client_id,
+            )
+
+    def obtain(
+        self, loop: object = None, event_factory: Callable[[], Any] | None = None
+    ) -> Generator[Action, Outcome, Token]:
+        """Get a token: the cached one, the one another caller is fetching, or a new one.
+
+        *loop* and *event_factory* are given by async drivers: the running event loop and a
+        factory of that loop's events, so that same-loop waiters need no thread.
+        """
+        while True:
+            token = self.fresh_token()
+            if token is not None:
+                return token
+            flight, owner = self.slot.join(loop, event_factory)
+            if not owner:
+                yield Wait(flight)
+                if flight.error is not None:
+                    raise flight.error
+                if flight.token is not None:
+                    return flight.token
+                continue  # the owner was cancelled: try again
+            try:
+                token = yield from self._refresh()
+            except Exception as exc:
+                self.slot.land(flight, None, exc)
+                raise
+            except BaseException:
+                # Cancelled, or the generator was closed: no result, waiters try again.
+                self.slot.land(flight, None, None)
+                raise
+            self.slot.land(flight, token, None)
+            return token
+
+    def _refresh(self) -> Generator[Action, Outcome, Token]:
+        try:
+            return (yield from self._fetch())
+        except TokenEndpointError as exc:
+            # The endpoint is down or overloaded: a token that has not actually expired yet is
+            # better than a failed request. Try the endpoint again a little later.
+            stale, now = self.slot.token, self.clock()
+            # (A token with no known expiry is never refreshed, only invalidated.)
+            if stale is None or stale.expires_at is None or stale.is_expired(now):
+                raise
+            retry_at = now + min(30.0, (stale.expires_at - now) / 2)
+            logger.warning(
+                "token refresh failed (%s); using the cached token, which expires in %.0f s",
+                exc,
+                stale.expires_at - now,
+            )
+            return dataclasses.replace(stale, refresh_at=retry_at)
+
+    def _fetch(self) -> Generator[Action, Outcome, Token]:
+        config = self.config
+        if self._request is None:
+            self._request = config.provider.build_request(config.client)
+        request = self._request
+        attempt = 0
+        while True:
+            logger.debug(
+                "requesting a token for client %s from %s (attempt %d)",
+                config.client.client_id,
+                request.url,
+                attempt + 1,
+            )
+            sent_at = self.clock()
+            outcome = yield Send(request)
+            retry_after: float | None = None
+            if isinstance(outcome, TransportFailure):
+                failure = self._redact(outcome.description)
+            elif isinstance(outcome, TokenHTTPResponse):
+                status = outcome.status_code
+                if 200 <= status < 300:
+                    return self._token_from(outcome, sent_at)
+                if status != 429 and status < 500:
+                    raise self._refusal(outcome)
+                failure = f"HTTP {status}"
+                retry_after = parse_retry_after(outcome.headers.get("Retry-After"))
+            else:  # pragma: no cover - a driver bug
+                raise TypeError(f"unexpected answer to Send: {outcome!r}")
+            delay = retry_delay(config.retry, attempt, retry_after, self._rng)
+            if delay is None:
+                raise TokenEndpointError(
+                    f"token endpoint {request.url} failed after {attempt + 1} attempt(s): "
+                    f"{failure}",
+                    status_code=outcome.status_code
+                    if isinstance(outcome, TokenHTTPResponse)
+                    else None,
+                )
+            logger.info(
+                "token request to %s failed (%s); retrying in %.2f s", request.url, failure, delay
+            )
+            attempt += 1
+            if delay > 0:
+                yield Sleep(delay)
+
+    # -- reading answers ----------------------------------------------------------------------
+
+    def _redact(self, text: str, extra: Iterable[str] = ()) -> str:
+        known = self.slot.token
+        secrets = set(self._secrets)
+        secrets.update(extra)
+        if known is not None:
+            secrets.add(known.access_token)
+        return redact(text, secrets)
+
+    def _refusal(self, response: TokenHTTPResponse) -> AuthError:
+        status = response.status_code
+        url = self.config.client.token_url
+        if not 400 <= status < 500:
+            where = response.headers.get("Location")
+            return TokenResponseError(
+                f"token endpoint {url} answered {status}"
+                + (" (a redirect; token requests are not redirected)" if where else ""),
+                status_code=status,
+            )
+        error, description = self.config.provider.read_error(response)
+        error = self._redact(error) if error else None
+        description = self._redact(description) if description else None
+        message = f"token endpoint {url} refused the token request: HTTP {status}"
+        if error:
+            message += f" {error}"
+        if description:
+            message += f": {description}"
+        return TokenRequestError(message, status_code=status, error=error, description=description)
+
+    def _token_from(self, response: TokenHTTPResponse, sent_at: float) -> Token:
+        url = self.config.client.token_url
+        try:
+            fields = self.config.provider.read_token(response)
+        except (AuthError, ValueError) as exc:
+            raise TokenResponseError(
+                self._redact(str(exc)), status_code=response.status_code
+            ) from None
+        access_token = fields.get("access_token")
+
+        def bad(why: str) -> TokenResponseError:
+            extra = (access_token,) if isinstance(access_token, str) else ()
+            return TokenResponseError(
+                self._redact(f"token endpoint {url} answered {response.status_code} {why}", extra),
+                status_code=response.status_code,
+            )
+
+        if not isinstance(access_token, str) or not access_token:
+            raise bad("without an access_token")
+        token_type = fields.get("token_type", "Bearer")
+        if not isinstance(token_type, str) or token_type.lower() != "bearer":
+            raise bad(f"with token_type {token_type!r}; only Bearer tokens are supported")
+        lifetime = _lifetime(fields.get("expires_in", None))
+        if lifetime is False:
+            raise bad(f"with an unusable expires_in {fields.get('expires_in')!r}")
+        if lifetime is None:
+            lifetime = self.config.provider.default_lifetime
+        scope = fields.get("scope")
+        token = Token.issued(
+            access_token,
+            obtained_at=sent_at,
+            lifetime=lifetime,
+            leeway=self.config.leeway,
+            token_type=token_type,
+            scope=scope if isinstance(scope, str) else None,
+            raw=fields,
+        )
+        logger.info(
+            "obtained a token for client %s from %s (expires in %s s)",
+            self.config.client.client_id,
+            url,
+            "?" if lifetime is None else f"{lifetime:g}",
+        )
+        return token
+
+
+def _lifetime(value: object) -> float | bool | None:
+    """``expires_in`` as seconds, ``None`` when absent, ``False`` when unusable."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return False
+    if not isinstance(value, (int, float)):
+        return False
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds <= 0:
+        return False
+    return seconds
+
+
+# -- the sync driver ---------------------------------------------------------------------------
+
+
+def run_sync(
+    flow: Generator[Action, Outcome, Token],
+    send: Callable[[TokenRequest], TokenHTTPResponse | TransportFailure],
+    sleep: Callable[[float], None] = time.sleep,
+) -> Token:
+    """Drive a token flow on the calling thread, doing its I/O with *send* and *sleep*."""
+    try:
+        action = next(flow)
+        while True:
+            outcome: Outcome
+            if isinstance(action, Send):
+                outcome = send(action.request)
+            elif isinstance(action, Sleep):
+                sleep(action.seconds)
+                outcome = None
+            else:
+                action.flight.done.wait()
+                outcome = None
+            action = flow.send(outcome)
+    except StopIteration as stop:
+        token: Token = stop.value
+        return token
+    finally:
+        flow.close()
+

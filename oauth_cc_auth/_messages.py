@@ -1,0 +1,43 @@
+"""Value objects passed between the core, the providers and the adapters."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["ClientSettings", "TokenHTTPResponse", "TokenRequest"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ClientSettings:
+    """What a provider's encoder needs to build a token request; validated at construction."""
+
+    token_url: str
+    client_id: str | int
+    client_secret: str = dataclasses.field(repr=False)
+    #: Space-joined scope (RFC 6749 §3.3), or ``None``.
+    scope: str | None = None
+    #: Provider-specific fields, sent in every token request.
+    extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    #: How the client authenticates: an Authlib client-auth method name or callable.
+    auth_method: Any = "client_secret_post"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TokenRequest:
+    """One HTTP request to the token endpoint. Its body holds the secret: never log it."""
+
+    url: str
+    headers: Mapping[str, str]
+    body: bytes = dataclasses.field(repr=False)
+    method: str = "POST"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TokenHTTPResponse:
+    """The token endpoint's answer, as an adapter received it."""
+
+    status_code: int
+    headers: Mapping[str, str]
+    body: bytes = dataclasses.field(repr=False)

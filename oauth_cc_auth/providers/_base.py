@@ -1,0 +1,183 @@
+"""The provider type: one token-endpoint dialect as data plus a few functions.
+
+A provider says where its token endpoint is (per environment), how to word the token request
+(``encode_request``), how to read the answer (``decode_response`` for 2xx, ``decode_error`` for
+4xx), which fields it requires and accepts, and how long a token lives when the answer does
+not say. The defaults implement RFC 6749 §4.4 with Authlib's building blocks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
+from typing import Any, Literal
+
+from authlib.common.urls import add_params_to_qs
+from authlib.oauth2 import ClientAuth
+from authlib.oauth2.rfc6749.parameters import prepare_token_request
+
+from oauth_cc_auth._messages import ClientSettings, TokenHTTPResponse, TokenRequest
+from oauth_cc_auth.errors import TokenResponseError
+
+__all__ = [
+    "Provider",
+    "decode_json_object",
+    "decode_oauth_error",
+    "decode_token_response",
+    "encode_token_request",
+]
+
+#: Fields the package itself fills in; never accepted as ``extra``.
+RESERVED_FIELDS = frozenset({"grant_type", "client_id", "client_secret", "scope"})
+
+Encoder = Callable[["Provider", ClientSettings], TokenRequest]
+Decoder = Callable[["Provider", TokenHTTPResponse], Mapping[str, Any]]
+ErrorDecoder = Callable[["Provider", TokenHTTPResponse], "tuple[str | None, str | None]"]
+
+
+def _pairs(extra: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Form pairs for extra fields; a list or tuple value becomes a repeated parameter."""
+    pairs: list[tuple[str, str]] = []
+    for name, value in extra.items():
+        values: Iterable[Any] = value if isinstance(value, (list, tuple)) else (value,)
+        pairs.extend((name, str(v)) for v in values)
+    return pairs
+
+
+def encode_token_request(provider: Provider, client: ClientSettings) -> TokenRequest:
+    """Word a client-credentials token request as RFC 6749 §4.4.2 does, or as JSON.
+
+    The form body is built with Authlib's ``prepare_token_request``; the client authenticates
+    through Authlib's ``ClientAuth`` (``client_secret_post`` puts the credentials in the body,
+    ``client_secret_basic`` in an ``Authorization: Basic`` header, and any Authlib-shaped
+    callable such as ``ClientSecretJWT`` plugs in the same way).
+    """
+    headers = {"Accept": "application/json", **provider.headers}
+    method = client.auth_method
+    if provider.body_format == "json":
+        payload: dict[str, Any] = {"grant_type": "client_credentials"}
+        if method == "client_secret_post":
+            # Values go on the wire as given: an int client id is a JSON number.
+            payload["client_id"] = client.client_id
+            payload["client_secret"] = client.client_secret
+        if client.scope is not None:
+            payload["scope"] = client.scope
+        payload.update(client.extra)
+        headers["Content-Type"] = "application/json"
+        body = json.dumps(payload, separators=(",", ":"))
+        if method == "client_secret_post":
+            return TokenRequest(client.token_url, headers, body.encode())
+        url, headers, body = ClientAuth(client.client_id, client.client_secret, method).prepare(
+            "POST", client.token_url, headers, body
+        )
+        return TokenRequest(url, headers, body.encode())
+
+    headers["Content-Type"] = "application/x-www-form-urlencoded"
+    form = prepare_token_request("client_credentials", scope=client.scope)
+    form = add_params_to_qs(form, _pairs(client.extra))
+    url, headers, form = ClientAuth(client.client_id, client.client_secret, method).prepare(
+        "POST", client.token_url, headers, form
+    )
+    return TokenRequest(url, headers, form.encode())
+
+
+def decode_json_object(response: TokenHTTPResponse) -> dict[str, Any]:
+    """The answer's body as a JSON object, or a :class:`TokenResponseError` saying why not."""
+    try:
+        payload = json.loads(response.body)
+    except ValueError:
+        content_type = response.headers.get("Content-Type") or "no content type"
+        raise TokenResponseError(
+            f"token endpoint answered {response.status_code} with a body that is not JSON"
+            f" ({content_type}, {len(response.body)} bytes)"
+        ) from None
+    if not isinstance(payload, dict):
+        raise TokenResponseError(
+            f"token endpoint answered {response.status_code} with JSON that is not an object"
+        )
+    return payload
+
+
+def decode_token_response(provider: Provider, response: TokenHTTPResponse) -> Mapping[str, Any]:
+    """Read a 2xx answer as the RFC 6749 §5.1 JSON object; the core checks its fields."""
+    return decode_json_object(response)
+
+
+def decode_oauth_error(
+    provider: Provider, response: TokenHTTPResponse
+) -> tuple[str | None, str | None]:
+    """Read ``error`` and ``error_description`` (RFC 6749 §5.2) from a 4xx answer, if there."""
+    try:
+        payload = json.loads(response.body)
+    except ValueError:
+        return None, None
+    if not isinstance(payload, dict):
+        return None, None
+    error, description = payload.get("error"), payload.get("error_description")
+    return (
+        error if isinstance(error, str) else None,
+        description if isinstance(description, str) else None,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Provider:
+    """One token-endpoint dialect.
+
+    Instantiate it (or subclass it) to describe a provider of your own, and register it under
+    the ``oauth_cc_auth.providers`` entry point group, or pass it as ``provider=``.
+
+    Example::
+
+        acme = Provider(
+            name="acme",
+            environments={"production": "https://auth.acme.example/oauth/token"},
+            default_environment="production",
+            extra_fields=frozenset({"audience"}),
+            required_fields=("audience",),
+        )
+    """
+
+    #: Registered name (``provider="name"``).
+    name: str
+    #: Documented environments and their token URLs.
+    environments: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    #: Environment used when none is given; ``None`` when there are none.
+    default_environment: str | None = None
+    #: ``"form"`` (``application/x-www-form-urlencoded``, RFC 6749) or ``"json"``.
+    body_format: Literal["form", "json"] = "form"
+    #: Client-auth methods the provider accepts; the first is the default.
+    auth_methods: tuple[str, ...] = ("client_secret_post",)
+    #: Extra fields the provider accepts; ``None`` accepts any.
+    extra_fields: frozenset[str] | None = None
+    #: Fields that must be given (``"scope"`` or extra field names).
+    required_fields: tuple[str, ...] = ()
+    #: Lifetime in seconds to assume when the answer has no ``expires_in``; ``None``: use
+    #: the token until the resource server answers 401.
+    default_lifetime: float | None = None
+    #: Headers sent with every token request besides the content type.
+    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    #: One line for ``oauth-cc-auth providers``.
+    description: str = ""
+    encode_request: Encoder = encode_token_request
+    decode_response: Decoder = decode_token_response
+    decode_error: ErrorDecoder = decode_oauth_error
+
+    def __post_init__(self) -> None:
+        # Frozen means frozen: callers' dicts are copied, not shared.
+        object.__setattr__(self, "environments", MappingProxyType(dict(self.environments)))
+        object.__setattr__(self, "headers", MappingProxyType(dict(self.headers)))
+
+    def build_request(self, client: ClientSettings) -> TokenRequest:
+        """The token request for *client*, through this provider's encoder."""
+        return self.encode_request(self, client)
+
+    def read_token(self, response: TokenHTTPResponse) -> Mapping[str, Any]:
+        """The token fields of a 2xx answer, through this provider's decoder."""
+        return self.decode_response(self, response)
+
+    def read_error(self, response: TokenHTTPResponse) -> tuple[str | None, str | None]:
+        """``(error, description)`` of a 4xx answer, through this provider's decoder."""
+        return self.decode_error(self, response)

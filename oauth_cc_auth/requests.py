@@ -1,0 +1,195 @@
+"""OAuth 2.0 client credentials for requests: ``session.auth = ClientCredentialsAuth(...)``."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any, ClassVar, Unpack
+
+import requests
+from requests.cookies import extract_cookies_to_jar
+from requests.exceptions import UnrewindableBodyError
+from requests.utils import rewind_body
+
+from oauth_cc_auth import errors
+from oauth_cc_auth._adapter import AuthOptions, ClientCredentialsBase, origin
+from oauth_cc_auth._core import TransportFailure, run_sync
+from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
+from oauth_cc_auth._token import Token
+
+__all__ = [
+    "ClientCredentialsAuth",
+    "TokenEndpointError",
+    "TokenRequestError",
+    "TokenResponseError",
+]
+
+
+class TokenRequestError(errors.TokenRequestError, requests.RequestException):
+    """:class:`oauth_cc_auth.TokenRequestError` that is also a ``requests.RequestException``."""
+
+    request = None
+    response = None
+
+
+class TokenResponseError(errors.TokenResponseError, requests.RequestException):
+    """:class:`oauth_cc_auth.TokenResponseError` that is also a ``requests.RequestException``."""
+
+    request = None
+    response = None
+
+
+class TokenEndpointError(errors.TokenEndpointError, requests.ConnectionError):
+    """:class:`oauth_cc_auth.TokenEndpointError` that is also a ``requests.ConnectionError``."""
+
+    request = None
+    response = None
+
+
+def _no_auth(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    # Passed as the token request's auth so that requests does not add .netrc credentials.
+    return request
+
+
+class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
+    """A ``requests`` auth that fetches, caches and attaches a client-credentials token.
+
+    Args:
+        client_id: The client id; an int is sent as a JSON number by JSON providers.
+        client_secret: The client secret. Never logged, shown or sent anywhere but the token
+            endpoint, as the provider documents.
+        session: The ``requests.Session`` for token requests (proxies, ``verify``, ``cert``,
+            mounted adapters). By default the auth object uses a session of its own; it never
+            uses the session of the API request.
+        **options: ``provider``, ``environment``, ``token_url``, ``scope``, ``extra``,
+            ``leeway``, ``auth_method``, ``timeout``, ``max_retries``, ``backoff``,
+            ``max_retry_after``, ``insecure_transport``, ``cache``, ``clock``: see README.
+
+    Raises:
+        ConfigurationError: at construction, for bad configuration.
+
+    Example::
+
+        session = requests.Session()
+        session.auth = ClientCredentialsAuth("id", "secret", token_url="https://.../token")
+        session.get("https://api.example.com/things")
+    """
+
+    _error_classes: ClassVar[Mapping[type[errors.AuthError], type[errors.AuthError]]] = {
+        errors.TokenRequestError: TokenRequestError,
+        errors.TokenResponseError: TokenResponseError,
+        errors.TokenEndpointError: TokenEndpointError,
+    }
+
+    def __init__(
+        self,
+        client_id: str | int,
+        client_secret: str,
+        *,
+        session: requests.Session | None = None,
+        **options: Unpack[AuthOptions],
+    ) -> None:
+        super().__init__(client_id, client_secret, **options)
+        self._session = session
+        self._own_session: requests.Session | None = None
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the token session the auth object opened itself (not one given to it)."""
+        own, self._own_session = self._own_session, None
+        if own is not None:
+            own.close()
+
+    def __enter__(self) -> ClientCredentialsAuth:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- the token exchange -------------------------------------------------------------------
+
+    def _token_session(self) -> requests.Session:
+        if self._session is not None:
+            return self._session
+        with self._lock:
+            if self._own_session is None:
+                self._own_session = requests.Session()
+            return self._own_session
+
+    def _send(self, request: TokenRequest) -> TokenHTTPResponse | TransportFailure:
+        try:
+            response = self._token_session().request(
+                request.method,
+                request.url,
+                data=request.body,
+                headers=dict(request.headers),
+                timeout=self._config.timeout,
+                allow_redirects=False,
+                auth=_no_auth,
+            )
+        except requests.RequestException as exc:
+            # The exception holds the request, and with it the secret: keep only its words.
+            return TransportFailure(f"{type(exc).__name__}: {exc}")
+        return TokenHTTPResponse(response.status_code, response.headers, response.content)
+
+    def _get_token(self) -> Token:
+        token = self._manager.fresh_token()
+        if token is not None:
+            return token
+        try:
+            return run_sync(self._manager.obtain(), self._send)
+        except errors.AuthError as exc:
+            raise self._translate(exc) from None
+
+    # -- the API request ------------------------------------------------------------------------
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        token = self._get_token()
+        r.headers["Authorization"] = token.authorization
+        url = r.url or ""
+
+        def handle_401(response: requests.Response, **kwargs: Any) -> requests.Response:
+            return self._handle_401(response, token, url, **kwargs)
+
+        r.register_hook("response", handle_401)  # type: ignore[no-untyped-call]
+        return r
+
+    def _handle_401(
+        self, r: requests.Response, token: Token, url: str, **kwargs: Any
+    ) -> requests.Response:
+        """Re-send a request once with a new token after the resource server's 401.
+
+        Like ``requests.auth.HTTPDigestAuth.handle_401``: the re-sent request goes straight
+        to the connection, so no hook (this one included) sees its answer — never a loop.
+        """
+        if r.status_code != 401:
+            return r
+        sent = r.request
+        # Only a 401 to a request that carried our token, at the origin it was meant for: a
+        # redirect to another host had the header stripped and gets neither token nor retry.
+        if sent.headers.get("Authorization") != token.authorization or origin(
+            sent.url or ""
+        ) != origin(url):
+            return r
+        self._manager.invalidate(token)
+        prep = sent.copy()
+        body = prep.body
+        if body is not None and not isinstance(body, (bytes, str)):
+            # A stream: re-sendable only if requests recorded where it started (a file).
+            if not isinstance(getattr(prep, "_body_position", None), int):
+                return r
+            try:
+                rewind_body(prep)
+            except UnrewindableBodyError:
+                return r
+        # Release the connection of the first answer before sending again.
+        r.content  # noqa: B018
+        r.close()
+        cookies = prep._cookies  # type: ignore[attr-defined]
+        extract_cookies_to_jar(cookies, sent, r.raw)  # type: ignore[no-untyped-call]
+        prep.prepare_cookies(cookies)
+        prep.headers["Authorization"] = self._get_token().authorization
+        retried: requests.Response = r.connection.send(prep, **kwargs)
+        retried.history.append(r)
+        retried.request = prep
+        return retried

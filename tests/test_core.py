@@ -1,0 +1,160 @@
+"""The sans-IO core, stepped by hand: no HTTP library involved."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from oauth_cc_auth import MemoryCache, Token, TokenEndpointError
+from oauth_cc_auth._config import RetryPolicy, build_config
+from oauth_cc_auth._core import (
+    Send,
+    Sleep,
+    TokenManager,
+    TransportFailure,
+    Wait,
+    parse_retry_after,
+    retry_delay,
+    run_sync,
+)
+from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
+from oauth_cc_auth.testing import FakeClock
+
+URL = "https://auth.example/token"
+
+
+def manager(clock: FakeClock | None = None, **options: Any) -> TokenManager:
+    config = build_config("id", "secret", token_url=URL, **options)
+    return TokenManager(config, cache=MemoryCache(), clock=clock or FakeClock(), rng=lambda: 1.0)
+
+
+def answer(status: int = 200, body: Any = None, **headers: str) -> TokenHTTPResponse:
+    if body is None:
+        body = {"access_token": "tok", "expires_in": 3600}
+    return TokenHTTPResponse(status, headers, json.dumps(body).encode())
+
+
+class TestTokenLifetime:
+    @given(
+        lifetime=st.floats(min_value=0.001, max_value=1e9),
+        leeway=st.floats(min_value=0, max_value=1e9),
+        start=st.floats(min_value=0, max_value=1e6),
+    )
+    def test_refresh_between_half_life_and_expiry(
+        self, lifetime: float, leeway: float, start: float
+    ) -> None:
+        token = Token.issued("t", obtained_at=start, lifetime=lifetime, leeway=leeway)
+        assert token.expires_at == start + lifetime
+        assert start + lifetime / 2 <= token.refresh_at + 1e-6
+        assert token.refresh_at <= token.expires_at
+        if leeway <= lifetime / 2:
+            assert token.refresh_at == pytest.approx(token.expires_at - leeway)
+        assert token.is_fresh(start)
+        assert not token.is_fresh(token.expires_at)
+
+    def test_no_lifetime_never_expires(self) -> None:
+        token = Token.issued("t", obtained_at=0, lifetime=None, leeway=60)
+        assert token.is_fresh(1e12)
+        assert not token.is_expired(1e12)
+
+    def test_repr_hides_token(self) -> None:
+        token = Token.issued("very-secret-token", obtained_at=0, lifetime=10, leeway=1)
+        assert "very-secret-token" not in repr(token)
+        assert token.authorization == "Bearer very-secret-token"
+
+
+class TestRetries:
+    def test_retry_after_seconds_and_dates(self) -> None:
+        now = 1_700_000_000.0
+        assert parse_retry_after("120") == 120
+        assert parse_retry_after(" 0 ") == 0
+        future = email.utils.formatdate(now + 30, usegmt=True)
+        assert parse_retry_after(future, now=lambda: now) == pytest.approx(30)
+        past = email.utils.formatdate(now - 30, usegmt=True)
+        assert parse_retry_after(past, now=lambda: now) == 0
+        for bad in (None, "", "soon", "-3", "1.5"):
+            assert parse_retry_after(bad) is None
+
+    def test_delay_caps_and_gives_up(self) -> None:
+        policy = RetryPolicy(max_retries=2, backoff=1.0, max_backoff=8.0, max_retry_after=60)
+        assert retry_delay(policy, 0, 3600, lambda: 1.0) == 60
+        assert retry_delay(policy, 0, 0, lambda: 1.0) == 0
+        assert retry_delay(policy, 1, None, lambda: 1.0) == 2.0
+        assert retry_delay(policy, 1, None, lambda: 0.25) == 0.5  # jitter
+        assert retry_delay(policy, 2, None, lambda: 1.0) is None
+        huge = RetryPolicy(max_retries=50, backoff=1.0, max_backoff=8.0)
+        assert retry_delay(huge, 40, None, lambda: 1.0) == 8.0
+
+
+class TestFlow:
+    def test_fetch_steps(self) -> None:
+        clock = FakeClock(100)
+        m = manager(clock, scope="a b")
+        flow = m.obtain()
+        action = next(flow)
+        assert isinstance(action, Send)
+        assert action.request == TokenRequest(
+            URL,
+            {"Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded"},
+            b"grant_type=client_credentials&scope=a+b&client_id=id&client_secret=secret",
+        )
+        clock.advance(5)  # the answer takes 5 s: lifetime counts from the send
+        with pytest.raises(StopIteration) as stop:
+            flow.send(answer())
+        token = stop.value.value
+        assert token.obtained_at == 100
+        assert token.expires_at == 3700
+        assert m.fresh_token() is token
+
+    def test_second_caller_waits_for_the_flight(self) -> None:
+        m = manager()
+        owner, waiter = m.obtain(), m.obtain()
+        assert isinstance(next(owner), Send)
+        wait = next(waiter)
+        assert isinstance(wait, Wait)
+        with pytest.raises(StopIteration) as stop:
+            owner.send(answer())
+        assert wait.flight.done.is_set()
+        with pytest.raises(StopIteration) as waited:
+            waiter.send(None)
+        assert waited.value.value is stop.value.value
+
+    def test_abandoned_flight_is_taken_over(self) -> None:
+        m = manager()
+        owner, waiter = m.obtain(), m.obtain()
+        next(owner)
+        wait = next(waiter)
+        assert isinstance(wait, Wait)
+        owner.close()  # the owner was cancelled
+        assert wait.flight.done.is_set()
+        assert isinstance(waiter.send(None), Send)  # the waiter fetches itself
+
+    def test_invalidation_is_keyed_to_the_failed_token(self) -> None:
+        m = manager()
+        old = run_sync(m.obtain(), lambda r: answer(body={"access_token": "old"}))
+        m.invalidate(old)
+        new = run_sync(m.obtain(), lambda r: answer(body={"access_token": "new"}))
+        m.invalidate(old)  # a late 401 on the old token
+        assert m.fresh_token() is new
+
+    def test_retry_after_is_slept(self) -> None:
+        m = manager(max_retries=2)
+        answers = [answer(503, {}, **{"Retry-After": "7"}), TransportFailure("boom"), answer()]
+        slept: list[float] = []
+        token = run_sync(m.obtain(), lambda r: answers.pop(0), slept.append)
+        assert token.access_token == "tok"
+        assert slept == [7.0, 1.0]  # Retry-After, then backoff 0.5 * 2**1 * jitter 1.0
+
+    def test_gives_up_after_max_retries(self) -> None:
+        m = manager(max_retries=1)
+        flow = m.obtain()
+        assert isinstance(next(flow), Send)
+        assert isinstance(flow.send(TransportFailure("ConnectError: refused")), Sleep)
+        assert isinstance(flow.send(None), Send)
+        with pytest.raises(TokenEndpointError, match=r"2 attempt.*ConnectError: refused"):
+            flow.send(TransportFailure("ConnectError: refused"))
