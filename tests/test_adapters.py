@@ -417,3 +417,11 @@ class TestSecrecy:
         assert b"tok-1" not in api.body
         [token_request] = harness.server.token_requests
         assert SECRET not in token_request.url
+
+
+def test_token_request_error_is_authlibs_oauth2_error() -> None:
+    from authlib.oauth2 import OAuth2Error
+
+    err = oauth_cc_auth.TokenRequestError("refused", status_code=400, error="invalid_scope")
+    assert isinstance(err, OAuth2Error)
+    assert (err.error, err.status_code, str(err)) == ("invalid_scope", 400, "refused")

@@ -55,6 +55,10 @@ class TokenApp:
             start_response("200 OK", [("Content-Type", "application/json")])
             return [body.encode()]
         auth = environ.get("HTTP_AUTHORIZATION", "")
+        if path == "/sticky" and "affinity=node-7" not in environ.get("HTTP_COOKIE", ""):
+            # A load balancer that pins the client with its first answer, a 401.
+            start_response("401 Unauthorized", [("Set-Cookie", "affinity=node-7; Path=/")])
+            return [b""]
         if auth.startswith("Bearer ") and auth[7:] in self.tokens:
             start_response("200 OK", [("Content-Type", "application/json")])
             return [b'{"ok": true}']
@@ -86,6 +90,17 @@ def test_requests_over_loopback(app: tuple[TokenApp, str]) -> None:
         response = session.get(f"{base}/api")
         assert response.status_code == 200
         assert [r.status_code for r in response.history] == [401]
+    assert token_app.token_requests == 2
+    auth.close()
+
+
+def test_requests_retry_carries_the_cookies_of_the_401(app: tuple[TokenApp, str]) -> None:
+    token_app, base = app
+    auth = RequestsAuth("id", "right", token_url=f"{base}/token", cache=MemoryCache())
+    response = requests.get(f"{base}/sticky", auth=auth, timeout=10)
+    assert response.status_code == 200
+    assert [r.status_code for r in response.history] == [401]
+    assert response.request.headers["Cookie"] == "affinity=node-7"
     assert token_app.token_requests == 2
     auth.close()
 
