@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar, TypedDict, Unpack
+from typing import Any, ClassVar, Self, TypedDict, Unpack
 from urllib.parse import urlsplit
 
 from oauth_cc_auth._config import build_config
 from oauth_cc_auth._core import MemoryCache, TokenManager
+from oauth_cc_auth._settings import from_environ, from_mapping
 from oauth_cc_auth._token import Token
 from oauth_cc_auth.errors import AuthError
 from oauth_cc_auth.providers._base import Provider
@@ -66,6 +67,38 @@ class ClientCredentialsBase:
     ) -> None:
         self._config = build_config(client_id, client_secret, **options)
         self._manager = TokenManager(self._config, cache=cache, clock=clock)
+
+    @classmethod
+    def from_config(cls, mapping: Mapping[str, Any], **kwargs: Any) -> Self:
+        """Build from a mapping with the constructor's names as keys.
+
+        Keys: ``client_id``, ``client_secret`` or ``client_secret_file`` (a file holding the
+        secret; one trailing newline stripped), ``provider``, ``environment``, ``token_url``,
+        ``scope``, ``extra`` (a mapping) and/or ``extra_<field>``, ``leeway``, ``timeout``,
+        ``max_retries``, ``backoff``, ``max_retry_after``, ``auth_method``,
+        ``insecure_transport``. *kwargs* (``session=``, ``client=``, ``cache=``...) are
+        passed on to the constructor.
+
+        Raises:
+            ConfigurationError: a key is unknown or missing, or a value is malformed.
+        """
+        client_id, secret, options = from_mapping(mapping)
+        return cls(client_id, secret, **{**options, **kwargs})
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, prefix: str = "OAUTH_CC_", **kwargs: Any
+    ) -> Self:
+        """Build from environment variables: ``OAUTH_CC_CLIENT_ID``, ``OAUTH_CC_CLIENT_SECRET``
+        or ``OAUTH_CC_CLIENT_SECRET_FILE``, ``OAUTH_CC_PROVIDER``, ``OAUTH_CC_ENVIRONMENT``,
+        ``OAUTH_CC_TOKEN_URL``, ``OAUTH_CC_SCOPE``, ``OAUTH_CC_EXTRA_<FIELD>`` (the field name
+        lower-cased) and the other keys of :meth:`from_config`, upper-cased.
+
+        Raises:
+            ConfigurationError: a variable is unknown or missing, or a value is malformed.
+        """
+        client_id, secret, options = from_environ(environ, prefix)
+        return cls(client_id, secret, **{**options, **kwargs})
 
     @property
     def provider(self) -> Provider:

@@ -178,6 +178,8 @@ def build_config(
         _token_url(prov, environment, token_url), insecure_transport=insecure_transport
     )
     scope_text = _scope(scope)
+    if scope_text is not None and not prov.scope_supported:
+        raise ConfigurationError(f"provider {prov.name!r} takes no scope")
     fields = _extra(prov, extra)
     given = set(fields) | ({"scope"} if scope_text else set())
     missing = [name for name in prov.required_fields if name not in given]

@@ -399,8 +399,13 @@ class TokenManager:
         try:
             fields = self.config.provider.read_token(response)
         except (AuthError, ValueError) as exc:
+            error = getattr(exc, "error", None)
+            description = getattr(exc, "description", None)
             raise TokenResponseError(
-                self._redact(str(exc)), status_code=response.status_code
+                self._redact(str(exc)),
+                status_code=response.status_code,
+                error=self._redact(error) if error else None,
+                description=self._redact(description) if description else None,
             ) from None
         access_token = fields.get("access_token")
 

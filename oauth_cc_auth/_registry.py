@@ -24,7 +24,8 @@ _loaded: dict[str, Provider] = {}
 def _builtin_entry_points() -> dict[str, EntryPoint]:
     # The package's own providers, also when it runs from a source tree without metadata.
     return {
-        "rfc6749": EntryPoint("rfc6749", "oauth_cc_auth.providers.rfc6749:provider", GROUP),
+        name: EntryPoint(name, f"oauth_cc_auth.providers.{name}:provider", GROUP)
+        for name in ("rfc6749", "fcc_finance", "fincalc", "figure")
     }
 
 

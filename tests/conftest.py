@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import httpx
@@ -29,6 +30,11 @@ TOKEN_URL = "https://auth.example/oauth/token"
 API_URL = "https://api.example/things"
 CLIENT_ID = "client-1"
 SECRET = "s3cr3t-VALUE+/="
+
+
+def is_token_url(url: str) -> bool:
+    """Token endpoints, ours and the seed providers', all end in /token."""
+    return urlsplit(url).path.endswith("/token")
 
 
 @dataclasses.dataclass
@@ -79,11 +85,11 @@ class FakeServer:
 
     @property
     def token_requests(self) -> list[Recorded]:
-        return [r for r in self.requests if r.url == TOKEN_URL]
+        return [r for r in self.requests if is_token_url(r.url)]
 
     @property
     def api_requests(self) -> list[Recorded]:
-        return [r for r in self.requests if r.url != TOKEN_URL]
+        return [r for r in self.requests if not is_token_url(r.url)]
 
     def revoke_all(self) -> None:
         self.valid.clear()
@@ -91,9 +97,14 @@ class FakeServer:
     def handle(self, recorded: Recorded) -> Reply:
         with self._lock:
             self.requests.append(recorded)
-            if recorded.url == TOKEN_URL:
+            if is_token_url(recorded.url):
                 if self.token_replies:
-                    return self.token_replies.pop(0)
+                    reply = self.token_replies.pop(0)
+                    if isinstance(reply.json, dict):  # a scripted token is valid too
+                        data = reply.json.get("data", reply.json)
+                        if isinstance(data, dict) and isinstance(data.get("access_token"), str):
+                            self.valid.add(data["access_token"])
+                    return reply
                 token = f"tok-{next(self._counter)}"
                 self.valid.add(token)
                 payload: dict[str, Any] = {"access_token": token, "token_type": "bearer"}
@@ -159,7 +170,7 @@ class RequestsHarness(Harness):
 
     def _callback(self, request: Any, context: Any) -> bytes:
         reply = self.server.handle(_record_requests(request))
-        if self.server.delay and request.url == TOKEN_URL:
+        if self.server.delay and is_token_url(request.url):
             time.sleep(self.server.delay)
         if reply.fail == "connect":
             raise requests.ConnectionError("connection refused")
@@ -199,14 +210,14 @@ class _HttpxMocked(Harness):
                 sniffio.current_async_library()
             except sniffio.AsyncLibraryNotFoundError:
                 reply = self.server.handle(_record_httpx(request, request.read()))
-                if self.server.delay and str(request.url) == TOKEN_URL:
+                if self.server.delay and is_token_url(str(request.url)):
                     time.sleep(self.server.delay)
                 return self._respond(request, reply)
             return async_effect(request)
 
         async def async_effect(request: httpx.Request) -> httpx.Response:
             reply = self.server.handle(_record_httpx(request, await request.aread()))
-            if self.server.delay and str(request.url) == TOKEN_URL:
+            if self.server.delay and is_token_url(str(request.url)):
                 await anyio.sleep(self.server.delay)
             return self._respond(request, reply)
 

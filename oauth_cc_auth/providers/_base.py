@@ -154,6 +154,8 @@ class Provider:
     extra_fields: frozenset[str] | None = None
     #: Fields that must be given (``"scope"`` or extra field names).
     required_fields: tuple[str, ...] = ()
+    #: Whether the token request takes a ``scope``.
+    scope_supported: bool = True
     #: Lifetime in seconds to assume when the answer has no ``expires_in``; ``None``: use
     #: the token until the resource server answers 401.
     default_lifetime: float | None = None
@@ -161,9 +163,9 @@ class Provider:
     headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
     #: One line for ``oauth-cc-auth providers``.
     description: str = ""
-    encode_request: Encoder = encode_token_request
-    decode_response: Decoder = decode_token_response
-    decode_error: ErrorDecoder = decode_oauth_error
+    encode_request: Encoder = dataclasses.field(default=encode_token_request, repr=False)
+    decode_response: Decoder = dataclasses.field(default=decode_token_response, repr=False)
+    decode_error: ErrorDecoder = dataclasses.field(default=decode_oauth_error, repr=False)
 
     def __post_init__(self) -> None:
         # Frozen means frozen: callers' dicts are copied, not shared.

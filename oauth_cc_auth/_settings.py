@@ -1,0 +1,147 @@
+"""Configuration from a mapping (``from_config``) or the environment (``from_env``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from oauth_cc_auth.errors import ConfigurationError
+
+__all__ = ["KEYS", "from_environ", "from_mapping"]
+
+#: The keys ``from_config`` accepts (and ``from_env``, upper-cased behind the prefix), besides
+#: ``extra_<field>``.
+KEYS = (
+    "auth_method",
+    "backoff",
+    "client_id",
+    "client_secret",
+    "client_secret_file",
+    "environment",
+    "extra",
+    "insecure_transport",
+    "leeway",
+    "max_retries",
+    "max_retry_after",
+    "provider",
+    "scope",
+    "timeout",
+    "token_url",
+)
+_FLOATS = ("backoff", "leeway", "max_retry_after", "timeout")
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
+
+
+def _read_secret_file(path: object) -> str:
+    try:
+        text = Path(str(path)).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(
+            f"client_secret_file {str(path)!r} cannot be read: {exc.strerror or exc}"
+        ) from None
+    # Docker and Kubernetes secrets, and `echo secret > file`, end in one newline.
+    if text.endswith("\r\n"):
+        text = text[:-2]
+    elif text.endswith("\n"):
+        text = text[:-1]
+    return text
+
+
+def _float(name: str, value: object) -> object:
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigurationError(f"{name} must be a number, not {value!r}") from None
+    return value
+
+
+def _int(name: str, value: object) -> object:
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigurationError(f"{name} must be an integer, not {value!r}") from None
+    return value
+
+
+def _bool(name: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ConfigurationError(f"{name} must be true or false, not {value!r}")
+
+
+def from_mapping(mapping: Mapping[str, Any]) -> tuple[Any, str, dict[str, Any]]:
+    """``(client_id, client_secret, options)`` from a ``from_config`` mapping.
+
+    Raises:
+        ConfigurationError: a key is unknown or missing, or a value is malformed.
+    """
+    if not isinstance(mapping, Mapping):
+        raise ConfigurationError(f"configuration must be a mapping, not {type(mapping).__name__}")
+    extra: dict[str, Any] = {}
+    options: dict[str, Any] = {}
+    unknown = []
+    for key, value in mapping.items():
+        if not isinstance(key, str):
+            unknown.append(repr(key))
+        elif key.startswith("extra_") and len(key) > len("extra_"):
+            extra[key[len("extra_") :]] = value
+        elif key not in KEYS:
+            unknown.append(key)
+        elif value is not None and value != "":
+            options[key] = value
+    if unknown:
+        raise ConfigurationError(
+            f"unknown configuration key(s) {', '.join(sorted(unknown))}; accepted: "
+            f"{', '.join(KEYS)}, extra_<field>"
+        )
+    if "extra" in options:
+        given = options.pop("extra")
+        if not isinstance(given, Mapping):
+            raise ConfigurationError(f"extra must be a mapping, not {type(given).__name__}")
+        extra = {**given, **extra}
+    if extra:
+        options["extra"] = extra
+    client_id = options.pop("client_id", None)
+    if client_id is None:
+        raise ConfigurationError("client_id is required")
+    secret = options.pop("client_secret", None)
+    secret_file = options.pop("client_secret_file", None)
+    if secret is not None and secret_file is not None:
+        raise ConfigurationError("give client_secret or client_secret_file, not both")
+    if secret_file is not None:
+        secret = _read_secret_file(secret_file)
+    if secret is None:
+        raise ConfigurationError("client_secret or client_secret_file is required")
+    for name in _FLOATS:
+        if name in options:
+            options[name] = _float(name, options[name])
+    if "max_retries" in options:
+        options["max_retries"] = _int("max_retries", options["max_retries"])
+    if "insecure_transport" in options:
+        options["insecure_transport"] = _bool("insecure_transport", options["insecure_transport"])
+    return client_id, secret, options
+
+
+def from_environ(
+    environ: Mapping[str, str] | None = None, prefix: str = "OAUTH_CC_"
+) -> tuple[Any, str, dict[str, Any]]:
+    """``(client_id, client_secret, options)`` from ``<prefix><KEY>`` environment variables.
+
+    ``OAUTH_CC_EXTRA_EMAIL_ADDRESS`` becomes the extra field ``email_address``.
+    """
+    env = os.environ if environ is None else environ
+    mapping = {
+        name[len(prefix) :].lower(): value for name, value in env.items() if name.startswith(prefix)
+    }
+    if "extra" in mapping:
+        raise ConfigurationError(f"set extra fields as {prefix}EXTRA_<FIELD>, not {prefix}EXTRA")
+    try:
+        return from_mapping(mapping)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{exc} (from {prefix}* environment variables)") from None
