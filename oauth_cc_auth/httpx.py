@@ -173,7 +173,13 @@ class ClientCredentialsAuth(ClientCredentialsBase, httpx.Auth):
             return TransportFailure(f"{type(exc).__name__}: {exc}")
         return TokenHTTPResponse(response.status_code, response.headers, response.content)
 
-    def _get_token(self, request: httpx.Request) -> Token:
+    def get_token(self, request: httpx.Request | None = None) -> Token:
+        """The current token, fetched on this thread if needed (*request*: the API request
+        it is for, attached to errors).
+
+        Raises:
+            TokenRequestError, TokenResponseError, TokenEndpointError: as for a request.
+        """
         token = self._manager.fresh_token()
         if token is not None:
             return token
@@ -182,7 +188,8 @@ class ClientCredentialsAuth(ClientCredentialsBase, httpx.Auth):
         except errors.AuthError as exc:
             raise self._translate(exc, _request=request) from None
 
-    async def _aget_token(self, request: httpx.Request) -> Token:
+    async def aget_token(self, request: httpx.Request | None = None) -> Token:
+        """The current token, fetched without blocking the event loop if needed."""
         token = self._manager.fresh_token()
         if token is not None:
             return token
@@ -225,23 +232,23 @@ class ClientCredentialsAuth(ClientCredentialsBase, httpx.Auth):
     def sync_auth_flow(
         self, request: httpx.Request
     ) -> Generator[httpx.Request, httpx.Response, None]:
-        token = self._get_token(request)
+        token = self.get_token(request)
         request.headers["Authorization"] = token.authorization
         rewind = _rewinder(request)
         response = yield request
         if self._should_retry(request, response, token) and rewind is not None:
             rewind()
-            request.headers["Authorization"] = self._get_token(request).authorization
+            request.headers["Authorization"] = self.get_token(request).authorization
             yield request
 
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        token = await self._aget_token(request)
+        token = await self.aget_token(request)
         request.headers["Authorization"] = token.authorization
         rewind = _rewinder(request)
         response = yield request
         if self._should_retry(request, response, token) and rewind is not None:
             rewind()
-            request.headers["Authorization"] = (await self._aget_token(request)).authorization
+            request.headers["Authorization"] = (await self.aget_token(request)).authorization
             yield request

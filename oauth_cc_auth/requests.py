@@ -132,7 +132,12 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
             return TransportFailure(f"{type(exc).__name__}: {exc}")
         return TokenHTTPResponse(response.status_code, response.headers, response.content)
 
-    def _get_token(self) -> Token:
+    def get_token(self) -> Token:
+        """The current token: the cached one while it is fresh, else a new one.
+
+        Raises:
+            TokenRequestError, TokenResponseError, TokenEndpointError: as for a request.
+        """
         token = self._manager.fresh_token()
         if token is not None:
             return token
@@ -144,7 +149,7 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
     # -- the API request ------------------------------------------------------------------------
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        token = self._get_token()
+        token = self.get_token()
         r.headers["Authorization"] = token.authorization
         url = r.url or ""
 
@@ -188,7 +193,7 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
         cookies = prep._cookies  # type: ignore[attr-defined]
         extract_cookies_to_jar(cookies, sent, r.raw)  # type: ignore[no-untyped-call]
         prep.prepare_cookies(cookies)
-        prep.headers["Authorization"] = self._get_token().authorization
+        prep.headers["Authorization"] = self.get_token().authorization
         retried: requests.Response = r.connection.send(prep, **kwargs)
         retried.history.append(r)
         retried.request = prep

@@ -1,10 +1,16 @@
-"""Helpers for testing code that uses oauth_cc_auth."""
+"""Helpers for testing code that uses oauth_cc_auth: a fake clock, and an emulator of the
+providers' token endpoints with a protected resource each (also a pytest fixture,
+``oauth_cc_emulator``)."""
 
 from __future__ import annotations
 
 import threading
 
-__all__ = ["FakeClock"]
+from oauth_cc_auth.testing._emulator import EmulatedClient as EmulatedClient
+from oauth_cc_auth.testing._emulator import Emulator as Emulator
+from oauth_cc_auth.testing._emulator import ProviderSite as ProviderSite
+
+__all__ = ["EmulatedClient", "Emulator", "FakeClock", "ProviderSite"]
 
 
 class FakeClock:

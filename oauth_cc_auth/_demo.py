@@ -1,0 +1,194 @@
+"""``oauth-cc-auth demo``: every seed provider, through every installed HTTP client, against the
+emulator: fetch, reuse, refresh before expiry, recovery after revocation, a clear error for bad
+credentials."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import importlib.util
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TextIO
+
+from oauth_cc_auth._core import MemoryCache
+from oauth_cc_auth._registry import get_provider
+from oauth_cc_auth.errors import TokenRequestError
+from oauth_cc_auth.testing._emulator import SITES, Emulator
+
+__all__ = ["run_demo"]
+
+PROVIDERS = ("fcc_finance", "fincalc", "figure")
+#: The lifetime of the "refresh before expiry" step, and how long it sends requests.
+SHORT_LIFETIME, SHORT_RUN = 1.0, 1.3
+
+
+class StepFailed(Exception):
+    """A step did not behave as it should."""
+
+
+@dataclasses.dataclass
+class Row:
+    provider: str
+    flavour: str
+    token_requests: int = 0
+    api_requests: int = 0
+    outcome: str = "ok"
+
+
+Send = Callable[[Any, str], Awaitable[Any]]
+
+
+def _flavours() -> dict[str, tuple[Any, Send, Callable[[], None]]]:
+    """Installed client flavours: (auth class, send(auth, url) coroutine, cleanup)."""
+    found: dict[str, tuple[Any, Send, Callable[[], None]]] = {}
+    if importlib.util.find_spec("requests") is not None:
+        import requests
+
+        from oauth_cc_auth.requests import ClientCredentialsAuth as RequestsAuth
+
+        session = requests.Session()
+
+        async def send_requests(auth: Any, url: str) -> Any:
+            return session.get(url, auth=auth, timeout=10)
+
+        found["requests"] = (RequestsAuth, send_requests, session.close)
+    if importlib.util.find_spec("httpx") is not None:
+        import httpx
+
+        from oauth_cc_auth.httpx import ClientCredentialsAuth as HttpxAuth
+
+        client = httpx.Client(timeout=10)
+
+        async def send_httpx(auth: Any, url: str) -> Any:
+            return client.get(url, auth=auth)
+
+        async def send_httpx_async(auth: Any, url: str) -> Any:
+            async with httpx.AsyncClient(timeout=10) as async_client:
+                return await async_client.get(url, auth=auth)
+
+        found["httpx sync"] = (HttpxAuth, send_httpx, client.close)
+        found["httpx async"] = (HttpxAuth, send_httpx_async, lambda: None)
+    return found
+
+
+async def _case(emulator: Emulator, provider: str, auth_class: Any, send: Send, row: Row) -> None:
+    client = emulator.client(provider)
+    url = emulator.resource_url(provider)
+
+    def make_auth(secret: str = client.client_secret, **overrides: Any) -> Any:
+        options = {**client.options(), **overrides}
+        return auth_class(client.client_id, secret, token_url=emulator.token_url(provider),
+                          cache=MemoryCache(), **options)
+
+    def tokens() -> int:
+        return emulator.token_requests[provider]
+
+    async def get(auth: Any) -> Any:
+        row.api_requests += 1
+        response = await send(auth, url)
+        if response.status_code != 200:
+            raise StepFailed(f"the API answered {response.status_code}")
+        return response
+
+    auth = make_auth()
+    before = tokens()
+    await get(auth)
+    if tokens() - before != 1:
+        raise StepFailed(f"first request: {tokens() - before} token requests, expected 1")
+    before = tokens()
+    for _ in range(20):
+        await get(auth)
+    if tokens() != before:
+        raise StepFailed(f"reuse: {tokens() - before} token requests for 20 API requests")
+
+    emulator.set_lifetime(provider, SHORT_LIFETIME)
+    try:
+        overrides: dict[str, Any] = {}
+        if not SITES[provider].says_expires_in:
+            # The answer has no expires_in (Figure): tell the client the lifetime, as a user
+            # whose environment issues shorter tokens than documented would.
+            documented = get_provider(provider)
+            overrides["provider"] = dataclasses.replace(
+                documented, default_lifetime=SHORT_LIFETIME
+            )
+        short = make_auth(**overrides)
+        before, end = tokens(), time.monotonic() + SHORT_RUN
+        while time.monotonic() < end:
+            response = await get(short)
+            if response.history:
+                raise StepFailed("refresh: a request met an expired token")
+            await asyncio.sleep(0.02)
+        if tokens() - before < 2:
+            raise StepFailed("refresh: the short-lived token was not refreshed")
+    finally:
+        emulator.set_lifetime(provider, None)
+
+    emulator.revoke_all()
+    before = tokens()
+    response = await get(auth)
+    if [r.status_code for r in response.history] != [401] or tokens() - before != 1:
+        raise StepFailed("revocation: the 401 was not recovered with one new token")
+
+    wrong = "wrong-" + client.client_secret
+    try:
+        await send(make_auth(wrong), url)
+    except TokenRequestError as exc:
+        if wrong in str(exc) or client.client_secret in str(exc):
+            raise StepFailed("bad credentials: the error shows the secret") from None
+    else:
+        raise StepFailed("bad credentials: no TokenRequestError")
+
+
+def run_demo(out: TextIO) -> int:
+    """Run the demo, print its table to *out*; 0 if everything behaved, else 1."""
+    flavours = _flavours()
+    if not flavours:
+        out.write("no HTTP client installed: pip install 'oauth-cc-auth[all]'\n")
+        return 1
+    rows: list[Row] = []
+    with Emulator() as emulator:
+        out.write(f"emulator serving on {emulator.url}\n\n")
+        try:
+            for provider in PROVIDERS:
+                for flavour, (auth_class, send, _) in flavours.items():
+                    row = Row(provider, flavour)
+                    start = emulator.token_requests[provider]
+                    try:
+                        asyncio.run(_case(emulator, provider, auth_class, send, row))
+                    except StepFailed as exc:
+                        row.outcome = f"FAILED: {exc}"
+                    except Exception as exc:  # a demo reports, it does not crash
+                        row.outcome = f"FAILED: {type(exc).__name__}: {exc}"
+                    row.token_requests = emulator.token_requests[provider] - start
+                    rows.append(row)
+        finally:
+            for _, _, cleanup in flavours.values():
+                cleanup()
+    _table(rows, out)
+    missing = {"requests", "httpx sync", "httpx async"} - set(flavours)
+    if missing:
+        out.write(f"\nnot installed, not shown: {', '.join(sorted(missing))}\n")
+    failed = [row for row in rows if row.outcome != "ok"]
+    out.write(
+        "\nsteps per row: first request fetches a token; 20 more reuse it; a 1 s token is "
+        "refreshed before it expires; revoked tokens recovered after a 401; wrong "
+        "credentials give TokenRequestError\n"
+    )
+    verdict = "all behaved" if not failed else f"{len(failed)} misbehaved"
+    out.write(f"\n{len(rows)} provider/client rows: {verdict}\n")
+    return 1 if failed else 0
+
+
+def _table(rows: list[Row], out: TextIO) -> None:
+    header = ("provider", "client", "token requests", "API requests", "outcome")
+    cells = [header] + [
+        (r.provider, r.flavour, str(r.token_requests), str(r.api_requests), r.outcome)
+        for r in rows
+    ]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(header))]
+    for n, cell in enumerate(cells):
+        out.write(" | ".join(v.ljust(w) for v, w in zip(cell, widths, strict=True)).rstrip())
+        out.write("\n")
+        if n == 0:
+            out.write("-+-".join("-" * w for w in widths) + "\n")

@@ -1,0 +1,207 @@
+"""The ``oauth-cc-auth`` command: ``providers``, ``token``, ``emulator``, ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import importlib.util
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any, TextIO
+
+from oauth_cc_auth._registry import available_providers, get_provider
+from oauth_cc_auth._settings import from_mapping
+from oauth_cc_auth.errors import AuthError, ConfigurationError
+
+__all__ = ["main"]
+
+PROG = "oauth-cc-auth"
+
+
+def _providers(args: argparse.Namespace, out: TextIO) -> int:
+    listing: list[dict[str, Any]] = []
+    for name in available_providers():
+        provider = get_provider(name)
+        listing.append({
+            "name": name,
+            "description": provider.description,
+            "default_environment": provider.default_environment,
+            "environments": dict(provider.environments),
+        })
+    if args.json:
+        out.write(json.dumps(listing, indent=2) + "\n")
+        return 0
+    for entry in listing:
+        out.write(f"{entry['name']}: {entry['description']}\n")
+        environments: Mapping[str, str] = entry["environments"]
+        if not environments:
+            out.write("    (no documented token URL: pass --token-url)\n")
+        for env, url in environments.items():
+            default = " (default)" if env == entry["default_environment"] else ""
+            out.write(f"    {env}{default}: {url}\n")
+    return 0
+
+
+def _token_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any]:
+    """The token command's settings: OAUTH_CC_* variables, overridden by options."""
+    settings = {
+        name[len("OAUTH_CC_"):].lower(): value
+        for name, value in environ.items()
+        if name.startswith("OAUTH_CC_")
+    }
+    for key in ("provider", "environment", "token_url", "scope", "client_id"):
+        value = getattr(args, key)
+        if value is not None:
+            settings[key] = value
+    for item in args.extra or ():
+        field, sep, value = item.partition("=")
+        if not sep or not field:
+            raise ConfigurationError(f"--extra takes FIELD=VALUE, not {item!r}")
+        settings[f"extra_{field}"] = value
+    if args.insecure_transport:
+        settings["insecure_transport"] = "true"
+    if "client_secret" not in settings and "client_secret_file" not in settings:
+        if not sys.stdin.isatty():
+            raise ConfigurationError(
+                "no client secret: set OAUTH_CC_CLIENT_SECRET or OAUTH_CC_CLIENT_SECRET_FILE "
+                "(secrets are never taken from the command line)"
+            )
+        settings["client_secret"] = getpass.getpass("client secret: ")
+    return settings
+
+
+def _auth_class() -> Any:
+    if importlib.util.find_spec("requests") is not None:
+        from oauth_cc_auth.requests import ClientCredentialsAuth
+
+        return ClientCredentialsAuth
+    if importlib.util.find_spec("httpx") is not None:
+        from oauth_cc_auth.httpx import ClientCredentialsAuth as HttpxAuth
+
+        return HttpxAuth
+    raise ConfigurationError("no HTTP client installed: pip install 'oauth-cc-auth[requests]'")
+
+
+def _token(args: argparse.Namespace, out: TextIO) -> int:
+    settings = _token_settings(args, os.environ)
+    client_id, secret, options = from_mapping(settings)
+    auth = _auth_class()(client_id, secret, **options)
+    try:
+        token = auth.get_token()
+    finally:
+        auth.close()
+    if args.json:
+        out.write(json.dumps({
+            "access_token": token.access_token,
+            "token_type": token.token_type,
+            "expires_in": token.expires_in,
+            "scope": token.scope,
+        }) + "\n")
+    else:
+        out.write(token.access_token + "\n")
+    return 0
+
+
+def _emulator(args: argparse.Namespace, out: TextIO) -> int:
+    from oauth_cc_auth.testing._emulator import DEFAULT_CLIENTS, Emulator
+
+    try:
+        emulator = Emulator(args.host, args.port)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+    emulator.start()
+    out.write(f"emulator serving on {emulator.url} (Ctrl-C to stop)\n")
+    for client in DEFAULT_CLIENTS:
+        out.write(
+            f"  {client.provider}: token {emulator.token_url(client.provider)}  "
+            f"resource {emulator.resource_url(client.provider)}\n"
+            f"    client_id={client.client_id} client_secret={client.client_secret}"
+        )
+        if client.scope:
+            out.write(f" scope={client.scope}")
+        for field, value in client.extra.items():
+            out.write(f" {field}={value}")
+        out.write("\n")
+    out.flush()
+    try:
+        emulator.serve_forever()
+    except KeyboardInterrupt:
+        out.write("stopped\n")
+    return 0
+
+
+def _demo(args: argparse.Namespace, out: TextIO) -> int:
+    from oauth_cc_auth._demo import run_demo
+
+    return run_demo(out)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="OAuth 2.0 client-credentials tokens for finance APIs."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    providers = commands.add_parser("providers", help="list the installed providers",
+                                    description="List the installed providers, their "
+                                    "environments and token URLs.")
+    providers.add_argument("--json", action="store_true", help="print JSON")
+    providers.set_defaults(run=_providers)
+
+    token = commands.add_parser(
+        "token", help="print an access token",
+        description="Fetch and print an access token (for curl and the like). Settings come "
+        "from the OAUTH_CC_* environment (as ClientCredentialsAuth.from_env) and the options "
+        "below; the secret from OAUTH_CC_CLIENT_SECRET, OAUTH_CC_CLIENT_SECRET_FILE or a "
+        "prompt, never from the command line.",
+    )
+    token.add_argument("--provider", help="provider name (default: OAUTH_CC_PROVIDER or rfc6749)")
+    token.add_argument("--environment", help="provider environment")
+    token.add_argument("--token-url", help="token endpoint URL")
+    token.add_argument("--scope", help="space-separated scope")
+    token.add_argument("--client-id", help="client id (default: OAUTH_CC_CLIENT_ID)")
+    token.add_argument("--extra", action="append", metavar="FIELD=VALUE",
+                       help="extra token-request field (repeatable)")
+    token.add_argument("--insecure-transport", action="store_true",
+                       help="allow an http:// token URL that is not loopback")
+    token.add_argument("--json", action="store_true",
+                       help="print the whole token as JSON, not just the access token")
+    token.set_defaults(run=_token)
+
+    emulator = commands.add_parser(
+        "emulator", help="serve the provider emulator",
+        description="Serve the emulator of the seed providers' token endpoints and protected "
+        "resources on loopback until interrupted.",
+    )
+    emulator.add_argument("--host", default="127.0.0.1", help="loopback address (127.0.0.1)")
+    emulator.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    emulator.set_defaults(run=_emulator)
+
+    demo = commands.add_parser(
+        "demo", help="walk every provider through the emulator",
+        description="Start the emulator in-process and show, for every seed provider and "
+        "every installed client, token fetch, reuse, refresh before expiry, recovery from "
+        "revocation and the error for bad credentials. Exit status 0 only if all behaved.",
+    )
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        status: int = args.run(args, sys.stdout)
+    except ConfigurationError as exc:
+        print(f"{PROG}: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except AuthError as exc:
+        print(f"{PROG}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return status
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""The oauth-cc-auth command, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+import requests
+
+from oauth_cc_auth.testing import Emulator
+
+COMMAND = shutil.which("oauth-cc-auth") or "oauth-cc-auth"
+
+
+def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> Any:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("OAUTH_CC_")}
+    return subprocess.run(  # noqa: S603
+        [COMMAND, *args], env={**base, **(env or {})}, capture_output=True, text=True,
+        stdin=subprocess.DEVNULL, timeout=timeout, check=False,
+    )
+
+
+@pytest.mark.parametrize("subcommand", ["providers", "token", "emulator", "demo"])
+def test_every_subcommand_has_help(subcommand: str) -> None:
+    result = run(subcommand, "--help")
+    assert result.returncode == 0
+    assert f"usage: oauth-cc-auth {subcommand}" in result.stdout
+
+
+def test_providers_lists_the_four() -> None:
+    result = run("providers", "--json")
+    assert result.returncode == 0
+    listing = {p["name"]: p for p in json.loads(result.stdout)}
+    assert {"rfc6749", "fcc_finance", "fincalc", "figure"} <= set(listing)
+    assert listing["figure"]["environments"] == {
+        "test": "https://api.pay.test.figure.com/oauth2/token"
+    }
+
+
+@pytest.mark.parametrize("provider", ["fcc_finance", "fincalc", "figure"])
+def test_token_against_the_emulator(provider: str) -> None:
+    with Emulator() as emulator:
+        client = emulator.client(provider)
+        env = {"OAUTH_CC_CLIENT_SECRET": client.client_secret}
+        args = ["token", "--provider", provider, "--token-url", emulator.token_url(provider),
+                "--client-id", str(client.client_id)]
+        if client.scope:
+            args += ["--scope", client.scope]
+        for field, value in client.extra.items():
+            args += ["--extra", f"{field}={value}"]
+        result = run(*args, env=env)
+        assert result.returncode == 0, result.stderr
+        token = result.stdout.strip()
+        response = requests.get(emulator.resource_url(provider), timeout=10,
+                                headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 200
+        assert client.client_secret not in result.stdout + result.stderr
+
+        whole = run(*args, "--json", env=env)
+        assert json.loads(whole.stdout)["token_type"].lower() == "bearer"
+
+
+def test_token_from_the_environment_and_a_secret_file(tmp_path: Any) -> None:
+    with Emulator() as emulator:
+        client = emulator.client("rfc6749")
+        secret_file = tmp_path / "secret"
+        secret_file.write_text(client.client_secret + "\n")
+        result = run("token", env={
+            "OAUTH_CC_TOKEN_URL": emulator.token_url("rfc6749"),
+            "OAUTH_CC_CLIENT_ID": str(client.client_id),
+            "OAUTH_CC_CLIENT_SECRET_FILE": str(secret_file),
+        })
+        assert result.returncode == 0, result.stderr
+        assert emulator.token_requests["rfc6749"] == 1
+
+
+def test_wrong_secret_is_one_clear_line() -> None:
+    with Emulator() as emulator:
+        result = run("token", "--provider", "figure", "--token-url",
+                     emulator.token_url("figure"), "--client-id", "figure-client",
+                     env={"OAUTH_CC_CLIENT_SECRET": "wrong-secret-value"})
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("oauth-cc-auth: TokenRequestError: ")
+    assert "invalid_client" in result.stderr
+    assert "wrong-secret-value" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_no_secret_and_no_terminal_is_a_configuration_error() -> None:
+    result = run("token", "--token-url", "https://auth.example/token", "--client-id", "x")
+    assert result.returncode == 2
+    assert "OAUTH_CC_CLIENT_SECRET" in result.stderr
+    assert "never taken from the command line" in result.stderr
+
+
+def test_demo_behaves() -> None:
+    result = run("demo", timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("provider") and "token requests" in line for line in lines)
+    rows = [line for line in lines if line.split(" | ")[0].strip() in
+            ("fcc_finance", "fincalc", "figure")]
+    assert len(rows) == 9
+    assert all(row.endswith("| ok") for row in rows)
+
+
+def test_emulator_command_serves_until_interrupted() -> None:
+    import signal
+    import time
+
+    with subprocess.Popen(  # noqa: S603
+        [COMMAND, "emulator"], stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL
+    ) as process:
+        try:
+            assert process.stdout is not None
+            first = process.stdout.readline()
+            assert first.startswith("emulator serving on http://127.0.0.1:")
+            base = first.split()[3]
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    assert requests.get(base + "/profiles", timeout=5).status_code == 401
+                    break
+                except requests.ConnectionError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+        finally:
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=10) == 0
+
+
+def test_module_entry_point() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "oauth_cc_auth", "providers"], capture_output=True, text=True,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert "fincalc" in result.stdout

@@ -1,0 +1,139 @@
+"""Both adapters against the emulator over loopback sockets, many threads and tasks at once,
+while the emulator expires and revokes tokens: no request may fail."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+import requests
+
+from oauth_cc_auth import MemoryCache
+from oauth_cc_auth.httpx import ClientCredentialsAuth as HttpxAuth
+from oauth_cc_auth.requests import ClientCredentialsAuth as RequestsAuth
+from oauth_cc_auth.testing import Emulator
+
+LIFETIME = 1.0  # refreshed every half second
+RUN = 2.0
+REVOKE_AT = (0.6, 1.4)
+# One token to start, a refresh per half-lifetime, one per revocation, and slack for timing.
+MAX_TOKEN_REQUESTS = 1 + int(RUN / (LIFETIME / 2)) + len(REVOKE_AT) + 2
+
+
+def make_auth(emulator: Emulator, cls: Any, provider: str) -> Any:
+    client = emulator.client(provider)
+    return cls(client.client_id, client.client_secret, token_url=emulator.token_url(provider),
+               cache=MemoryCache(), **client.options())
+
+
+def revoker(emulator: Emulator) -> threading.Thread:
+    def run() -> None:
+        start = time.monotonic()
+        for at in REVOKE_AT:
+            time.sleep(max(0.0, start + at - time.monotonic()))
+            emulator.revoke_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("flavour", ["requests", "httpx-sync"])
+@pytest.mark.parametrize("provider", ["fcc_finance", "fincalc"])
+def test_32_threads_through_expiry_and_revocation(flavour: str, provider: str) -> None:
+    with Emulator() as emulator:
+        emulator.set_lifetime(provider, LIFETIME)
+        cls = RequestsAuth if flavour == "requests" else HttpxAuth
+        auth = make_auth(emulator, cls, provider)
+        url = emulator.resource_url(provider)
+        barrier = threading.Barrier(32)
+        shared = httpx.Client(auth=auth, timeout=10)
+
+        def worker() -> tuple[int, list[str]]:
+            session = requests.Session()
+            get: Callable[[], Any] = (
+                (lambda: session.get(url, auth=auth, timeout=10)) if flavour == "requests"
+                else (lambda: shared.get(url))
+            )
+            done, failures = 0, []
+            barrier.wait()
+            end = time.monotonic() + RUN
+            while time.monotonic() < end:
+                try:
+                    status = get().status_code
+                except Exception as exc:
+                    failures.append(repr(exc))
+                else:
+                    done += 1
+                    if status != 200:
+                        failures.append(str(status))
+                time.sleep(0.01)
+            session.close()
+            return done, failures
+
+        revoking = revoker(emulator)
+        with ThreadPoolExecutor(32) as pool:
+            results = list(pool.map(lambda _: worker(), range(32)))
+        revoking.join()
+        shared.close()
+        failures = [f for _, fs in results for f in fs]
+        assert failures == []
+        assert sum(done for done, _ in results) > 32 * 5
+        assert 3 <= emulator.token_requests[provider] <= MAX_TOKEN_REQUESTS
+
+
+@pytest.mark.parametrize("provider", ["fcc_finance", "figure"])
+def test_200_asyncio_tasks_through_expiry_and_revocation(provider: str) -> None:
+    with Emulator() as emulator:
+        emulator.set_lifetime(provider, LIFETIME)
+        options: dict[str, Any] = {}
+        if provider == "figure":  # its answers carry no expires_in: tell the client
+            import dataclasses
+
+            from oauth_cc_auth import get_provider
+
+            options["provider"] = dataclasses.replace(
+                get_provider("figure"), default_lifetime=LIFETIME
+            )
+        client = emulator.client(provider)
+        auth = HttpxAuth(client.client_id, client.client_secret,
+                         token_url=emulator.token_url(provider), cache=MemoryCache(),
+                         **{**client.options(), **options})
+        url = emulator.resource_url(provider)
+
+        async def main() -> list[tuple[int, list[str]]]:
+            barrier = asyncio.Barrier(200)
+            limits = httpx.Limits(max_connections=200)
+            async with httpx.AsyncClient(auth=auth, timeout=10, limits=limits) as http:
+
+                async def task() -> tuple[int, list[str]]:
+                    done, failures = 0, []
+                    await barrier.wait()
+                    end = time.monotonic() + RUN
+                    while time.monotonic() < end:
+                        try:
+                            status = (await http.get(url)).status_code
+                        except Exception as exc:
+                            failures.append(repr(exc))
+                        else:
+                            done += 1
+                            if status != 200:
+                                failures.append(str(status))
+                        await asyncio.sleep(0.01)
+                    return done, failures
+
+                return await asyncio.gather(*(task() for _ in range(200)))
+
+        revoking = revoker(emulator)
+        results = asyncio.run(main())
+        revoking.join()
+        failures = [f for _, fs in results for f in fs]
+        assert failures == []
+        assert sum(done for done, _ in results) > 200
+        assert 3 <= emulator.token_requests[provider] <= MAX_TOKEN_REQUESTS
