@@ -6,6 +6,9 @@ package imports neither HTTP library.
 
 from __future__ import annotations
 
+from oauth_cc_auth._caches import FileCache as FileCache
+from oauth_cc_auth._caches import RedisCache as RedisCache
+from oauth_cc_auth._caches import TokenCache as TokenCache
 from oauth_cc_auth._core import MemoryCache as MemoryCache
 from oauth_cc_auth._registry import available_providers as available_providers
 from oauth_cc_auth._registry import get_provider as get_provider
@@ -22,9 +25,12 @@ __version__ = "0.1.0"
 __all__ = [
     "AuthError",
     "ConfigurationError",
+    "FileCache",
     "MemoryCache",
     "Provider",
+    "RedisCache",
     "Token",
+    "TokenCache",
     "TokenEndpointError",
     "TokenRequestError",
     "TokenResponseError",

@@ -7,11 +7,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Self, TypedDict, Unpack
 from urllib.parse import urlsplit
 
+from oauth_cc_auth._caches import TokenCache, open_cache
 from oauth_cc_auth._config import build_config
 from oauth_cc_auth._core import MemoryCache, TokenManager
 from oauth_cc_auth._settings import from_environ, from_mapping
 from oauth_cc_auth._token import Token
-from oauth_cc_auth.errors import AuthError
+from oauth_cc_auth.errors import AuthError, ConfigurationError
 from oauth_cc_auth.providers._base import Provider
 
 __all__ = ["AuthOptions", "ClientCredentialsBase", "ConfigOptions", "origin"]
@@ -39,7 +40,7 @@ class ConfigOptions(TypedDict, total=False):
 class AuthOptions(ConfigOptions, total=False):
     """Keyword options shared by every adapter's ``ClientCredentialsAuth``."""
 
-    cache: MemoryCache | None
+    cache: MemoryCache | TokenCache | str | None
     clock: Callable[[], float]
 
 
@@ -61,11 +62,17 @@ class ClientCredentialsBase:
         client_id: str | int,
         client_secret: str,
         *,
-        cache: MemoryCache | None = None,
+        cache: MemoryCache | TokenCache | str | None = None,
         clock: Callable[[], float] = time.monotonic,
         **options: Unpack[ConfigOptions],
     ) -> None:
         self._config = build_config(client_id, client_secret, **options)
+        if isinstance(cache, str):
+            cache = open_cache(cache)
+        elif cache is not None and not isinstance(cache, (MemoryCache, TokenCache)):
+            raise ConfigurationError(
+                f"cache must be a MemoryCache, a TokenCache or a URL, not {type(cache).__name__}"
+            )
         self._manager = TokenManager(self._config, cache=cache, clock=clock)
 
     @classmethod

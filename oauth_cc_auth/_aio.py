@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
-from oauth_cc_auth._core import Outcome, Send, Sleep, TokenManager, TransportFailure
+from oauth_cc_auth._caches import TokenCache
+from oauth_cc_auth._core import (
+    CacheFailure,
+    CacheLoad,
+    CacheStore,
+    Outcome,
+    Send,
+    Sleep,
+    TokenManager,
+    TransportFailure,
+    Wait,
+    lock_outcome,
+)
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth._token import Token
 
@@ -20,6 +33,13 @@ def current_loop() -> object:
     return anyio.lowlevel.current_token()
 
 
+async def _cache_call(function: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+    try:
+        return await function(*args)
+    except Exception as exc:  # a cache failure is never a request failure
+        return CacheFailure(f"{type(exc).__name__}: {exc}")
+
+
 async def obtain_async(
     manager: TokenManager,
     send: Callable[[TokenRequest], Awaitable[TokenHTTPResponse | TransportFailure]],
@@ -27,6 +47,7 @@ async def obtain_async(
     """Get a token without blocking the event loop, doing the I/O with *send*."""
     loop = current_loop()
     flow = manager.obtain(loop, anyio.Event)
+    locks: list[tuple[TokenCache, str, object]] = []
     try:
         action = next(flow)
         while True:
@@ -35,16 +56,31 @@ async def obtain_async(
                 outcome = await send(action.request)
             elif isinstance(action, Sleep):
                 await anyio.sleep(action.seconds)
-            else:
+            elif isinstance(action, Wait):
                 flight = action.flight
                 if flight.loop == loop:
                     await flight.event.wait()
                 else:
                     # Fetched by a thread or by another event loop: wait off the loop.
                     await anyio.to_thread.run_sync(flight.done.wait, abandon_on_cancel=True)
+            elif isinstance(action, CacheLoad):
+                outcome = await _cache_call(action.cache.aload, action.key)
+            elif isinstance(action, CacheStore):
+                outcome = await _cache_call(
+                    action.cache.astore, action.key, action.value, action.ttl
+                )
+            else:
+                cache = action.cache
+                handle = await _cache_call(cache.atry_lock, action.key, cache.lock_timeout)
+                outcome = lock_outcome(locks, cache, action.key, handle)
             action = flow.send(outcome)
     except StopIteration as stop:
         token: Token = stop.value
         return token
     finally:
         flow.close()
+        if locks:
+            # Released also when cancelled: shielded from the cancellation.
+            with anyio.CancelScope(shield=True):
+                for cache, key, handle in locks:
+                    await _cache_call(cache.aunlock, key, handle)

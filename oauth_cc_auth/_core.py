@@ -25,9 +25,10 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Generator, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus
 
+from oauth_cc_auth._caches import TokenCache
 from oauth_cc_auth._config import Config, RetryPolicy
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth._token import Token
@@ -39,7 +40,14 @@ from oauth_cc_auth.errors import (
     redact,
 )
 
+if TYPE_CHECKING:
+    from oauth_cc_auth._sealed import Sealer
+
 __all__ = [
+    "CacheFailure",
+    "CacheLoad",
+    "CacheLock",
+    "CacheStore",
     "Flight",
     "MemoryCache",
     "Send",
@@ -52,6 +60,11 @@ __all__ = [
 ]
 
 logger = logging.getLogger("oauth_cc_auth")
+
+#: After a shared cache fails, the memory cache alone is used for this many seconds.
+SHARED_RETRY_DELAY = 30.0
+#: How often a process waiting for another's token request looks for its token.
+LOCK_POLL_INTERVAL = 0.025
 
 Clock = Callable[[], float]
 
@@ -81,6 +94,41 @@ class Wait:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class CacheLoad:
+    """Read the shared cache's entry; answer with its bytes, ``None`` or ``CacheFailure``."""
+
+    cache: TokenCache
+    key: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CacheStore:
+    """Write a shared-cache entry; answer ``None`` or ``CacheFailure``."""
+
+    cache: TokenCache
+    key: str
+    value: bytes = dataclasses.field(repr=False)
+    ttl: float | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CacheLock:
+    """Try the shared cache's lock; answer ``True`` (taken), ``False`` or ``CacheFailure``.
+
+    The driver keeps the lock and releases it when the flow ends, however it ends."""
+
+    cache: TokenCache
+    key: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CacheFailure:
+    """The shared cache could not be used (``description``: the exception's class and text)."""
+
+    description: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class TransportFailure:
     """The token request got no answer: a connection error or a timeout.
 
@@ -90,8 +138,8 @@ class TransportFailure:
     description: str
 
 
-Action = Send | Sleep | Wait
-Outcome = TokenHTTPResponse | TransportFailure | None
+Action = Send | Sleep | Wait | CacheLoad | CacheStore | CacheLock
+Outcome = TokenHTTPResponse | TransportFailure | CacheFailure | bytes | bool | None
 
 
 # -- shared token state ----------------------------------------------------------------------
@@ -243,16 +291,22 @@ class TokenManager:
         self,
         config: Config,
         *,
-        cache: MemoryCache | None = None,
+        cache: MemoryCache | TokenCache | None = None,
         clock: Clock = time.monotonic,
         rng: Callable[[], float] = random.random,
     ) -> None:
         self.config = config
-        self.slot = (cache if cache is not None else default_cache).slot(config.cache_key)
+        memory = cache if isinstance(cache, MemoryCache) else default_cache
+        self.slot = memory.slot(config.cache_key)
+        #: The cache shared with other processes, behind the memory cache; ``None``: none.
+        self.shared = cache if isinstance(cache, TokenCache) else None
         self.clock = clock
         self._rng = rng
         self._request: TokenRequest | None = None
         self._secrets = _secret_forms(config.client.client_secret)
+        self._sealer: Sealer | None = None
+        self._rejected: str | None = None  # the last token a resource server refused
+        self._shared_down_until = 0.0  # time.monotonic(): skip the shared cache until then
 
     # The fast path: one attribute read and one comparison.
     def fresh_token(self) -> Token | None:
@@ -264,6 +318,9 @@ class TokenManager:
 
     def invalidate(self, token: Token) -> None:
         """The resource server answered 401 to a request that carried *token*."""
+        # Also never to be taken from the shared cache again (another process may still
+        # have it stored until it stores the successor).
+        self._rejected = token.access_token
         if self.slot.invalidate(token):
             logger.info(
                 "token for client %s rejected with 401; fetching a new one",
@@ -291,7 +348,10 @@ class TokenManager:
                     return flight.token
                 continue  # the owner was cancelled: try again
             try:
-                token = yield from self._refresh()
+                if self.shared is not None and self._shared_usable():
+                    token = yield from self._shared_refresh(self.shared)
+                else:
+                    token = yield from self._refresh()
             except Exception as exc:
                 self.slot.land(flight, None, exc)
                 raise
@@ -363,6 +423,88 @@ class TokenManager:
             attempt += 1
             if delay > 0:
                 yield Sleep(delay)
+
+    # -- the shared cache ----------------------------------------------------------------------
+
+    def _shared_usable(self) -> bool:
+        return self.shared is not None and time.monotonic() >= self._shared_down_until
+
+    def _shared_failed(self, shared: TokenCache, failure: CacheFailure) -> None:
+        """Fall back to the memory cache for a while, with one warning per outage."""
+        if self._shared_down_until == 0.0:
+            logger.warning(
+                "token cache %s unavailable (%s); using the in-process cache, retrying in %.0f s",
+                shared.name,
+                self._redact(failure.description),
+                SHARED_RETRY_DELAY,
+            )
+        self._shared_down_until = time.monotonic() + SHARED_RETRY_DELAY
+
+    def _shared_ok(self, shared: TokenCache) -> None:
+        if self._shared_down_until != 0.0:
+            self._shared_down_until = 0.0
+            logger.warning("token cache %s is available again", shared.name)
+
+    def _seal(self) -> Sealer:
+        if self._sealer is None:
+            from oauth_cc_auth._sealed import Sealer
+
+            self._sealer = Sealer(self.config.client.client_secret, self.config.cache_key)
+        return self._sealer
+
+    def _shared_load(self, shared: TokenCache) -> Generator[Action, Outcome, Token | None]:
+        outcome = yield CacheLoad(shared, self.config.cache_key)
+        if isinstance(outcome, CacheFailure):
+            self._shared_failed(shared, outcome)
+            return None
+        self._shared_ok(shared)
+        if not isinstance(outcome, bytes):
+            return None
+        now = self.clock()
+        token = self._seal().open(outcome, now, self.config.leeway)
+        if token is None:
+            logger.debug("ignoring a token cache entry that is expired or cannot be read")
+            return None
+        if token.access_token == self._rejected or not token.is_fresh(now):
+            return None
+        logger.debug("token for client %s taken from %s", self.config.client.client_id,
+                     shared.name)
+        return token
+
+    def _shared_refresh(self, shared: TokenCache) -> Generator[Action, Outcome, Token]:
+        """One token request for every process sharing the cache: take the token another
+        process stored, or take the lock, check again, fetch and store."""
+        key = self.config.cache_key
+        token = yield from self._shared_load(shared)
+        if token is not None:
+            return token
+        # Waiting for another process's token request is measured in real time.
+        deadline = time.monotonic() + shared.lock_timeout
+        while self._shared_usable():
+            taken = yield CacheLock(shared, key)
+            if isinstance(taken, CacheFailure):
+                self._shared_failed(shared, taken)
+                break
+            # Stored by the holder we waited for, or by one that finished just before we took
+            # the lock: either way no token request of ours.
+            token = yield from self._shared_load(shared)
+            if token is not None:
+                return token
+            if taken:
+                break
+            if time.monotonic() >= deadline:
+                logger.warning("no token in %s after waiting %.0f s for its lock; fetching",
+                               shared.name, shared.lock_timeout)
+                break
+            yield Sleep(LOCK_POLL_INTERVAL)
+        token = yield from self._refresh()
+        if self._shared_usable():
+            now = self.clock()
+            ttl = None if token.expires_at is None else token.expires_at - now
+            outcome = yield CacheStore(shared, key, self._seal().seal(token, now), ttl)
+            if isinstance(outcome, CacheFailure):
+                self._shared_failed(shared, outcome)
+        return token
 
     # -- reading answers ----------------------------------------------------------------------
 
@@ -467,28 +609,56 @@ def _lifetime(value: object) -> float | bool | None:
 # -- the sync driver ---------------------------------------------------------------------------
 
 
+def _cache_call(function: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return function(*args)
+    except Exception as exc:  # a cache failure is never a request failure
+        return CacheFailure(f"{type(exc).__name__}: {exc}")
+
+
 def run_sync(
     flow: Generator[Action, Outcome, Token],
     send: Callable[[TokenRequest], TokenHTTPResponse | TransportFailure],
     sleep: Callable[[float], None] = time.sleep,
 ) -> Token:
     """Drive a token flow on the calling thread, doing its I/O with *send* and *sleep*."""
+    locks: list[tuple[TokenCache, str, object]] = []
     try:
         action = next(flow)
         while True:
-            outcome: Outcome
+            outcome: Outcome = None
             if isinstance(action, Send):
                 outcome = send(action.request)
             elif isinstance(action, Sleep):
                 sleep(action.seconds)
-                outcome = None
-            else:
+            elif isinstance(action, Wait):
                 action.flight.done.wait()
-                outcome = None
+            elif isinstance(action, CacheLoad):
+                outcome = _cache_call(action.cache.load, action.key)
+            elif isinstance(action, CacheStore):
+                outcome = _cache_call(action.cache.store, action.key, action.value, action.ttl)
+            else:
+                cache = action.cache
+                handle = _cache_call(cache.try_lock, action.key, cache.lock_timeout)
+                outcome = lock_outcome(locks, cache, action.key, handle)
             action = flow.send(outcome)
     except StopIteration as stop:
         token: Token = stop.value
         return token
     finally:
         flow.close()
+        for cache, key, handle in locks:
+            if isinstance(_cache_call(cache.unlock, key, handle), CacheFailure):
+                logger.debug("could not release a lock of %s", cache.name)
 
+
+def lock_outcome(
+    locks: list[tuple[TokenCache, str, object]], cache: TokenCache, key: str, handle: object
+) -> bool | CacheFailure:
+    """What a driver answers to ``CacheLock``, remembering a lock taken so as to release it."""
+    if isinstance(handle, CacheFailure):
+        return handle
+    if handle is None:
+        return False
+    locks.append((cache, key, handle))
+    return True

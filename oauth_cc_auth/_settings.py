@@ -16,6 +16,7 @@ __all__ = ["KEYS", "from_environ", "from_mapping"]
 KEYS = (
     "auth_method",
     "backoff",
+    "cache",
     "client_id",
     "client_secret",
     "client_secret_file",

@@ -13,9 +13,12 @@ def test_top_level_names() -> None:
     assert set(oauth_cc_auth.__all__) == {
         "AuthError",
         "ConfigurationError",
+        "FileCache",
         "MemoryCache",
         "Provider",
+        "RedisCache",
         "Token",
+        "TokenCache",
         "TokenEndpointError",
         "TokenRequestError",
         "TokenResponseError",
@@ -30,7 +33,8 @@ def test_top_level_names() -> None:
 def test_import_pulls_in_no_http_library() -> None:
     code = (
         "import sys, oauth_cc_auth\n"
-        "loaded = [m for m in ('requests', 'httpx', 'anyio') if m in sys.modules]\n"
+        "loaded = [m for m in ('requests', 'httpx', 'anyio', 'redis', 'cryptography')\n"
+        "          if m in sys.modules]\n"
         "assert not loaded, loaded\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)  # noqa: S603

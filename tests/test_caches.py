@@ -1,0 +1,393 @@
+"""Shared token caches: one token request for a fleet of processes, encrypted at rest, and
+requests that never fail because the cache does."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+import requests
+
+import oauth_cc_auth
+from oauth_cc_auth import FileCache, MemoryCache, RedisCache
+from oauth_cc_auth._caches import open_cache
+from oauth_cc_auth._sealed import Sealer
+from oauth_cc_auth.httpx import ClientCredentialsAuth as HttpxAuth
+from oauth_cc_auth.requests import ClientCredentialsAuth as RequestsAuth
+from oauth_cc_auth.testing import Emulator
+
+WORKER = Path(__file__).with_name("fleet_worker.py")
+PROVIDER = "fcc_finance"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class RedisServer:
+    """A real redis-server on a free loopback port, in a temporary directory."""
+
+    def __init__(self, directory: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is not installed (.ci/run installs Debian's redis-server)")
+        self.binary, self.directory = binary, directory
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(  # noqa: S603
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
+             str(self.directory), "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+        client.close()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    with Emulator() as emu:
+        yield emu
+
+
+def cache_url(kind: str, tmp_path: Path, redis_url: str | None, **query: Any) -> str:
+    suffix = ("?" + "&".join(f"{k}={v}" for k, v in query.items())) if query else ""
+    if kind == "file":
+        return f"file://{tmp_path / 'cache'}{suffix}"
+    assert redis_url is not None
+    return redis_url + suffix
+
+
+@pytest.fixture(params=["file", "redis"])
+def shared(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Any]]:
+    """(kind, redis server or None) for each shared backend."""
+    if request.param == "redis":
+        server = RedisServer(tmp_path)
+        server.start()
+        try:
+            yield "redis", server
+        finally:
+            server.stop()
+    else:
+        yield "file", None
+
+
+def start_fleet(emulator: Emulator, url: str, processes: int, n: int, mode: str,
+                tmp_path: Path) -> tuple[list[subprocess.Popen[str]], Path]:
+    client = emulator.client(PROVIDER)
+    go = tmp_path / "go"
+    fleet = []
+    for i in range(processes):
+        spec = {
+            "cache": url, "token_url": emulator.token_url(PROVIDER), "url":
+            emulator.resource_url(PROVIDER), "client_id": client.client_id,
+            "secret": client.client_secret, "options": client.options(), "n": n, "mode": mode,
+            "ready": str(tmp_path / f"ready-{i}"), "go": str(go),
+        }
+        fleet.append(subprocess.Popen(  # noqa: S603
+            [sys.executable, str(WORKER), json.dumps(spec)], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        ))
+    return fleet, go
+
+
+def run_fleet(emulator: Emulator, url: str, processes: int, n: int, mode: str,
+              tmp_path: Path) -> list[int]:
+    fleet, go = start_fleet(emulator, url, processes, n, mode, tmp_path)
+    deadline = time.monotonic() + 60
+    while not all((tmp_path / f"ready-{i}").exists() for i in range(processes)):
+        assert time.monotonic() < deadline, "the fleet did not start"
+        assert all(p.poll() is None for p in fleet), [p.communicate() for p in fleet]
+        time.sleep(0.01)
+    emulator.slow_next(1, 0.5)  # the one token request is slow: everyone arrives meanwhile
+    go.touch()
+    statuses: list[int] = []
+    for process in fleet:
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+        statuses += json.loads(out)["statuses"]
+    return statuses
+
+
+class TestFleet:
+    """Many processes, one token request."""
+
+    def test_8_processes_of_16_threads(self, emulator: Emulator, shared: tuple[str, Any],
+                                       tmp_path: Path) -> None:
+        kind, server = shared
+        url = cache_url(kind, tmp_path, server and server.url)
+        statuses = run_fleet(emulator, url, 8, 16, "threads", tmp_path)
+        assert statuses == [200] * 128
+        assert emulator.token_requests[PROVIDER] == 1
+        assert emulator.resource_requests[PROVIDER] == 128
+
+    def test_asyncio_tasks_in_4_processes(self, emulator: Emulator, shared: tuple[str, Any],
+                                          tmp_path: Path) -> None:
+        kind, server = shared
+        url = cache_url(kind, tmp_path, server and server.url)
+        statuses = run_fleet(emulator, url, 4, 50, "async", tmp_path)
+        assert statuses == [200] * 200
+        assert emulator.token_requests[PROVIDER] == 1
+
+    def test_killed_lock_holder_does_not_stall_the_others(
+        self, emulator: Emulator, shared: tuple[str, Any], tmp_path: Path
+    ) -> None:
+        kind, server = shared
+        lock_timeout = 2.0
+        url = cache_url(kind, tmp_path, server and server.url, lock_timeout=lock_timeout)
+        emulator.slow_next(1, 60)  # the holder's token request hangs
+        (tmp_path / "a").mkdir()
+        holder, go = start_fleet(emulator, url, 1, 1, "threads", tmp_path / "a")
+        go.touch()
+        deadline = time.monotonic() + 30
+        while emulator.token_requests[PROVIDER] < 1:  # the holder has the lock, and is fetching
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        (tmp_path / "b").mkdir()
+        waiter, go_b = start_fleet(emulator, url, 1, 4, "threads", tmp_path / "b")
+        while not (tmp_path / "b" / "ready-0").exists():
+            time.sleep(0.01)
+        go_b.touch()
+        time.sleep(0.3)  # the waiter is now waiting for the holder's lock
+        started = time.monotonic()
+        holder[0].send_signal(signal.SIGKILL)
+        holder[0].communicate()
+        out, err = waiter[0].communicate(timeout=60)
+        elapsed = time.monotonic() - started
+        assert waiter[0].returncode == 0, err
+        assert json.loads(out)["statuses"] == [200] * 4
+        assert elapsed < lock_timeout + 2.0
+        assert emulator.token_requests[PROVIDER] == 2  # the dead holder's, and one more
+
+
+class TestFallback:
+    """When the shared cache fails, requests still succeed."""
+
+    def test_redis_stopped_mid_run(self, emulator: Emulator, redis_server: RedisServer,
+                                   caplog: pytest.LogCaptureFixture) -> None:
+        emulator.set_lifetime(PROVIDER, 0.6)  # refreshed every 0.3 s
+        client = emulator.client(PROVIDER)
+        auth = RequestsAuth(client.client_id, client.client_secret,
+                            token_url=emulator.token_url(PROVIDER),
+                            cache=RedisCache(redis_server.url, socket_timeout=0.5))
+        url = emulator.resource_url(PROVIDER)
+        failures: list[str] = []
+        before_stop = 0
+        with caplog.at_level(logging.WARNING, logger="oauth_cc_auth"), requests.Session() as s:
+            end = time.monotonic() + 2.0
+            stopped = False
+            while time.monotonic() < end:
+                if not stopped and time.monotonic() > end - 1.2:
+                    before_stop = emulator.token_requests[PROVIDER]
+                    redis_server.stop()
+                    stopped = True
+                response = s.get(url, auth=auth, timeout=10)
+                if response.status_code != 200:
+                    failures.append(str(response.status_code))
+                time.sleep(0.02)
+        assert failures == []
+        assert emulator.token_requests[PROVIDER] > before_stop  # refreshed without Redis
+        warnings = [r.getMessage() for r in caplog.records if "unavailable" in r.getMessage()]
+        assert len(warnings) == 1
+        assert "using the in-process cache" in warnings[0]
+
+    def test_unreachable_from_the_start_sync_and_async(
+        self, emulator: Emulator, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        client = emulator.client(PROVIDER)
+        dead = f"redis://127.0.0.1:{free_port()}/0"
+        options = {"token_url": emulator.token_url(PROVIDER), **client.options()}
+        with caplog.at_level(logging.WARNING, logger="oauth_cc_auth"):
+            auth = HttpxAuth(client.client_id, client.client_secret, cache=dead, **options)
+            assert httpx.get(emulator.resource_url(PROVIDER), auth=auth).status_code == 200
+
+            async def go() -> int:
+                other = HttpxAuth(client.client_id, client.client_secret,
+                                  cache=RedisCache(dead, socket_timeout=0.5), **options)
+                other._manager.slot = MemoryCache().slot("another process")
+                async with httpx.AsyncClient(auth=other) as http:
+                    return (await http.get(emulator.resource_url(PROVIDER))).status_code
+
+            assert asyncio.run(go()) == 200
+        assert sum("unavailable" in r.getMessage() for r in caplog.records) == 2
+
+
+class TestAtRest:
+    """Entries are sealed: no plaintext token, no secret in a key, other secrets can't read."""
+
+    def test_what_is_stored(self, emulator: Emulator, shared: tuple[str, Any],
+                            tmp_path: Path) -> None:
+        kind, server = shared
+        url = cache_url(kind, tmp_path, server and server.url)
+        client = emulator.client(PROVIDER)
+        auth = RequestsAuth(client.client_id, client.client_secret, cache=url,
+                            token_url=emulator.token_url(PROVIDER))
+        assert requests.get(emulator.resource_url(PROVIDER), auth=auth, timeout=10).ok
+        token = auth.token.access_token
+        key = auth._config.cache_key
+        if kind == "file":
+            directory = tmp_path / "cache"
+            [entry] = directory.glob("*.token")
+            stored = entry.read_bytes()
+            assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+            assert stat.S_IMODE(entry.stat().st_mode) == 0o600
+            names = [p.name for p in directory.iterdir()]
+        else:
+            raw = redis.Redis.from_url(server.url)
+            names = [k.decode() for k in raw.keys("*")]
+            stored = raw.get(f"oauth-cc-auth:token:{key}")
+            ttl = raw.pttl(f"oauth-cc-auth:token:{key}")
+            assert 86_000_000 < ttl <= 86_400_000  # expires in Redis with the token
+            raw.close()
+        assert stored is not None
+        assert token.encode() not in stored
+        assert client.client_secret not in "".join(names)
+        assert all(key in name for name in names)
+        # The holder of the secret reads it back; another secret cannot.
+        assert Sealer(client.client_secret, key).open(stored, 0.0, 60).access_token == token
+        assert Sealer("another-secret", key).open(stored, 0.0, 60) is None
+        # Nor can the entry be moved under another key.
+        assert Sealer(client.client_secret, "0" * 64).open(stored, 0.0, 60) is None
+
+    def test_a_new_process_takes_the_stored_token(
+        self, emulator: Emulator, shared: tuple[str, Any], tmp_path: Path
+    ) -> None:
+        kind, server = shared
+        url = cache_url(kind, tmp_path, server and server.url)
+        client = emulator.client(PROVIDER)
+        options = {"token_url": emulator.token_url(PROVIDER), **client.options()}
+        first = RequestsAuth(client.client_id, client.client_secret, cache=url, **options)
+        assert requests.get(emulator.resource_url(PROVIDER), auth=first, timeout=10).ok
+        # Another process: its own memory cache, the same shared one.
+        second = RequestsAuth(client.client_id, client.client_secret, **options,
+                              cache=open_cache(url))
+        second._manager.slot = MemoryCache().slot("elsewhere")
+        assert requests.get(emulator.resource_url(PROVIDER), auth=second, timeout=10).ok
+        assert emulator.token_requests[PROVIDER] == 1
+        assert second.token.access_token == first.token.access_token
+        # A revoked token is not taken from the shared cache again: one new token for all.
+        emulator.revoke_all()
+        assert requests.get(emulator.resource_url(PROVIDER), auth=second, timeout=10).ok
+        assert requests.get(emulator.resource_url(PROVIDER), auth=first, timeout=10).ok
+        assert emulator.token_requests[PROVIDER] == 2
+
+    def test_tampered_entry_is_ignored_and_refetched(self, emulator: Emulator,
+                                                     tmp_path: Path) -> None:
+        cache = FileCache(tmp_path / "cache")
+        client = emulator.client(PROVIDER)
+        options = {"token_url": emulator.token_url(PROVIDER), **client.options()}
+        first = RequestsAuth(client.client_id, client.client_secret, cache=cache, **options)
+        assert requests.get(emulator.resource_url(PROVIDER), auth=first, timeout=10).ok
+        [entry] = (tmp_path / "cache").glob("*.token")
+        blob = bytearray(entry.read_bytes())
+        blob[-1] ^= 0x01
+        entry.write_bytes(bytes(blob))
+        second = RequestsAuth(client.client_id, client.client_secret, cache=cache, **options)
+        second._manager.slot = MemoryCache().slot("elsewhere")
+        assert requests.get(emulator.resource_url(PROVIDER), auth=second, timeout=10).ok
+        assert emulator.token_requests[PROVIDER] == 2
+        assert oauth_cc_auth.TokenCache.__abstractmethods__  # the public interface
+
+
+class TestConfiguration:
+    def test_cache_urls(self, tmp_path: Path) -> None:
+        assert open_cache("memory:") is None
+        file_cache = open_cache(f"file://{tmp_path}/c?lock_timeout=5")
+        assert isinstance(file_cache, FileCache)
+        assert file_cache.lock_timeout == 5
+        redis_cache = open_cache("redis://:hunter2@127.0.0.1:6399/3?lock_timeout=7")
+        assert isinstance(redis_cache, RedisCache)
+        assert redis_cache.lock_timeout == 7
+        assert "hunter2" not in repr(redis_cache) + redis_cache.name
+        redis_cache.close()
+        with pytest.raises(oauth_cc_auth.ConfigurationError, match="accepted: memory:"):
+            open_cache("memcached://127.0.0.1")
+        with pytest.raises(oauth_cc_auth.ConfigurationError, match="cache must be"):
+            RequestsAuth("i", "s", token_url="https://a.example/t", cache=42)  # type: ignore[arg-type]
+
+    def test_default_file_cache_directory(self, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+        cache = open_cache("file:")
+        assert isinstance(cache, FileCache)
+        assert cache.directory == tmp_path / "xdg" / "oauth-cc-auth"
+        assert stat.S_IMODE(os.stat(cache.directory).st_mode) == 0o700
+
+    def test_from_env_and_config(self, emulator: Emulator, tmp_path: Path) -> None:
+        client = emulator.client(PROVIDER)
+        auth = RequestsAuth.from_env({
+            "OAUTH_CC_PROVIDER": PROVIDER, "OAUTH_CC_CLIENT_ID": str(client.client_id),
+            "OAUTH_CC_CLIENT_SECRET": client.client_secret,
+            "OAUTH_CC_TOKEN_URL": emulator.token_url(PROVIDER),
+            "OAUTH_CC_CACHE": f"file://{tmp_path}/env-cache",
+        })
+        assert isinstance(auth._manager.shared, FileCache)
+        other = HttpxAuth.from_config({
+            "provider": PROVIDER, "client_id": client.client_id,
+            "client_secret": client.client_secret, "cache": "memory:",
+            "token_url": emulator.token_url(PROVIDER)})
+        assert other._manager.shared is None
+
+    def test_file_lock_is_exclusive_across_handles(self, tmp_path: Path) -> None:
+        cache = FileCache(tmp_path)
+        key = "ab" * 32
+        first = cache.try_lock(key, 5)
+        assert first is not None
+        results: list[object] = []
+        thread = threading.Thread(target=lambda: results.append(cache.try_lock(key, 5)))
+        thread.start()
+        thread.join()
+        assert results == [None]
+        cache.unlock(key, first)
+        again = cache.try_lock(key, 5)
+        assert again is not None
+        cache.unlock(key, again)
