@@ -9,7 +9,8 @@ from urllib.parse import urlsplit
 
 from oauth_cc_auth._caches import TokenCache, open_cache
 from oauth_cc_auth._config import build_config
-from oauth_cc_auth._core import MemoryCache, TokenManager
+from oauth_cc_auth._core import TokenManager
+from oauth_cc_auth._memory import MemoryCache
 from oauth_cc_auth._settings import from_environ, from_mapping
 from oauth_cc_auth._token import Token
 from oauth_cc_auth.errors import AuthError, ConfigurationError

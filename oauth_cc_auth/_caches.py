@@ -11,8 +11,6 @@ from __future__ import annotations
 import abc
 import contextlib
 import os
-import secrets
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -128,6 +126,8 @@ class FileCache(TokenCache):
             return None
 
     def store(self, key: str, value: bytes, ttl: float | None) -> None:
+        import tempfile
+
         # mkstemp creates the file 0600; os.replace makes the new entry appear whole.
         fd, temporary = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
         try:
@@ -232,6 +232,8 @@ class RedisCache(TokenCache):
         self._client.set(self._names(key)[0], value, px=self._px(ttl))
 
     def try_lock(self, key: str, timeout: float) -> object | None:
+        import secrets
+
         handle = secrets.token_hex(16)
         taken = self._client.set(self._names(key)[1], handle, nx=True, px=self._px(timeout))
         return handle if taken else None
@@ -262,6 +264,8 @@ class RedisCache(TokenCache):
         await self._async_client().set(self._names(key)[0], value, px=self._px(ttl))
 
     async def atry_lock(self, key: str, timeout: float) -> object | None:
+        import secrets
+
         handle = secrets.token_hex(16)
         client = self._async_client()
         taken = await client.set(self._names(key)[1], handle, nx=True, px=self._px(timeout))

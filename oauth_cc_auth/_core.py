@@ -6,30 +6,25 @@ for another caller's token request — and receives their results. The adapters 
 their own HTTP client: :func:`run_sync` here for threads, ``_aio.run_async`` for async tasks.
 So the protocol — retries, parsing, expiry, single flight, invalidation — exists once.
 
-Single flight: a :class:`TokenSlot` holds the current token of one cache key and at most one
-:class:`Flight`, the token request in progress. The first caller that finds no fresh token
-starts a flight and does the request; everyone arriving meanwhile waits for that flight and
-shares its token or its error. Only a caller arriving after a flight has ended starts another.
-The slot's lock is held only to read and swap that state, never across I/O.
+Single flight within the process is the :class:`~oauth_cc_auth._memory.TokenSlot`'s; across
+processes, a shared cache's lock (``CacheLock``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import email.utils
 import json
 import logging
 import math
 import random
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Generator, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus
 
 from oauth_cc_auth._caches import TokenCache
 from oauth_cc_auth._config import Config, RetryPolicy
+from oauth_cc_auth._memory import Flight, MemoryCache, default_cache
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth._token import Token
 from oauth_cc_auth.errors import (
@@ -48,12 +43,9 @@ __all__ = [
     "CacheLoad",
     "CacheLock",
     "CacheStore",
-    "Flight",
-    "MemoryCache",
     "Send",
     "Sleep",
     "TokenManager",
-    "TokenSlot",
     "TransportFailure",
     "Wait",
     "run_sync",
@@ -142,109 +134,6 @@ Action = Send | Sleep | Wait | CacheLoad | CacheStore | CacheLock
 Outcome = TokenHTTPResponse | TransportFailure | CacheFailure | bytes | bool | None
 
 
-# -- shared token state ----------------------------------------------------------------------
-
-
-class Flight:
-    """One token request in progress, shared by everyone who needs its result."""
-
-    __slots__ = ("done", "error", "event", "loop", "token")
-
-    def __init__(self, loop: object = None, event: Any = None) -> None:
-        self.done = threading.Event()
-        self.token: Token | None = None
-        self.error: BaseException | None = None
-        #: The event loop of an async owner, and an event of that loop's async library, set
-        #: when the flight ends: waiters in the same loop await it instead of a thread.
-        self.loop = loop
-        self.event = event
-
-
-class TokenSlot:
-    """The current token for one cache key, and the flight fetching its successor."""
-
-    __slots__ = ("_lock", "flight", "token")
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.token: Token | None = None
-        self.flight: Flight | None = None
-
-    def join(self, loop: object, event_factory: Callable[[], Any] | None) -> tuple[Flight, bool]:
-        """The flight in progress and ``False``, or a new one and ``True`` (the caller owns it)."""
-        with self._lock:
-            if self.flight is not None:
-                return self.flight, False
-            flight = Flight(loop, event_factory() if event_factory is not None else None)
-            self.flight = flight
-            return flight, True
-
-    def land(self, flight: Flight, token: Token | None, error: BaseException | None) -> None:
-        """End *flight*: store its token (if any) and wake its waiters.
-
-        Neither a token nor an error means the owner was cancelled: waiters try again.
-        """
-        with self._lock:
-            if token is not None:
-                self.token = token
-            if self.flight is flight:
-                self.flight = None
-            flight.token, flight.error = token, error
-        flight.done.set()
-        if flight.event is not None:
-            flight.event.set()
-
-    def invalidate(self, token: Token) -> bool:
-        """Forget *token* after a 401, unless it has been replaced already."""
-        with self._lock:
-            current = self.token
-            if current is not None and current.access_token == token.access_token:
-                self.token = None
-                return True
-            return False
-
-
-class MemoryCache:
-    """The in-process token cache: one :class:`TokenSlot` per cache key.
-
-    Auth objects with the same token URL, client id, scope, extra fields and secret share a
-    slot, and with it their token and their token requests. At most *maxsize* keys are kept;
-    the least recently used is dropped first (objects still holding its slot keep it).
-    """
-
-    def __init__(self, maxsize: int = 1024) -> None:
-        self._slots: OrderedDict[str, TokenSlot] = OrderedDict()
-        self._lock = threading.Lock()
-        self._maxsize = maxsize
-
-    def slot(self, key: str) -> TokenSlot:
-        """The slot for *key*, created on first use."""
-        with self._lock:
-            slot = self._slots.get(key)
-            if slot is None:
-                slot = self._slots[key] = TokenSlot()
-                while len(self._slots) > self._maxsize:
-                    self._slots.popitem(last=False)
-            else:
-                self._slots.move_to_end(key)
-            return slot
-
-    def clear(self) -> None:
-        """Forget every token (auth objects already holding a slot keep theirs)."""
-        with self._lock:
-            self._slots.clear()
-
-    def __len__(self) -> int:
-        return len(self._slots)
-
-    def __repr__(self) -> str:
-        return f"<MemoryCache keys={len(self._slots)}>"
-
-
-#: The process-wide default cache.
-default_cache = MemoryCache()
-
-
 # -- retries ---------------------------------------------------------------------------------
 
 
@@ -255,6 +144,8 @@ def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -
     value = value.strip()
     if value.isdigit():
         return float(value)
+    import email.utils  # only for the rare HTTP-date form
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

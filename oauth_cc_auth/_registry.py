@@ -7,10 +7,13 @@ for, so that ``import oauth_cc_auth`` reads no distribution metadata.
 from __future__ import annotations
 
 import threading
-from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING
 
 from oauth_cc_auth.errors import ConfigurationError
 from oauth_cc_auth.providers._base import Provider
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 __all__ = ["available_providers", "get_provider"]
 
@@ -22,6 +25,8 @@ _loaded: dict[str, Provider] = {}
 
 
 def _builtin_entry_points() -> dict[str, EntryPoint]:
+    from importlib.metadata import EntryPoint
+
     # The package's own providers, also when it runs from a source tree without metadata.
     return {
         name: EntryPoint(name, f"oauth_cc_auth.providers.{name}:provider", GROUP)
@@ -34,6 +39,8 @@ def _discover() -> dict[str, EntryPoint]:
     if _entry_points is None:
         with _lock:
             if _entry_points is None:
+                from importlib.metadata import entry_points
+
                 found = _builtin_entry_points()
                 for ep in entry_points(group=GROUP):
                     found[ep.name] = ep
