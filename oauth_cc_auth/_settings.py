@@ -50,21 +50,14 @@ def _read_secret_file(path: object) -> str:
     return text
 
 
-def _float(name: str, value: object) -> object:
+def _number(name: str, value: object, kind: type[float] | type[int]) -> object:
+    """A number given as text (from the environment) as *kind*; other values as they are."""
     if isinstance(value, str):
         try:
-            return float(value)
+            return kind(value)
         except ValueError:
-            raise ConfigurationError(f"{name} must be a number, not {value!r}") from None
-    return value
-
-
-def _int(name: str, value: object) -> object:
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            raise ConfigurationError(f"{name} must be an integer, not {value!r}") from None
+            what = "an integer" if kind is int else "a number"
+            raise ConfigurationError(f"{name} must be {what}, not {value!r}") from None
     return value
 
 
@@ -121,9 +114,9 @@ def from_mapping(mapping: Mapping[str, Any]) -> tuple[Any, str, dict[str, Any]]:
         raise ConfigurationError("client_secret or client_secret_file is required")
     for name in _FLOATS:
         if name in options:
-            options[name] = _float(name, options[name])
+            options[name] = _number(name, options[name], float)
     if "max_retries" in options:
-        options["max_retries"] = _int("max_retries", options["max_retries"])
+        options["max_retries"] = _number("max_retries", options["max_retries"], int)
     if "insecure_transport" in options:
         options["insecure_transport"] = _bool("insecure_transport", options["insecure_transport"])
     return client_id, secret, options

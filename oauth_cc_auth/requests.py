@@ -149,14 +149,18 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
     # -- the API request ------------------------------------------------------------------------
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        token = self.get_token()
+        token = self._manager.fresh_token() or self.get_token()
         r.headers["Authorization"] = token.authorization
         url = r.url or ""
 
         def handle_401(response: requests.Response, **kwargs: Any) -> requests.Response:
+            if response.status_code != 401:  # every answer passes here: leave at once
+                return response
             return self._handle_401(response, token, url, **kwargs)
 
-        r.register_hook("response", handle_401)  # type: ignore[no-untyped-call]
+        # What register_hook() does, without its isinstance(hook, Callable) ABC check on
+        # every request, for a hook that is a function.
+        r.hooks["response"].append(handle_401)
         return r
 
     def _handle_401(

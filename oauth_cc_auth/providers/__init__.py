@@ -17,6 +17,9 @@ from oauth_cc_auth.providers._base import (
 from oauth_cc_auth.providers._base import (
     encode_token_request as encode_token_request,
 )
+from oauth_cc_auth.providers._base import (
+    json_object_or_none as json_object_or_none,
+)
 
 __all__ = [
     "Provider",
@@ -24,4 +27,5 @@ __all__ = [
     "decode_oauth_error",
     "decode_token_response",
     "encode_token_request",
+    "json_object_or_none",
 ]

@@ -27,6 +27,7 @@ __all__ = [
     "decode_oauth_error",
     "decode_token_response",
     "encode_token_request",
+    "json_object_or_none",
 ]
 
 #: Fields the package itself fills in; never accepted as ``extra``.
@@ -105,21 +106,25 @@ def decode_token_response(provider: Provider, response: TokenHTTPResponse) -> Ma
     return decode_json_object(response)
 
 
+def json_object_or_none(body: bytes) -> dict[str, Any] | None:
+    """*body* as a JSON object, or ``None`` if it is not one (for reading error answers)."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def decode_oauth_error(
     provider: Provider, response: TokenHTTPResponse
 ) -> tuple[str | None, str | None]:
     """Read ``error`` and ``error_description`` (RFC 6749 §5.2) from a 4xx answer, if there."""
-    try:
-        payload = json.loads(response.body)
-    except ValueError:
-        return None, None
-    if not isinstance(payload, dict):
-        return None, None
-    error, description = payload.get("error"), payload.get("error_description")
-    return (
-        error if isinstance(error, str) else None,
-        description if isinstance(description, str) else None,
-    )
+    payload = json_object_or_none(response.body) or {}
+    return _text(payload.get("error")), _text(payload.get("error_description"))
 
 
 @dataclasses.dataclass(frozen=True)

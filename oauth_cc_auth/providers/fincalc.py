@@ -6,13 +6,17 @@ Document: "Retrieve token", ``POST /api/oauth/token``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from oauth_cc_auth._messages import TokenHTTPResponse
 from oauth_cc_auth.errors import TokenResponseError
-from oauth_cc_auth.providers._base import Provider, decode_json_object
+from oauth_cc_auth.providers._base import (
+    Provider,
+    decode_json_object,
+    decode_oauth_error,
+    json_object_or_none,
+)
 
 __all__ = ["provider"]
 
@@ -49,18 +53,9 @@ def decode_envelope_error(
 
     FinCalc sends no OAuth error code; an RFC 6749 error body is read as well, just in case.
     """
-    try:
-        payload = json.loads(response.body)
-    except ValueError:
-        return None, None
-    if not isinstance(payload, dict):
-        return None, None
-    error = payload.get("error")
-    description = _description(payload) or payload.get("error_description")
-    return (
-        error if isinstance(error, str) else None,
-        description if isinstance(description, str) else None,
-    )
+    error, description = decode_oauth_error(provider, response)
+    payload = json_object_or_none(response.body) or {}
+    return error, _description(payload) or description
 
 
 provider = Provider(

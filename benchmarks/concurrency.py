@@ -1,0 +1,99 @@
+"""How many token requests an implementation makes when many callers need a token at once.
+
+Two moments: *cold start* (a new auth object, no token yet) and *at expiry* (one token was
+fetched, then it became due for renewal). Threads start together behind a barrier; asyncio
+tasks start together in one ``gather``. The token endpoint answers after a latency that
+stands for the network round trip, so callers overlap as they would in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import threading
+from collections.abc import Callable
+
+from impls import AsyncImpl, AsyncSetup, SyncImpl, SyncSetup
+from transports import TokenEndpoint
+
+__all__ = ["Outcome", "count_async", "count_sync"]
+
+_JOIN_TIMEOUT = 60.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """Token requests made in one case, and the callers that failed (by exception name)."""
+
+    token_requests: int
+    callers: int
+    errors: dict[str, int]
+
+    def as_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+def _threads(setup: SyncSetup, n: int) -> dict[str, int]:
+    barrier = threading.Barrier(n)
+    errors: collections.Counter[str] = collections.Counter()
+    lock = threading.Lock()
+
+    def worker() -> None:
+        barrier.wait()
+        try:
+            setup.request()
+        except Exception as exc:
+            with lock:
+                errors[type(exc).__name__] += 1
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(_JOIN_TIMEOUT)
+    if any(thread.is_alive() for thread in threads):
+        errors["Timeout"] += sum(thread.is_alive() for thread in threads)
+    return dict(errors)
+
+
+def count_sync(impl: SyncImpl, moment: str, n: int, latency: float) -> Outcome:
+    """Token requests made when *n* threads need a token at *moment* (cold or expiry)."""
+    endpoint = TokenEndpoint(latency=latency)
+    setup = impl.build(endpoint, True)
+    if moment == "expiry":
+        setup.prime()
+        expire: Callable[[], object] | None = setup.expire
+        if expire is None:
+            raise ValueError(f"{impl.name} cannot be expired")
+        expire()
+        endpoint.reset()
+    errors = _threads(setup, n)
+    return Outcome(endpoint.count, n, errors)
+
+
+async def _tasks(setup: AsyncSetup, n: int) -> dict[str, int]:
+    errors: collections.Counter[str] = collections.Counter()
+
+    async def one() -> None:
+        try:
+            await setup.request()
+        except Exception as exc:
+            errors[type(exc).__name__] += 1
+
+    await asyncio.wait_for(asyncio.gather(*(one() for _ in range(n))), _JOIN_TIMEOUT)
+    return dict(errors)
+
+
+async def count_async(impl: AsyncImpl, moment: str, n: int, latency: float) -> Outcome:
+    """Token requests made when *n* asyncio tasks need a token at *moment*."""
+    endpoint = TokenEndpoint(latency=latency)
+    setup = await impl.build(endpoint, True)
+    if moment == "expiry":
+        await setup.prime()
+        if setup.expire is None:
+            raise ValueError(f"{impl.name} cannot be expired")
+        setup.expire()
+        endpoint.reset()
+    errors = await _tasks(setup, n)
+    return Outcome(endpoint.count, n, errors)
