@@ -108,9 +108,6 @@ class MemoryCache:
         with self._lock:
             self._slots.clear()
 
-    def __len__(self) -> int:
-        return len(self._slots)
-
     def __repr__(self) -> str:
         return f"<MemoryCache keys={len(self._slots)}>"
 

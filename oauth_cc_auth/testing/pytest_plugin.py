@@ -15,10 +15,12 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from oauth_cc_auth.testing._emulator import Emulator
+if TYPE_CHECKING:
+    from oauth_cc_auth.testing._emulator import Emulator
 
 __all__ = ["oauth_cc_emulator"]
 
@@ -26,5 +28,8 @@ __all__ = ["oauth_cc_emulator"]
 @pytest.fixture
 def oauth_cc_emulator() -> Iterator[Emulator]:
     """A running provider emulator on 127.0.0.1, new for each test."""
+    # Imported here: the plugin is loaded by every pytest run where the package is installed.
+    from oauth_cc_auth.testing._emulator import Emulator
+
     with Emulator() as emulator:
         yield emulator
