@@ -12,12 +12,14 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import httpx
+import httpx2
 import pytest
 import requests
 import trio
 
 from oauth_cc_auth import MemoryCache
 from oauth_cc_auth.httpx import ClientCredentialsAuth as HttpxAuth
+from oauth_cc_auth.httpx2 import ClientCredentialsAuth as Httpx2Auth
 from oauth_cc_auth.requests import ClientCredentialsAuth as RequestsAuth
 from oauth_cc_auth.testing import FakeClock
 
@@ -105,13 +107,22 @@ def test_requests_retry_carries_the_cookies_of_the_401(app: tuple[TokenApp, str]
     auth.close()
 
 
-def test_httpx_async_in_two_event_loops_and_trio(app: tuple[TokenApp, str]) -> None:
+#: The httpx family: each library with its adapter.
+HTTPX_FAMILY = pytest.mark.parametrize(
+    ("lib", "auth_class"), [(httpx, HttpxAuth), (httpx2, Httpx2Auth)], ids=["httpx", "httpx2"]
+)
+
+
+@HTTPX_FAMILY
+def test_httpx_async_in_two_event_loops_and_trio(
+    app: tuple[TokenApp, str], lib: Any, auth_class: Any
+) -> None:
     token_app, base = app
     clock = FakeClock()
-    auth = HttpxAuth("id", "right", token_url=f"{base}/token", cache=MemoryCache(), clock=clock)
+    auth = auth_class("id", "right", token_url=f"{base}/token", cache=MemoryCache(), clock=clock)
 
     async def use() -> int:
-        async with httpx.AsyncClient(auth=auth) as client:
+        async with lib.AsyncClient(auth=auth) as client:
             return (await client.get(f"{base}/api")).status_code
 
     assert asyncio.run(use()) == 200
@@ -122,14 +133,19 @@ def test_httpx_async_in_two_event_loops_and_trio(app: tuple[TokenApp, str]) -> N
     assert token_app.token_requests == 3
 
 
-def test_wrong_secret_over_loopback(app: tuple[TokenApp, str]) -> None:
+@HTTPX_FAMILY
+def test_wrong_secret_over_loopback(
+    app: tuple[TokenApp, str], lib: Any, auth_class: Any
+) -> None:
     import oauth_cc_auth
 
     _, base = app
-    auth = HttpxAuth("id", "wrong", token_url=f"{base}/token", cache=MemoryCache())
-    with httpx.Client(auth=auth) as client, pytest.raises(oauth_cc_auth.TokenRequestError) as info:
+    auth = auth_class("id", "wrong", token_url=f"{base}/token", cache=MemoryCache())
+    with lib.Client(auth=auth) as client, pytest.raises(oauth_cc_auth.TokenRequestError) as info:
         client.get(f"{base}/api")
     assert info.value.error == "invalid_client"
+    assert isinstance(info.value, lib.HTTPError)
+    assert isinstance(info.value.request, lib.Request)
     assert info.value.request.url.path == "/api"  # the API request that needed the token
     auth.close()
 
@@ -150,3 +166,7 @@ def test_unreachable_endpoint_is_token_endpoint_error() -> None:
     hx = HttpxAuth("id", "s", cache=MemoryCache(), **options)
     with pytest.raises(oauth_cc_auth.TokenEndpointError, match="2 attempt"):
         httpx.get("http://127.0.0.1:1/never", auth=hx)
+    hx2 = Httpx2Auth("id", "s", cache=MemoryCache(), **options)
+    with pytest.raises(oauth_cc_auth.TokenEndpointError, match="2 attempt") as info:
+        httpx2.get("http://127.0.0.1:1/never", auth=hx2)
+    assert isinstance(info.value, httpx2.TransportError)
