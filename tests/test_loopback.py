@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import secrets
 import threading
@@ -39,6 +40,8 @@ class TokenApp:
     def __init__(self) -> None:
         self.tokens: set[str] = set()
         self.token_requests = 0
+        #: The bodies of the API requests, in the order received.
+        self.api_bodies: list[bytes] = []
         self.lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
@@ -57,6 +60,8 @@ class TokenApp:
             start_response("200 OK", [("Content-Type", "application/json")])
             return [body.encode()]
         auth = environ.get("HTTP_AUTHORIZATION", "")
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        self.api_bodies.append(environ["wsgi.input"].read(length))
         if path == "/sticky" and "affinity=node-7" not in environ.get("HTTP_COOKIE", ""):
             # A load balancer that pins the client with its first answer, a 401.
             start_response("401 Unauthorized", [("Set-Cookie", "affinity=node-7; Path=/")])
@@ -147,6 +152,35 @@ def test_wrong_secret_over_loopback(
     assert isinstance(info.value, lib.HTTPError)
     assert isinstance(info.value.request, lib.Request)
     assert info.value.request.url.path == "/api"  # the API request that needed the token
+    auth.close()
+
+
+# httpx 0.28 declares a Content-Length of the whole file, wherever the file is: over a real
+# connection it can only send a file from its start. httpx2 declares what remains.
+@pytest.mark.parametrize(
+    ("lib", "auth_class", "start"),
+    [(httpx, HttpxAuth, 0), (httpx2, Httpx2Auth, 0), (httpx2, Httpx2Auth, 7)],
+    ids=["httpx", "httpx2", "httpx2-from-the-middle"],
+)
+def test_seekable_file_body_is_rewound_over_loopback(
+    app: tuple[TokenApp, str], lib: Any, auth_class: Any, start: int
+) -> None:
+    # The mocked harness cannot show this for httpx2: its MockTransport reads the body into
+    # memory before answering, so a re-sent request needs no rewind. A real transport
+    # streams the file, and re-sends nothing of it unless it is rewound.
+    token_app, base = app
+    auth = auth_class("id", "right", token_url=f"{base}/token", cache=MemoryCache())
+    with lib.Client(auth=auth) as client:
+        assert client.get(f"{base}/api").status_code == 200
+        token_app.tokens.clear()  # revoked
+        upload = io.BytesIO(b"header|file content")
+        upload.seek(start)  # sending starts where the file is
+        response = client.post(f"{base}/api", content=upload)
+    assert response.status_code == 200
+    assert [r.status_code for r in response.history] == [401]
+    sent = b"header|file content"[start:]
+    assert token_app.api_bodies == [b"", sent, sent]
+    assert token_app.token_requests == 2
     auth.close()
 
 
