@@ -1,7 +1,7 @@
-"""OAuth 2.0 client-credentials authentication for requests and httpx.
+"""OAuth 2.0 client-credentials authentication for requests, httpx and httpx2.
 
-The adapters live in ``oauth_cc_auth.requests`` and ``oauth_cc_auth.httpx``; importing this
-package imports neither HTTP library.
+The adapters live in ``oauth_cc_auth.requests``, ``oauth_cc_auth.httpx`` and
+``oauth_cc_auth.httpx2``; importing this package imports none of the HTTP libraries.
 """
 
 from __future__ import annotations

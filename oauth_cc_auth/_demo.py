@@ -37,11 +37,15 @@ class Row:
 
 
 Send = Callable[[Any, str], Awaitable[Any]]
+#: A client flavour: (auth class, send(auth, url) coroutine, cleanup).
+Flavour = tuple[Any, Send, Callable[[], None]]
+#: Every flavour the demo knows, in the order of its rows.
+FLAVOURS = ("requests", "httpx sync", "httpx async", "httpx2 sync", "httpx2 async")
 
 
-def _flavours() -> dict[str, tuple[Any, Send, Callable[[], None]]]:
-    """Installed client flavours: (auth class, send(auth, url) coroutine, cleanup)."""
-    found: dict[str, tuple[Any, Send, Callable[[], None]]] = {}
+def _flavours() -> dict[str, Flavour]:
+    """Installed client flavours, by name."""
+    found: dict[str, Flavour] = {}
     if importlib.util.find_spec("requests") is not None:
         import requests
 
@@ -53,23 +57,26 @@ def _flavours() -> dict[str, tuple[Any, Send, Callable[[], None]]]:
             return session.get(url, auth=auth, timeout=10)
 
         found["requests"] = (RequestsAuth, send_requests, session.close)
-    if importlib.util.find_spec("httpx") is not None:
-        import httpx
-
-        from oauth_cc_auth.httpx import ClientCredentialsAuth as HttpxAuth
-
-        client = httpx.Client(timeout=10)
-
-        async def send_httpx(auth: Any, url: str) -> Any:
-            return client.get(url, auth=auth)
-
-        async def send_httpx_async(auth: Any, url: str) -> Any:
-            async with httpx.AsyncClient(timeout=10) as async_client:
-                return await async_client.get(url, auth=auth)
-
-        found["httpx sync"] = (HttpxAuth, send_httpx, client.close)
-        found["httpx async"] = (HttpxAuth, send_httpx_async, lambda: None)
+    for name in ("httpx", "httpx2"):
+        if importlib.util.find_spec(name) is not None:
+            found[f"{name} sync"], found[f"{name} async"] = _httpx_family(name)
     return found
+
+
+def _httpx_family(name: str) -> tuple[Flavour, Flavour]:
+    """The sync and async flavours of httpx or httpx2 (the same interface)."""
+    lib = importlib.import_module(name)
+    auth_class = importlib.import_module(f"oauth_cc_auth.{name}").ClientCredentialsAuth
+    client = lib.Client(timeout=10)
+
+    async def send_sync(auth: Any, url: str) -> Any:
+        return client.get(url, auth=auth)
+
+    async def send_async(auth: Any, url: str) -> Any:
+        async with lib.AsyncClient(timeout=10) as async_client:
+            return await async_client.get(url, auth=auth)
+
+    return (auth_class, send_sync, client.close), (auth_class, send_async, lambda: None)
 
 
 async def _case(emulator: Emulator, provider: str, auth_class: Any, send: Send, row: Row) -> None:
@@ -166,9 +173,9 @@ def run_demo(out: TextIO) -> int:
             for _, _, cleanup in flavours.values():
                 cleanup()
     _table(rows, out)
-    missing = {"requests", "httpx sync", "httpx async"} - set(flavours)
+    missing = [name for name in FLAVOURS if name not in flavours]
     if missing:
-        out.write(f"\nnot installed, not shown: {', '.join(sorted(missing))}\n")
+        out.write(f"\nnot installed, not shown: {', '.join(missing)}\n")
     failed = [row for row in rows if row.outcome != "ok"]
     out.write(
         "\nsteps per row: first request fetches a token; 20 more reuse it; a 1 s token is "

@@ -73,14 +73,11 @@ def _token_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> dic
 
 
 def _auth_class() -> Any:
-    if importlib.util.find_spec("requests") is not None:
-        from oauth_cc_auth.requests import ClientCredentialsAuth
-
-        return ClientCredentialsAuth
-    if importlib.util.find_spec("httpx") is not None:
-        from oauth_cc_auth.httpx import ClientCredentialsAuth as HttpxAuth
-
-        return HttpxAuth
+    """The adapter of the first installed HTTP library: requests, else httpx2 (the successor
+    of httpx), else httpx. The token command only fetches a token: any of them will do."""
+    for library in ("requests", "httpx2", "httpx"):
+        if importlib.util.find_spec(library) is not None:
+            return importlib.import_module(f"oauth_cc_auth.{library}").ClientCredentialsAuth
     raise ConfigurationError("no HTTP client installed: pip install 'oauth-cc-auth[requests]'")
 
 

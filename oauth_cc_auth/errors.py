@@ -9,8 +9,9 @@
     ├── TokenResponseError         a 2xx answer that is not a usable token
     └── TokenEndpointError         unreachable, timing out, 429 or 5xx, after the retries
 
-The adapters raise subclasses that are also ``requests.RequestException`` (requests) or
-``httpx.HTTPError`` (httpx), so existing ``except`` clauses keep working.
+The adapters raise subclasses that are also ``requests.RequestException`` (requests),
+``httpx.HTTPError`` (httpx) or ``httpx2.HTTPError`` (httpx2), so existing ``except`` clauses
+keep working.
 
 No attribute of an error ever holds a client secret or an access token: every text taken from
 the token endpoint is redacted before it is stored.

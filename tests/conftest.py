@@ -1,20 +1,23 @@
-"""Shared fixtures: a scripted token endpoint and API behind requests-mock and respx, and one
-harness per adapter flavour (requests, httpx sync, httpx async) so that each behaviour is
-tested through all three."""
+"""Shared fixtures: a scripted token endpoint and API behind requests-mock, respx (httpx) and
+httpx2's MockTransport, and one harness per adapter flavour (requests, httpx sync and async,
+httpx2 sync and async) so that each behaviour is tested through all five."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
+from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
 import httpx
+import httpx2
 import pytest
 import requests
 import requests_mock
@@ -23,6 +26,7 @@ import sniffio
 
 from oauth_cc_auth import MemoryCache
 from oauth_cc_auth.httpx import ClientCredentialsAuth as HttpxAuth
+from oauth_cc_auth.httpx2 import ClientCredentialsAuth as Httpx2Auth
 from oauth_cc_auth.requests import ClientCredentialsAuth as RequestsAuth
 from oauth_cc_auth.testing import FakeClock
 
@@ -130,7 +134,7 @@ def _record_requests(request: Any) -> Recorded:
     )
 
 
-def _record_httpx(request: httpx.Request, body: bytes) -> Recorded:
+def _record_httpx(request: httpx.Request | httpx2.Request, body: bytes) -> Recorded:
     return Recorded(request.method, str(request.url), dict(request.headers), body)
 
 
@@ -138,6 +142,8 @@ class Harness:
     """Sends API requests through one adapter flavour with the fake server mocked in."""
 
     name = ""
+    #: Whether ``get`` sends through an async client.
+    is_async = False
 
     def __init__(self, server: FakeServer, cache: MemoryCache, clock: FakeClock) -> None:
         self.server = server
@@ -154,14 +160,24 @@ class Harness:
         return self.auth_class(client_id, secret, **options)
 
     auth_class: Callable[..., Any]
+    #: The HTTP library's errors that the adapter's errors also are, so that the library's
+    #: ``except`` clauses catch them: every one of them, and a TokenEndpointError.
+    library_error: type[Exception]
+    library_transport_error: type[Exception]
 
     def get(self, auth: Any, url: str = API_URL, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    def mocked(self) -> contextlib.AbstractContextManager[Any]:
+        """The context in which the fake server answers this flavour's requests."""
         raise NotImplementedError
 
 
 class RequestsHarness(Harness):
     name = "requests"
     auth_class = RequestsAuth
+    library_error = requests.RequestException
+    library_transport_error = requests.ConnectionError
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
@@ -187,67 +203,157 @@ class RequestsHarness(Harness):
             method = "POST" if body is not None else "GET"
             return session.request(method, url, data=body, **kwargs)
 
+    def mocked(self) -> contextlib.AbstractContextManager[Any]:
+        return self.mocker
 
-class _HttpxMocked(Harness):
+
+class HttpxFamilyHarness(Harness):
+    """A flavour of the httpx family: ``lib`` is the httpx or the httpx2 module."""
+
+    lib: ModuleType
+
+    @property
+    def library_error(self) -> type[Exception]:
+        return self.lib.HTTPError
+
+    @property
+    def library_transport_error(self) -> type[Exception]:
+        return self.lib.TransportError
+
+    def client(self, auth: Any, **kwargs: Any) -> Any:
+        """A user's ``lib.Client`` with *auth*, its requests answered by the fake server."""
+        return self.lib.Client(auth=auth, **kwargs)
+
+    def async_client(self, auth: Any, **kwargs: Any) -> Any:
+        """A user's ``lib.AsyncClient`` with *auth*, answered by the fake server."""
+        return self.lib.AsyncClient(auth=auth, **kwargs)
+
+    def _respond(self, request: Any, reply: Reply) -> Any:
+        if reply.fail == "connect":
+            raise self.lib.ConnectError("connection refused", request=request)
+        if reply.fail == "timeout":
+            raise self.lib.ConnectTimeout("timed out", request=request)
+        content = reply.content()
+        return self.lib.Response(reply.status, headers=reply.headers, content=content)
+
+    def _handle(self, request: Any) -> Any:
+        reply = self.server.handle(_record_httpx(request, request.read()))
+        if self.server.delay and is_token_url(str(request.url)):
+            time.sleep(self.server.delay)
+        return self._respond(request, reply)
+
+    async def _ahandle(self, request: Any) -> Any:
+        reply = self.server.handle(_record_httpx(request, await request.aread()))
+        if self.server.delay and is_token_url(str(request.url)):
+            await anyio.sleep(self.server.delay)
+        return self._respond(request, reply)
+
+    def get(self, auth: Any, url: str = API_URL, body: Any = None, **kwargs: Any) -> Any:
+        method = "POST" if body is not None else "GET"
+        if self.is_async:
+
+            async def aget() -> Any:
+                async with self.async_client(auth) as client:
+                    return await client.request(method, url, content=body, **kwargs)
+
+            return asyncio.run(aget())
+        with self.client(auth) as client:
+            return client.request(method, url, content=body, **kwargs)
+
+
+class _HttpxMocked(HttpxFamilyHarness):
+    """httpx, with every client's transport mocked by respx: the adapter's own token clients
+    included."""
+
+    lib = httpx
+    auth_class = HttpxAuth
+
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.router = respx.mock(assert_all_called=False)
-        self.router.route().mock(side_effect=self._side_effect())
+        self.router.route().mock(side_effect=self._side_effect)
 
-    def _respond(self, request: httpx.Request, reply: Reply) -> httpx.Response:
-        if reply.fail == "connect":
-            raise httpx.ConnectError("connection refused", request=request)
-        if reply.fail == "timeout":
-            raise httpx.ConnectTimeout("timed out", request=request)
-        content = reply.content()
-        return httpx.Response(reply.status, headers=reply.headers, content=content)
-
-    def _side_effect(self) -> Callable[..., Any]:
+    def _side_effect(self, request: httpx.Request) -> Any:
         # One side effect for sync and async clients alike (a test may use both at once):
         # in an event loop it returns a coroutine, which respx awaits.
-        def effect(request: httpx.Request) -> Any:
-            try:
-                sniffio.current_async_library()
-            except sniffio.AsyncLibraryNotFoundError:
-                reply = self.server.handle(_record_httpx(request, request.read()))
-                if self.server.delay and is_token_url(str(request.url)):
-                    time.sleep(self.server.delay)
-                return self._respond(request, reply)
-            return async_effect(request)
+        try:
+            sniffio.current_async_library()
+        except sniffio.AsyncLibraryNotFoundError:
+            return self._handle(request)
+        return self._ahandle(request)
 
-        async def async_effect(request: httpx.Request) -> httpx.Response:
-            reply = self.server.handle(_record_httpx(request, await request.aread()))
-            if self.server.delay and is_token_url(str(request.url)):
-                await anyio.sleep(self.server.delay)
-            return self._respond(request, reply)
-
-        return effect
+    def mocked(self) -> contextlib.AbstractContextManager[Any]:
+        return self.router
 
 
 class HttpxSyncHarness(_HttpxMocked):
     name = "httpx-sync"
-    auth_class = HttpxAuth
-
-    def get(self, auth: Any, url: str = API_URL, body: Any = None, **kwargs: Any) -> Any:
-        with httpx.Client(auth=auth) as client:
-            method = "POST" if body is not None else "GET"
-            return client.request(method, url, content=body, **kwargs)
 
 
 class HttpxAsyncHarness(_HttpxMocked):
     name = "httpx-async"
-    auth_class = HttpxAuth
-
-    async def aget(self, auth: Any, url: str = API_URL, body: Any = None, **kwargs: Any) -> Any:
-        async with httpx.AsyncClient(auth=auth) as client:
-            method = "POST" if body is not None else "GET"
-            return await client.request(method, url, content=body, **kwargs)
-
-    def get(self, auth: Any, url: str = API_URL, body: Any = None, **kwargs: Any) -> Any:
-        return asyncio.run(self.aget(auth, url, body, **kwargs))
+    is_async = True
 
 
-HARNESSES = {h.name: h for h in (RequestsHarness, HttpxSyncHarness, HttpxAsyncHarness)}
+class _Httpx2Mocked(HttpxFamilyHarness):
+    """httpx2, with httpx2's own MockTransport (respx patches httpx only): in the user's
+    clients, and in the token clients given to every auth object as ``client=`` and
+    ``async_client=`` (``auth_class`` is the adapter with those as defaults, so that
+    ``from_env`` and ``from_config`` get them too)."""
+
+    lib = httpx2
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.transport = httpx2.MockTransport(self._handle)
+        self.async_transport = httpx2.MockTransport(self._ahandle)
+        self.token_client = httpx2.Client(transport=self.transport)
+        self.async_token_client = httpx2.AsyncClient(transport=self.async_transport)
+        harness = self
+
+        class MockedHttpx2Auth(Httpx2Auth):
+            def __init__(self, *args: Any, **options: Any) -> None:
+                options.setdefault("client", harness.token_client)
+                options.setdefault("async_client", harness.async_token_client)
+                super().__init__(*args, **options)
+
+        self.auth_class = MockedHttpx2Auth
+
+    def client(self, auth: Any, **kwargs: Any) -> Any:
+        return httpx2.Client(auth=auth, transport=self.transport, **kwargs)
+
+    def async_client(self, auth: Any, **kwargs: Any) -> Any:
+        return httpx2.AsyncClient(auth=auth, transport=self.async_transport, **kwargs)
+
+    @contextlib.contextmanager
+    def mocked(self) -> Iterator[None]:
+        # (The async token client holds nothing to release: MockTransport has no connections.)
+        with self.token_client:
+            yield
+
+
+class Httpx2SyncHarness(_Httpx2Mocked):
+    name = "httpx2-sync"
+
+
+class Httpx2AsyncHarness(_Httpx2Mocked):
+    name = "httpx2-async"
+    is_async = True
+
+
+HARNESSES = {
+    h.name: h
+    for h in (
+        RequestsHarness,
+        HttpxSyncHarness,
+        HttpxAsyncHarness,
+        Httpx2SyncHarness,
+        Httpx2AsyncHarness,
+    )
+}
+#: The flavours of each kind, for tests that only apply to some of them.
+SYNC = ["requests", "httpx-sync", "httpx2-sync"]
+ASYNC = ["httpx-async", "httpx2-async"]
 
 
 @pytest.fixture
@@ -269,6 +375,5 @@ def clock() -> FakeClock:
 def harness(request: pytest.FixtureRequest, server: FakeServer, cache: MemoryCache,
             clock: FakeClock) -> Iterator[Harness]:
     h = HARNESSES[request.param](server, cache, clock)
-    mock = h.mocker if isinstance(h, RequestsHarness) else h.router
-    with mock:
+    with h.mocked():
         yield h

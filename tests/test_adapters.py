@@ -1,4 +1,5 @@
-"""Behaviour of every adapter flavour (requests, httpx sync, httpx async) as a user sees it."""
+"""Behaviour of every adapter flavour (requests; httpx and httpx2, sync and async) as a user
+sees it."""
 
 from __future__ import annotations
 
@@ -8,12 +9,19 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import httpx
 import pytest
 import requests
 
 import oauth_cc_auth
-from tests.conftest import API_URL, CLIENT_ID, SECRET, Harness, Reply
+from tests.conftest import (
+    API_URL,
+    CLIENT_ID,
+    SECRET,
+    SYNC,
+    Harness,
+    Reply,
+    RequestsHarness,
+)
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -67,21 +75,21 @@ class TestTokenRequest:
     def test_token_exchange_not_in_history_or_user_hooks(self, harness: Harness) -> None:
         seen: list[str] = []
         auth = harness.auth()
-        if harness.name == "requests":
+        if isinstance(harness, RequestsHarness):
             with requests.Session() as session:
                 session.auth = auth
                 session.hooks["response"].append(lambda r, **kw: seen.append(r.url))
                 response = session.get(API_URL)
-        elif harness.name == "httpx-sync":
+        elif not harness.is_async:
             hooks = {"request": [lambda r: seen.append(str(r.url))]}
-            with httpx.Client(auth=auth, event_hooks=hooks) as client:
+            with harness.client(auth, event_hooks=hooks) as client:
                 response = client.get(API_URL)
         else:
-            async def go() -> httpx.Response:
-                async def hook(r: httpx.Request) -> None:
+            async def go() -> Any:
+                async def hook(r: Any) -> None:
                     seen.append(str(r.url))
 
-                async with httpx.AsyncClient(auth=auth, event_hooks={"request": [hook]}) as c:
+                async with harness.async_client(auth, event_hooks={"request": [hook]}) as c:
                     return await c.get(API_URL)
 
             import asyncio
@@ -229,15 +237,15 @@ class TestBodies:
         auth = harness.auth()
         ok(harness.get(auth))
         harness.server.revoke_all()
-        body = _async_chunks() if harness.name == "httpx-async" else _sync_chunks()
+        body = _async_chunks() if harness.is_async else _sync_chunks()
         response = harness.get(auth, body=body)
         assert response.status_code == 401
         assert [r.body for r in harness.server.api_requests[1:]] == [b"part-1;part-2"]
         ok(harness.get(auth))
         assert len(harness.server.token_requests) == 2
 
-    # httpx's AsyncClient accepts no sync file body, so the async flavour has no such case.
-    @pytest.mark.parametrize("harness", ["requests", "httpx-sync"], indirect=True)
+    # An AsyncClient accepts no sync file body, so the async flavours have no such case.
+    @pytest.mark.parametrize("harness", SYNC, indirect=True)
     def test_seekable_file_body_is_rewound_and_re_sent(self, harness: Harness) -> None:
         auth = harness.auth()
         ok(harness.get(auth))
@@ -263,8 +271,7 @@ class TestErrors:
             "invalid_client",
             "unknown client",
         )
-        library_error = requests.RequestException if harness.name == "requests" else httpx.HTTPError
-        assert isinstance(err, library_error)
+        assert isinstance(err, harness.library_error)
         assert len(harness.server.token_requests) == 1  # a refusal is not retried
         assert harness.server.api_requests == []
 
@@ -305,8 +312,8 @@ class TestErrors:
             harness.get(harness.auth(max_retries=3))
         assert info.value.status_code == 503
         assert len(harness.server.token_requests) == 4
-        library_error = requests.RequestException if harness.name == "requests" else httpx.HTTPError
-        assert isinstance(info.value, library_error)
+        assert isinstance(info.value, harness.library_error)
+        assert isinstance(info.value, harness.library_transport_error)
 
     def test_429_with_retry_after_then_success(self, harness: Harness) -> None:
         harness.server.token_replies += [Reply(429, headers={"Retry-After": "0"})] * 2

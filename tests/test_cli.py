@@ -106,8 +106,33 @@ def test_demo_behaves() -> None:
     assert any(line.startswith("provider") and "token requests" in line for line in lines)
     rows = [line for line in lines if line.split(" | ")[0].strip() in
             ("fcc_finance", "fincalc", "figure")]
-    assert len(rows) == 9
+    # The test extra installs every client: 3 providers x 5 clients.
+    assert len(rows) == 15
+    assert {row.split(" | ")[1].strip() for row in rows} == {
+        "requests", "httpx sync", "httpx async", "httpx2 sync", "httpx2 async"
+    }
     assert all(row.endswith("| ok") for row in rows)
+    assert "not installed" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("missing", "adapter"),
+    [((), "requests"), (("requests",), "httpx2"), (("requests", "httpx2"), "httpx")],
+)
+def test_token_command_prefers_requests_then_httpx2_then_httpx(
+    monkeypatch: pytest.MonkeyPatch, missing: tuple[str, ...], adapter: str
+) -> None:
+    import importlib.util
+
+    from oauth_cc_auth import cli
+
+    find_spec = importlib.util.find_spec
+
+    def installed(name: str, *args: Any) -> Any:
+        return None if name in missing else find_spec(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", installed)
+    assert cli._auth_class().__module__ == f"oauth_cc_auth.{adapter}"
 
 
 def test_emulator_command_serves_until_interrupted() -> None:

@@ -1,21 +1,37 @@
-"""Single flight: however many threads or tasks need a token at once, one token request."""
+"""Single flight: however many threads or tasks need a token at once, one token request;
+through every flavour, and across httpx and httpx2 in one process."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import anyio
-import httpx
 import pytest
 import requests
 import trio
 
 import oauth_cc_auth
-from tests.conftest import API_URL, HttpxAsyncHarness, Reply
+from oauth_cc_auth import MemoryCache
+from oauth_cc_auth.testing import FakeClock
+from tests.conftest import (
+    API_URL,
+    ASYNC,
+    SYNC,
+    FakeServer,
+    Httpx2AsyncHarness,
+    Httpx2SyncHarness,
+    HttpxAsyncHarness,
+    HttpxFamilyHarness,
+    HttpxSyncHarness,
+    Reply,
+    RequestsHarness,
+)
 
 THREADS = 32
 TASKS = 200
@@ -37,15 +53,15 @@ def _in_threads(n: int, work: Callable[[], Any]) -> list[Any]:
 
 
 def _sync_get(harness: Any, auth: Any) -> Callable[[], int]:
-    if harness.name == "requests":
+    if isinstance(harness, RequestsHarness):
         session = requests.Session()
         session.auth = auth
         return lambda: session.get(API_URL).status_code
-    client = httpx.Client(auth=auth)
+    client = harness.client(auth)
     return lambda: client.get(API_URL).status_code
 
 
-@pytest.mark.parametrize("harness", ["requests", "httpx-sync"], indirect=True)
+@pytest.mark.parametrize("harness", SYNC, indirect=True)
 class TestThreads:
     """32 threads behind a barrier against a slow token endpoint."""
 
@@ -87,17 +103,17 @@ class TestThreads:
         assert len(harness.server.token_requests) == 2
 
 
-@pytest.mark.parametrize("harness", ["httpx-async"], indirect=True)
+@pytest.mark.parametrize("harness", ASYNC, indirect=True)
 class TestAsyncTasks:
     """200 tasks behind a barrier against a slow token endpoint."""
 
-    def test_asyncio_cold_start_makes_one_token_request(self, harness: HttpxAsyncHarness) -> None:
+    def test_asyncio_cold_start_makes_one_token_request(self, harness: HttpxFamilyHarness) -> None:
         harness.server.delay = 0.3
         auth = harness.auth()
 
         async def main() -> list[int]:
             barrier = asyncio.Barrier(TASKS)
-            async with httpx.AsyncClient(auth=auth) as client:
+            async with harness.async_client(auth) as client:
 
                 async def one() -> int:
                     await barrier.wait()
@@ -109,14 +125,14 @@ class TestAsyncTasks:
         assert len(harness.server.token_requests) == 1
         assert len(harness.server.api_requests) == TASKS
 
-    def test_asyncio_waiters_share_the_failure(self, harness: HttpxAsyncHarness) -> None:
+    def test_asyncio_waiters_share_the_failure(self, harness: HttpxFamilyHarness) -> None:
         harness.server.delay = 0.3
         harness.server.token_replies.append(Reply(503))
         auth = harness.auth(max_retries=0)
 
         async def main() -> list[Any]:
             barrier = asyncio.Barrier(TASKS)
-            async with httpx.AsyncClient(auth=auth) as client:
+            async with harness.async_client(auth) as client:
 
                 async def one() -> Any:
                     await barrier.wait()
@@ -128,14 +144,14 @@ class TestAsyncTasks:
         assert all(isinstance(r, oauth_cc_auth.TokenEndpointError) for r in results)
         assert len(harness.server.token_requests) == 1
 
-    def test_trio_tasks_make_one_token_request(self, harness: HttpxAsyncHarness) -> None:
+    def test_trio_tasks_make_one_token_request(self, harness: HttpxFamilyHarness) -> None:
         harness.server.delay = 0.3
         auth = harness.auth()
         statuses: list[int] = []
 
         async def main() -> None:
             ready = trio.Event()
-            async with httpx.AsyncClient(auth=auth) as client:
+            async with harness.async_client(auth) as client:
 
                 async def one() -> None:
                     await ready.wait()
@@ -151,12 +167,12 @@ class TestAsyncTasks:
         assert statuses == [200] * 100
         assert len(harness.server.token_requests) == 1
 
-    def test_cancelled_fetch_lets_a_waiter_take_over(self, harness: HttpxAsyncHarness) -> None:
+    def test_cancelled_fetch_lets_a_waiter_take_over(self, harness: HttpxFamilyHarness) -> None:
         harness.server.delay = 0.5
         auth = harness.auth()
 
         async def main() -> int:
-            async with httpx.AsyncClient(auth=auth) as client:
+            async with harness.async_client(auth) as client:
                 owner = asyncio.create_task(client.get(API_URL))
                 await asyncio.sleep(0.1)  # the owner is now waiting on the token endpoint
                 waiter = asyncio.create_task(client.get(API_URL))
@@ -169,18 +185,18 @@ class TestAsyncTasks:
         assert asyncio.run(main()) == 200
         assert len(harness.server.token_requests) == 2
 
-    def test_threads_and_tasks_share_one_token_request(self, harness: HttpxAsyncHarness) -> None:
+    def test_threads_and_tasks_share_one_token_request(self, harness: HttpxFamilyHarness) -> None:
         harness.server.delay = 0.3
         auth = harness.auth()
         barrier = threading.Barrier(2)
 
         def in_thread() -> int:
-            with httpx.Client(auth=auth) as client:
+            with harness.client(auth) as client:
                 barrier.wait()
                 return client.get(API_URL).status_code
 
         async def tasks() -> list[int]:
-            async with httpx.AsyncClient(auth=auth) as client:
+            async with harness.async_client(auth) as client:
                 await anyio.to_thread.run_sync(barrier.wait)
                 return await asyncio.gather(*(client.get(API_URL) for _ in range(20)))
 
@@ -190,3 +206,95 @@ class TestAsyncTasks:
         assert thread_result.result() == 200
         assert [r.status_code for r in responses] == [200] * 20
         assert len(harness.server.token_requests) == 1
+
+
+class TestHttpxAndHttpx2InOneProcess:
+    """A codebase half-way through its migration: httpx and httpx2 clients with the same
+    credentials share one token, and one token request."""
+
+    @pytest.fixture
+    def pair(
+        self, server: FakeServer, cache: MemoryCache, clock: FakeClock
+    ) -> Iterator[tuple[HttpxFamilyHarness, HttpxFamilyHarness]]:
+        old, new = HttpxSyncHarness(server, cache, clock), Httpx2SyncHarness(server, cache, clock)
+        with old.mocked(), new.mocked():
+            yield old, new
+
+    @pytest.fixture
+    def async_pair(
+        self, server: FakeServer, cache: MemoryCache, clock: FakeClock
+    ) -> Iterator[tuple[HttpxFamilyHarness, HttpxFamilyHarness]]:
+        old = HttpxAsyncHarness(server, cache, clock)
+        new = Httpx2AsyncHarness(server, cache, clock)
+        with old.mocked(), new.mocked():
+            yield old, new
+
+    def test_one_token_request_for_both_libraries(
+        self, pair: tuple[HttpxFamilyHarness, HttpxFamilyHarness], server: FakeServer
+    ) -> None:
+        old, new = pair
+        assert old.get(old.auth()).status_code == 200
+        assert new.get(new.auth()).status_code == 200
+        assert old.get(old.auth()).status_code == 200
+        assert len(server.token_requests) == 1
+        assert [r.headers["authorization"] for r in server.api_requests] == ["Bearer tok-1"] * 3
+
+    def test_the_process_wide_default_cache_is_shared(
+        self, pair: tuple[HttpxFamilyHarness, HttpxFamilyHarness], server: FakeServer
+    ) -> None:
+        old, new = pair
+        client_id = f"client-{uuid.uuid4()}"  # a key of its own in the process-wide cache
+        assert old.get(old.auth(client_id=client_id, cache=None)).status_code == 200
+        assert new.get(new.auth(client_id=client_id, cache=None)).status_code == 200
+        assert len(server.token_requests) == 1
+
+    def test_a_401_seen_by_one_library_renews_the_token_for_both(
+        self, pair: tuple[HttpxFamilyHarness, HttpxFamilyHarness], server: FakeServer
+    ) -> None:
+        old, new = pair
+        old_auth, new_auth = old.auth(), new.auth()
+        assert old.get(old_auth).status_code == 200
+        server.revoke_all()
+        response = new.get(new_auth)
+        assert response.status_code == 200
+        assert [r.status_code for r in response.history] == [401]
+        assert old.get(old_auth).status_code == 200
+        assert len(server.token_requests) == 2
+        assert [r.headers["authorization"] for r in server.api_requests] == [
+            "Bearer tok-1",
+            "Bearer tok-1",
+            "Bearer tok-2",
+            "Bearer tok-2",
+        ]
+
+    def test_threads_of_both_libraries_make_one_token_request(
+        self, pair: tuple[HttpxFamilyHarness, HttpxFamilyHarness], server: FakeServer
+    ) -> None:
+        old, new = pair
+        server.delay = 0.3
+        gets = [_sync_get(old, old.auth()), _sync_get(new, new.auth())]
+        turn = itertools.count()
+        results = _in_threads(THREADS, lambda: gets[next(turn) % 2]())
+        assert results == [200] * THREADS
+        assert len(server.token_requests) == 1
+        assert len(server.api_requests) == THREADS
+
+    def test_asyncio_tasks_of_both_libraries_make_one_token_request(
+        self, async_pair: tuple[HttpxFamilyHarness, HttpxFamilyHarness], server: FakeServer
+    ) -> None:
+        old, new = async_pair
+        server.delay = 0.3
+
+        async def main() -> list[int]:
+            barrier = asyncio.Barrier(TASKS)
+            async with old.async_client(old.auth()) as a, new.async_client(new.auth()) as b:
+
+                async def one(client: Any) -> int:
+                    await barrier.wait()
+                    return (await client.get(API_URL)).status_code
+
+                return await asyncio.gather(*(one((a, b)[n % 2]) for n in range(TASKS)))
+
+        assert asyncio.run(main()) == [200] * TASKS
+        assert len(server.token_requests) == 1
+        assert len(server.api_requests) == TASKS

@@ -9,13 +9,14 @@ import pytest
 import oauth_cc_auth
 from oauth_cc_auth import ConfigurationError, Provider
 from oauth_cc_auth.httpx import ClientCredentialsAuth as HttpxAuth
+from oauth_cc_auth.httpx2 import ClientCredentialsAuth as Httpx2Auth
 from oauth_cc_auth.requests import ClientCredentialsAuth as RequestsAuth
 
-ADAPTERS = [RequestsAuth, HttpxAuth]
+ADAPTERS = [RequestsAuth, HttpxAuth, Httpx2Auth]
 URL = "https://auth.example/token"
 
 
-@pytest.fixture(params=ADAPTERS, ids=["requests", "httpx"])
+@pytest.fixture(params=ADAPTERS, ids=["requests", "httpx", "httpx2"])
 def adapter(request: pytest.FixtureRequest) -> Any:
     return request.param
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import oauth_cc_auth
 
 
@@ -33,8 +35,19 @@ def test_top_level_names() -> None:
 def test_import_pulls_in_no_http_library() -> None:
     code = (
         "import sys, oauth_cc_auth\n"
-        "loaded = [m for m in ('requests', 'httpx', 'anyio', 'redis', 'cryptography')\n"
+        "loaded = [m for m in ('requests', 'httpx', 'httpx2', 'anyio', 'redis', 'cryptography')\n"
         "          if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)  # noqa: S603
+
+
+@pytest.mark.parametrize(("adapter", "other"), [("httpx", "httpx2"), ("httpx2", "httpx")])
+def test_an_httpx_adapter_does_not_import_the_other_library(adapter: str, other: str) -> None:
+    code = (
+        f"import sys, oauth_cc_auth.{adapter}\n"
+        f"assert {adapter!r} in sys.modules\n"
+        f"loaded = [m for m in sys.modules if m.split('.')[0] in ({other!r}, 'requests')]\n"
         "assert not loaded, loaded\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)  # noqa: S603
@@ -42,16 +55,40 @@ def test_import_pulls_in_no_http_library() -> None:
 
 def test_error_classes_of_the_adapters() -> None:
     import httpx
+    import httpx2
     import requests
 
     import oauth_cc_auth.httpx as hx
+    import oauth_cc_auth.httpx2 as hx2
     import oauth_cc_auth.requests as rq
 
-    for module in (rq, hx):
+    for module in (rq, hx, hx2):
+        assert module.__all__ == [
+            "ClientCredentialsAuth",
+            "TokenEndpointError",
+            "TokenRequestError",
+            "TokenResponseError",
+        ]
         assert issubclass(module.TokenRequestError, oauth_cc_auth.TokenRequestError)
         assert issubclass(module.TokenResponseError, oauth_cc_auth.TokenResponseError)
         assert issubclass(module.TokenEndpointError, oauth_cc_auth.TokenEndpointError)
     assert issubclass(rq.TokenEndpointError, requests.ConnectionError)
     assert issubclass(rq.TokenRequestError, requests.RequestException)
-    assert issubclass(hx.TokenEndpointError, httpx.TransportError)
-    assert issubclass(hx.TokenRequestError, httpx.HTTPError)
+    for lib, adapter, other in ((httpx, hx, httpx2), (httpx2, hx2, httpx)):
+        assert issubclass(adapter.TokenEndpointError, lib.TransportError)
+        assert issubclass(adapter.TokenRequestError, lib.HTTPError)
+        assert issubclass(adapter.TokenResponseError, lib.HTTPError)
+        assert issubclass(adapter.ClientCredentialsAuth, lib.Auth)
+        # httpx and httpx2 have classes of their own: an adapter's belong to its library only.
+        assert not issubclass(adapter.ClientCredentialsAuth, other.Auth)
+        assert not issubclass(adapter.TokenRequestError, other.HTTPError)
+
+
+@pytest.mark.parametrize("module", ["httpx", "httpx2"])
+def test_error_request_is_the_librarys_property(module: str) -> None:
+    import importlib
+
+    adapter = importlib.import_module(f"oauth_cc_auth.{module}")
+    err = adapter.TokenRequestError("refused", status_code=400)
+    with pytest.raises(RuntimeError, match="request"):  # unset, as the library says it
+        err.request  # noqa: B018

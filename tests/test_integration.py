@@ -1,4 +1,4 @@
-"""Both adapters against the emulator over loopback sockets, many threads and tasks at once,
+"""Every adapter against the emulator over loopback sockets, many threads and tasks at once,
 while the emulator expires and revokes tokens: no request may fail."""
 
 from __future__ import annotations
@@ -11,11 +11,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+import httpx2
 import pytest
 import requests
 
 from oauth_cc_auth import MemoryCache
 from oauth_cc_auth.httpx import ClientCredentialsAuth as HttpxAuth
+from oauth_cc_auth.httpx2 import ClientCredentialsAuth as Httpx2Auth
 from oauth_cc_auth.requests import ClientCredentialsAuth as RequestsAuth
 from oauth_cc_auth.testing import Emulator
 
@@ -44,21 +46,29 @@ def revoker(emulator: Emulator) -> threading.Thread:
     return thread
 
 
-@pytest.mark.parametrize("flavour", ["requests", "httpx-sync"])
+#: Each flavour: its adapter and its HTTP library (requests: none, a session per thread).
+FLAVOURS: dict[str, tuple[Any, Any]] = {
+    "requests": (RequestsAuth, None),
+    "httpx": (HttpxAuth, httpx),
+    "httpx2": (Httpx2Auth, httpx2),
+}
+
+
+@pytest.mark.parametrize("flavour", ["requests", "httpx", "httpx2"])
 @pytest.mark.parametrize("provider", ["fcc_finance", "fincalc"])
 def test_32_threads_through_expiry_and_revocation(flavour: str, provider: str) -> None:
     with Emulator() as emulator:
         emulator.set_lifetime(provider, LIFETIME)
-        cls = RequestsAuth if flavour == "requests" else HttpxAuth
+        cls, lib = FLAVOURS[flavour]
         auth = make_auth(emulator, cls, provider)
         url = emulator.resource_url(provider)
         barrier = threading.Barrier(32)
-        shared = httpx.Client(auth=auth, timeout=10)
+        shared = lib.Client(auth=auth, timeout=10) if lib is not None else None
 
         def worker() -> tuple[int, list[str]]:
             session = requests.Session()
             get: Callable[[], Any] = (
-                (lambda: session.get(url, auth=auth, timeout=10)) if flavour == "requests"
+                (lambda: session.get(url, auth=auth, timeout=10)) if shared is None
                 else (lambda: shared.get(url))
             )
             done, failures = 0, []
@@ -81,15 +91,18 @@ def test_32_threads_through_expiry_and_revocation(flavour: str, provider: str) -
         with ThreadPoolExecutor(32) as pool:
             results = list(pool.map(lambda _: worker(), range(32)))
         revoking.join()
-        shared.close()
+        if shared is not None:
+            shared.close()
         failures = [f for _, fs in results for f in fs]
         assert failures == []
         assert sum(done for done, _ in results) > 32 * 5
         assert 3 <= emulator.token_requests[provider] <= MAX_TOKEN_REQUESTS
 
 
+@pytest.mark.parametrize("flavour", ["httpx", "httpx2"])
 @pytest.mark.parametrize("provider", ["fcc_finance", "figure"])
-def test_200_asyncio_tasks_through_expiry_and_revocation(provider: str) -> None:
+def test_200_asyncio_tasks_through_expiry_and_revocation(flavour: str, provider: str) -> None:
+    cls, lib = FLAVOURS[flavour]
     with Emulator() as emulator:
         emulator.set_lifetime(provider, LIFETIME)
         options: dict[str, Any] = {}
@@ -102,15 +115,15 @@ def test_200_asyncio_tasks_through_expiry_and_revocation(provider: str) -> None:
                 get_provider("figure"), default_lifetime=LIFETIME
             )
         client = emulator.client(provider)
-        auth = HttpxAuth(client.client_id, client.client_secret,
+        auth = cls(client.client_id, client.client_secret,
                          token_url=emulator.token_url(provider), cache=MemoryCache(),
                          **{**client.options(), **options})
         url = emulator.resource_url(provider)
 
         async def main() -> list[tuple[int, list[str]]]:
             barrier = asyncio.Barrier(200)
-            limits = httpx.Limits(max_connections=200)
-            async with httpx.AsyncClient(auth=auth, timeout=10, limits=limits) as http:
+            limits = lib.Limits(max_connections=200)
+            async with lib.AsyncClient(auth=auth, timeout=10, limits=limits) as http:
 
                 async def task() -> tuple[int, list[str]]:
                     done, failures = 0, []

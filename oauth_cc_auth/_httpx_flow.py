@@ -1,0 +1,294 @@
+"""The adapter for the httpx family, written once for httpx and for httpx2.
+
+httpx2, the successor of httpx, keeps httpx's ``Auth``, ``Request``, ``Response``, ``Client``
+and ``AsyncClient`` interface under a new name, with classes of its own: an ``httpx.Auth`` is
+refused by an httpx2 client and the other way round. :class:`HttpxFamilyAuth` is the whole
+adapter (token clients, token exchange, the auth flows, the 401 retry), written against that
+shared interface; ``oauth_cc_auth.httpx`` and ``oauth_cc_auth.httpx2`` each bind it to one
+library: its module as ``_lib``, its ``Auth`` as a second base, and error classes that are also
+its ``HTTPError``.
+
+This module imports neither library, so that importing one adapter never imports the other's.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping, MutableMapping
+from types import ModuleType
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, Unpack
+
+from oauth_cc_auth import errors
+from oauth_cc_auth._adapter import AuthOptions, ClientCredentialsBase, origin
+from oauth_cc_auth._core import TransportFailure, run_sync
+from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
+from oauth_cc_auth._token import Token
+
+__all__ = ["HttpxFamilyAuth", "LibraryError"]
+
+
+# -- what the flow uses of the library: the same in httpx and httpx2 --------------------------
+
+
+class _Request(Protocol):
+    @property
+    def headers(self) -> MutableMapping[str, str]: ...
+    @property
+    def url(self) -> object: ...
+    @property
+    def stream(self) -> object: ...
+
+
+class _Response(Protocol):
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def request(self) -> _Request: ...
+
+
+class _TokenResponse(_Response, Protocol):
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    @property
+    def content(self) -> bytes: ...
+    def read(self) -> bytes: ...
+    async def aread(self) -> bytes: ...
+
+
+class _Client(Protocol):
+    def build_request(
+        self, method: str, url: str, *, content: bytes, headers: dict[str, str]
+    ) -> Any: ...
+    def send(self, request: Any, *, follow_redirects: bool) -> _TokenResponse: ...
+    def close(self) -> None: ...
+
+
+class _AsyncClient(Protocol):
+    def build_request(
+        self, method: str, url: str, *, content: bytes, headers: dict[str, str]
+    ) -> Any: ...
+    async def send(self, request: Any, *, follow_redirects: bool) -> _TokenResponse: ...
+    async def aclose(self) -> None: ...
+
+
+RequestT = TypeVar("RequestT", bound=_Request)
+ResponseT = TypeVar("ResponseT", bound=_Response)
+ClientT = TypeVar("ClientT", bound=_Client)
+AsyncClientT = TypeVar("AsyncClientT", bound=_AsyncClient)
+
+
+class LibraryError:
+    """First base of each adapter error class that is also the library's ``HTTPError``: the
+    attribute its ``request`` property reads, which ``HTTPError.__init__`` would set but
+    ``AuthError`` calls no library ``__init__``. The flow sets it to the API request that
+    needed the token."""
+
+    _request: Any = None
+
+
+def _rewinder(request: _Request, byte_stream: type) -> Callable[[], None] | None:
+    """How to make *request*'s body sendable again after a 401, or ``None`` if it is not.
+
+    Bytes (and multipart forms, whose files the library rewinds itself) are sent again as
+    they are; a seekable file is rewound to where it started; a generator cannot be replayed.
+    *byte_stream* is the library's ``ByteStream``.
+    """
+    stream = request.stream
+    if isinstance(stream, byte_stream) or type(stream).__name__ == "MultipartStream":
+        return _nothing
+    source = getattr(stream, "_stream", None)
+    tell = getattr(source, "tell", None)
+    seek = getattr(source, "seek", None)
+    if tell is None or seek is None or getattr(stream, "_is_generator", True) is not False:
+        return None
+    if inspect.iscoroutinefunction(tell):  # an async file
+        return None
+    try:
+        position = tell()
+    except (OSError, ValueError):
+        return None
+    if not isinstance(position, int):
+        return None
+
+    def rewind() -> None:
+        seek(position)
+        stream._is_stream_consumed = False  # type: ignore[attr-defined]
+
+    return rewind
+
+
+def _nothing() -> None:
+    return None
+
+
+class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, ClientT, AsyncClientT]):
+    """An ``Auth`` of httpx or httpx2 that fetches, caches and attaches a client-credentials
+    token; a subclass names the library (``_lib``) and adds the library's ``Auth`` as a base.
+
+    The same object serves the library's ``Client`` (threads) and ``AsyncClient`` (asyncio and
+    trio tasks), with one token shared by all of them, and by every auth object with the same
+    credentials and cache, whichever library it is for.
+    """
+
+    #: The HTTP library: the ``httpx`` or the ``httpx2`` module.
+    _lib: ClassVar[ModuleType]
+
+    def __init__(
+        self,
+        client_id: str | int,
+        client_secret: str,
+        *,
+        client: ClientT | None = None,
+        async_client: AsyncClientT | None = None,
+        **options: Unpack[AuthOptions],
+    ) -> None:
+        """
+        Args:
+            client_id: The client id; an int is sent as a JSON number by JSON providers.
+            client_secret: The client secret. Never logged, shown or sent anywhere but the
+                token endpoint, as the provider documents.
+            client: The library's ``Client`` for token requests from sync flows. By default
+                the auth object uses its own; never the client of the API request.
+            async_client: The library's ``AsyncClient`` for token requests from async flows.
+                By default the auth object opens one per event loop.
+            **options: ``provider``, ``environment``, ``token_url``, ``scope``, ``extra``,
+                ``leeway``, ``auth_method``, ``timeout``, ``max_retries``, ``backoff``,
+                ``max_retry_after``, ``insecure_transport``, ``cache``, ``clock``: see README.
+
+        Raises:
+            ConfigurationError: for bad configuration.
+        """
+        super().__init__(client_id, client_secret, **options)
+        self._client = client
+        self._async_client = async_client
+        self._own_client: ClientT | None = None
+        # An AsyncClient belongs to the event loop it was first used in: keep the loop too.
+        self._own_async: tuple[object, AsyncClientT] | None = None
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the sync token client the auth object opened itself."""
+        own, self._own_client = self._own_client, None
+        if own is not None:
+            own.close()
+
+    async def aclose(self) -> None:
+        """Close the token clients the auth object opened itself."""
+        self.close()
+        own, self._own_async = self._own_async, None
+        if own is not None:
+            await own[1].aclose()
+
+    # -- the token exchange ----------------------------------------------------------------
+
+    def _sync_client(self) -> ClientT:
+        if self._client is not None:
+            return self._client
+        with self._lock:
+            if self._own_client is None:
+                self._own_client = self._lib.Client(timeout=self._config.timeout)
+            return self._own_client
+
+    def _async_client_for(self, loop: object) -> AsyncClientT:
+        if self._async_client is not None:
+            return self._async_client
+        with self._lock:
+            own = self._own_async
+            if own is None or own[0] != loop:
+                # A client of a loop that has ended cannot be closed from this one; its
+                # connections went with that loop.
+                own = self._own_async = (loop, self._lib.AsyncClient(timeout=self._config.timeout))
+            return own[1]
+
+    @staticmethod
+    def _build(client: _Client | _AsyncClient, request: TokenRequest) -> Any:
+        return client.build_request(
+            request.method, request.url, content=request.body, headers=dict(request.headers)
+        )
+
+    def _send(self, request: TokenRequest) -> TokenHTTPResponse | TransportFailure:
+        client = self._sync_client()
+        try:
+            response = client.send(self._build(client, request), follow_redirects=False)
+            response.read()
+        except self._lib.HTTPError as exc:
+            # The exception holds the request, and with it the secret: keep only its words.
+            return TransportFailure(f"{type(exc).__name__}: {exc}")
+        return TokenHTTPResponse(response.status_code, response.headers, response.content)
+
+    def get_token(self, request: RequestT | None = None) -> Token:
+        """The current token, fetched on this thread if needed (*request*: the API request
+        it is for, attached to errors).
+
+        Raises:
+            TokenRequestError, TokenResponseError, TokenEndpointError: as for a request.
+        """
+        token = self._manager.fresh_token()
+        if token is not None:
+            return token
+        try:
+            return run_sync(self._manager.obtain(), self._send)
+        except errors.AuthError as exc:
+            raise self._translate(exc, _request=request) from None
+
+    async def aget_token(self, request: RequestT | None = None) -> Token:
+        """The current token, fetched without blocking the event loop if needed."""
+        token = self._manager.fresh_token()
+        if token is not None:
+            return token
+        from oauth_cc_auth._aio import current_loop, obtain_async
+
+        client = self._async_client_for(current_loop())
+
+        async def send(token_request: TokenRequest) -> TokenHTTPResponse | TransportFailure:
+            try:
+                response = await client.send(
+                    self._build(client, token_request), follow_redirects=False
+                )
+                await response.aread()
+            except self._lib.HTTPError as exc:
+                return TransportFailure(f"{type(exc).__name__}: {exc}")
+            return TokenHTTPResponse(response.status_code, response.headers, response.content)
+
+        try:
+            return await obtain_async(self._manager, send)
+        except errors.AuthError as exc:
+            raise self._translate(exc, _request=request) from None
+
+    # -- the API request -------------------------------------------------------------------
+
+    def _should_retry(self, request: RequestT, response: ResponseT, token: Token) -> bool:
+        """Whether a 401 is ours to recover from; invalidates the token when it is."""
+        if response.status_code != 401:
+            return False
+        # After redirects, the answer is to the last hop: only a 401 to a request that carried
+        # our token at the origin it was meant for counts; a cross-origin redirect had it
+        # stripped by the library and gets neither token nor retry.
+        sent = response.request
+        if sent.headers.get("Authorization") != token.authorization or origin(
+            str(sent.url)
+        ) != origin(str(request.url)):
+            return False
+        self._manager.invalidate(token)
+        return True
+
+    def sync_auth_flow(self, request: RequestT) -> Generator[RequestT, ResponseT, None]:
+        token = self.get_token(request)
+        request.headers["Authorization"] = token.authorization
+        rewind = _rewinder(request, self._lib.ByteStream)
+        response = yield request
+        if self._should_retry(request, response, token) and rewind is not None:
+            rewind()
+            request.headers["Authorization"] = self.get_token(request).authorization
+            yield request
+
+    async def async_auth_flow(self, request: RequestT) -> AsyncGenerator[RequestT, ResponseT]:
+        token = await self.aget_token(request)
+        request.headers["Authorization"] = token.authorization
+        rewind = _rewinder(request, self._lib.ByteStream)
+        response = yield request
+        if self._should_retry(request, response, token) and rewind is not None:
+            rewind()
+            request.headers["Authorization"] = (await self.aget_token(request)).authorization
+            yield request
