@@ -9,7 +9,9 @@ instance; it offers
   step), without the HTTP client around it; ``None`` when not separable;
 - ``prime()``: get the first token the way a user of the library has to (a first request,
   or the explicit ``fetch_token()`` call some libraries require);
-- ``expire()``: make the cached token due for renewal, as time passing would.
+- ``expire()``: make the cached token due for renewal, as time passing would;
+- ``shared_calls()``: for oauth_cc_auth with a shared cache, the calls made to that cache
+  so far (the warm path should make none).
 
 Where a library cannot do a thing at all (for example fetch its first token by itself),
 the implementation says so with a reason, shown as "n/a" in the tables.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,6 +43,7 @@ from transports import (
 import oauth_cc_auth
 import oauth_cc_auth.httpx
 import oauth_cc_auth.requests
+from oauth_cc_auth import TokenCache
 from oauth_cc_auth.testing import FakeClock
 
 __all__ = [
@@ -48,14 +52,18 @@ __all__ = [
     "FLOOR",
     "HTTPX_AUTH",
     "OURS",
+    "OURS_FILE",
+    "OURS_REDIS",
     "REQUESTS_AUTH",
     "REQUESTS_OAUTH2CLIENT",
     "REQUESTS_OAUTHLIB",
     "AsyncImpl",
     "AsyncSetup",
+    "CountingCache",
     "SyncImpl",
     "SyncSetup",
     "async_impls",
+    "shared_cache_impls",
     "sync_impls",
 ]
 
@@ -66,6 +74,8 @@ FLAVOURS = (REQUESTS, HTTPX_SYNC, HTTPX_ASYNC)
 
 FLOOR = "floor (static header)"
 OURS = "oauth_cc_auth"
+OURS_FILE = "oauth_cc_auth, file cache"
+OURS_REDIS = "oauth_cc_auth, Redis cache"
 AUTHLIB = "Authlib"
 REQUESTS_OAUTHLIB = "requests-oauthlib"
 REQUESTS_OAUTH2CLIENT = "requests-oauth2client"
@@ -95,6 +105,7 @@ class SyncSetup:
     inputs: Callable[[int], Sequence[Any]]
     prime: Callable[[], object]
     expire: Callable[[], object] | None = None
+    shared_calls: Callable[[], int] | None = None
 
 
 @dataclasses.dataclass
@@ -106,6 +117,7 @@ class AsyncSetup:
     inputs: Callable[[int], Sequence[Any]]
     prime: Callable[[], Awaitable[object]]
     expire: Callable[[], object] | None = None
+    shared_calls: Callable[[], int] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -327,6 +339,141 @@ async def _ours_httpx_async(endpoint: TokenEndpoint, expiring: bool) -> AsyncSet
         inputs=_httpx_requests,
         prime=lambda: api.get(API_URL),
         expire=(lambda: clock.advance(3600)) if expiring else None,
+    )
+
+
+# -- oauth_cc_auth with a shared cache (file or Redis) behind its memory cache ---------------------
+# The same auth objects as above, given a cache shared between processes. The memory cache
+# stays in front, so a warm token should cost exactly what it costs without one. Each
+# flavour has a client id of its own: its own memory-cache slot and shared-cache entry.
+
+
+class CountingCache(TokenCache):
+    """A shared cache that counts the calls made to it, and hands them to *inner*."""
+
+    def __init__(self, inner: TokenCache) -> None:
+        self.inner = inner
+        self.lock_timeout = inner.lock_timeout
+        self.calls: Counter[str] = Counter()
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    def load(self, key: str) -> bytes | None:
+        self.calls["load"] += 1
+        return self.inner.load(key)
+
+    def store(self, key: str, value: bytes, ttl: float | None) -> None:
+        self.calls["store"] += 1
+        self.inner.store(key, value, ttl)
+
+    def try_lock(self, key: str, timeout: float) -> object | None:
+        self.calls["lock"] += 1
+        return self.inner.try_lock(key, timeout)
+
+    def unlock(self, key: str, handle: object) -> None:
+        self.calls["unlock"] += 1
+        self.inner.unlock(key, handle)
+
+    async def aload(self, key: str) -> bytes | None:
+        self.calls["load"] += 1
+        return await self.inner.aload(key)
+
+    async def astore(self, key: str, value: bytes, ttl: float | None) -> None:
+        self.calls["store"] += 1
+        await self.inner.astore(key, value, ttl)
+
+    async def atry_lock(self, key: str, timeout: float) -> object | None:
+        self.calls["lock"] += 1
+        return await self.inner.atry_lock(key, timeout)
+
+    async def aunlock(self, key: str, handle: object) -> None:
+        self.calls["unlock"] += 1
+        await self.inner.aunlock(key, handle)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+
+def shared_cache_impls(
+    name: str, kind: str, cache: Callable[[], CountingCache]
+) -> tuple[list[SyncImpl], list[AsyncImpl]]:
+    """oauth_cc_auth in every flavour with a new shared cache from *cache()* each, for the
+    timings only; *kind* (``"file"``, ``"redis"``) goes into the client ids."""
+
+    def client_id(flavour: str) -> str:
+        return f"{CLIENT_ID}-{kind}-{flavour.replace(' ', '-')}"
+
+    def requests_build(endpoint: TokenEndpoint, expiring: bool) -> SyncSetup:
+        shared = cache()
+        auth = oauth_cc_auth.requests.ClientCredentialsAuth(
+            client_id(REQUESTS),
+            CLIENT_SECRET,
+            token_url=TOKEN_URL,
+            session=requests_session(endpoint),
+            cache=shared,
+        )
+        api = requests_session()
+        api.auth = auth
+        return SyncSetup(
+            request=lambda: api.get(API_URL),
+            step=_requests_step(auth),
+            inputs=_prepared_requests,
+            prime=lambda: api.get(API_URL),
+            shared_calls=shared.total,
+        )
+
+    def httpx_build(endpoint: TokenEndpoint, expiring: bool) -> SyncSetup:
+        shared = cache()
+        auth = oauth_cc_auth.httpx.ClientCredentialsAuth(
+            client_id(HTTPX_SYNC),
+            CLIENT_SECRET,
+            token_url=TOKEN_URL,
+            client=httpx.Client(transport=httpx.MockTransport(sync_handler(endpoint))),
+            cache=shared,
+        )
+        api = httpx.Client(transport=httpx.MockTransport(sync_handler()), auth=auth)
+        return SyncSetup(
+            request=lambda: api.get(API_URL),
+            step=_httpx_step(auth),
+            inputs=_httpx_requests,
+            prime=lambda: api.get(API_URL),
+            shared_calls=shared.total,
+        )
+
+    async def httpx_async_build(endpoint: TokenEndpoint, expiring: bool) -> AsyncSetup:
+        shared = cache()
+        auth = oauth_cc_auth.httpx.ClientCredentialsAuth(
+            client_id(HTTPX_ASYNC),
+            CLIENT_SECRET,
+            token_url=TOKEN_URL,
+            async_client=httpx.AsyncClient(transport=httpx.MockTransport(async_handler(endpoint))),
+            cache=shared,
+        )
+        api = httpx.AsyncClient(transport=httpx.MockTransport(async_handler()), auth=auth)
+        return AsyncSetup(
+            request=lambda: api.get(API_URL),
+            step=_httpx_astep(auth),
+            inputs=_httpx_requests,
+            prime=lambda: api.get(API_URL),
+            shared_calls=shared.total,
+        )
+
+    timing_only = "timings only"
+    return (
+        [
+            SyncImpl(name, REQUESTS, requests_build, cold_na=timing_only, expiry_na=timing_only),
+            SyncImpl(name, HTTPX_SYNC, httpx_build, cold_na=timing_only, expiry_na=timing_only),
+        ],
+        [
+            AsyncImpl(
+                name, HTTPX_ASYNC, httpx_async_build, cold_na=timing_only, expiry_na=timing_only
+            )
+        ],
     )
 
 

@@ -2,8 +2,8 @@
 
 Run from the repository root::
 
-    python benchmarks/run.py            # full run, about a minute on 2 cores
-    python benchmarks/run.py --quick    # smoke run, about ten seconds
+    python benchmarks/run.py            # full run, under two minutes on 2 cores
+    python benchmarks/run.py --quick    # smoke run, about twenty seconds
 
 Prints markdown tables and writes JSON (``benchmarks/results.json`` by default). See
 ``benchmarks/README.md`` for what is measured.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import gc
 import json
@@ -21,32 +22,39 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from concurrency import Outcome, count_async, count_sync
+from fleet import CACHES, FleetParams, run_fleets
 from impls import (
     AUTHLIB,
     FLAVOURS,
     FLOOR,
     HTTPX_AUTH,
     OURS,
+    OURS_FILE,
+    OURS_REDIS,
     REQUESTS_AUTH,
     REQUESTS_OAUTH2CLIENT,
     REQUESTS_OAUTHLIB,
     AsyncImpl,
     AsyncSetup,
+    CountingCache,
     SyncImpl,
     SyncSetup,
     async_impls,
+    shared_cache_impls,
     sync_impls,
 )
 from imports import TARGETS, measure_imports, median_difference
+from redis_server import RedisUnavailable, redis_server
 from report import Footnotes, Table
 from timing import (
     AsyncBench,
@@ -58,6 +66,8 @@ from timing import (
 )
 from transports import TokenEndpoint
 
+from oauth_cc_auth import FileCache, RedisCache, TokenCache
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_JSON = HERE / "results.json"
 MOMENTS = ("cold", "expiry")
@@ -65,6 +75,8 @@ MOMENT_LABELS = {"cold": "cold start", "expiry": "at expiry"}
 ROW_ORDER = (
     FLOOR,
     OURS,
+    OURS_FILE,
+    OURS_REDIS,
     AUTHLIB,
     REQUESTS_OAUTHLIB,
     REQUESTS_OAUTH2CLIENT,
@@ -82,7 +94,17 @@ PACKAGES = (
     "requests-oauth2client",
     "requests-auth",
     "httpx-auth",
+    "redis",
 )
+#: This package's rows: by default, and with each shared cache.
+OUR_NAMES = (OURS, OURS_FILE, OURS_REDIS)
+#: The shared-cache rows of the timings, and what the targets call them.
+SHARED_ROWS = {OURS_FILE: "file", OURS_REDIS: "Redis"}
+FLEET_LABELS = {
+    "memory": "memory (default)",
+    "file": "file (`file:///tmp-dir`)",
+    "redis": "Redis (`redis://127.0.0.1:port/0`)",
+}
 
 #: The issue's targets.
 MAX_RATIO = 1.10
@@ -102,10 +124,13 @@ class Params:
     latency: float
     repeats: int
     import_runs: int
+    fleet: FleetParams
 
     @classmethod
     def of(cls, args: argparse.Namespace) -> Params:
         quick = args.quick
+        repeats = args.repeats or (1 if quick else 3)
+        processes, threads = args.fleet or ((4, 4) if quick else (8, 16))
         return cls(
             rounds=args.rounds or (15 if quick else 401),
             warmup=2 if quick else 10,
@@ -114,8 +139,15 @@ class Params:
             threads=args.threads,
             tasks=args.tasks,
             latency=args.latency if args.latency is not None else (0.02 if quick else 0.05),
-            repeats=args.repeats or (1 if quick else 3),
+            repeats=repeats,
             import_runs=args.import_runs or (3 if quick else 15),
+            fleet=FleetParams(
+                processes=processes,
+                threads=threads,
+                latency=0.2 if quick else 0.3,
+                lifetime=2.0 if quick else 3.0,
+                repeats=repeats,
+            ),
         )
 
 
@@ -145,6 +177,12 @@ class TimingResult:
     auth_step: dict[str, Samples] = dataclasses.field(default_factory=dict)
     #: Token requests made while the token was warm (should be none), by flavour and name.
     warm_token_requests: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
+    #: Calls to the shared cache while the first token was fetched, by flavour and name.
+    shared_setup_calls: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
+    #: Calls to the shared cache during the timed rounds (should be none), by flavour, name.
+    shared_calls: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
+    #: Implementations that could not be timed, and why (no redis-server, say).
+    unavailable: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def _time_sync_flavour(
@@ -158,6 +196,7 @@ def _time_sync_flavour(
         _check_sent(impl.name, flavour, setup.request())
         endpoint.reset()
         setups[impl.name] = (setup, endpoint)
+    calls = out.shared_setup_calls[flavour] = _shared_calls(setups)
     gc.collect()
     out.per_request[flavour] = run_sync_rounds(
         {name: SyncBench(s.request) for name, (s, _) in setups.items()},
@@ -173,6 +212,7 @@ def _time_sync_flavour(
         warmup=p.warmup,
     )
     out.warm_token_requests[flavour] = {name: e.count for name, (_, e) in setups.items()}
+    out.shared_calls[flavour] = {n: k - calls[n] for n, k in _shared_calls(setups).items()}
 
 
 async def _time_async_flavour(
@@ -186,6 +226,7 @@ async def _time_async_flavour(
         _check_sent(impl.name, flavour, await setup.request())
         endpoint.reset()
         setups[impl.name] = (setup, endpoint)
+    calls = out.shared_setup_calls[flavour] = _shared_calls(setups)
     gc.collect()
     out.per_request[flavour] = await run_async_rounds(
         {name: AsyncBench(s.request) for name, (s, _) in setups.items()},
@@ -201,16 +242,65 @@ async def _time_async_flavour(
         warmup=p.warmup,
     )
     out.warm_token_requests[flavour] = {name: e.count for name, (_, e) in setups.items()}
+    out.shared_calls[flavour] = {n: k - calls[n] for n, k in _shared_calls(setups).items()}
+
+
+def _shared_calls(
+    setups: Mapping[str, tuple[SyncSetup | AsyncSetup, TokenEndpoint]],
+) -> dict[str, int]:
+    """Calls made so far to the shared cache of each setup that has one."""
+    return {name: s.shared_calls() for name, (s, _) in setups.items() if s.shared_calls}
+
+
+def _shared_cache_impls(
+    stack: contextlib.ExitStack, out: TimingResult
+) -> tuple[list[SyncImpl], list[AsyncImpl]]:
+    """oauth_cc_auth with a file cache (in a temporary directory) and with a Redis cache (a
+    redis-server of our own), in every flavour; both are cleaned up when *stack* closes."""
+    directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="oauth-cc-bench-cache-"))
+    kinds: list[tuple[str, str, Callable[[], TokenCache]]] = [
+        (OURS_FILE, "file", lambda: FileCache(directory))
+    ]
+    try:
+        url = stack.enter_context(redis_server())
+    except RedisUnavailable as exc:
+        out.unavailable[OURS_REDIS] = str(exc)
+    else:
+        kinds.append((OURS_REDIS, "redis", lambda: RedisCache(url)))
+    opened: list[CountingCache] = []
+
+    def close_all() -> None:
+        for cache in opened:
+            cache.close()
+
+    stack.callback(close_all)  # before the server stops
+
+    def counting(make: Callable[[], TokenCache]) -> Callable[[], CountingCache]:
+        def open_one() -> CountingCache:
+            opened.append(CountingCache(make()))
+            return opened[-1]
+
+        return open_one
+
+    sync: list[SyncImpl] = []
+    aio: list[AsyncImpl] = []
+    for name, kind, make in kinds:
+        more_sync, more_async = shared_cache_impls(name, kind, counting(make))
+        sync += more_sync
+        aio += more_async
+    return sync, aio
 
 
 def run_timings(p: Params) -> TimingResult:
     out = TimingResult()
-    sync = sync_impls()
-    for flavour in FLAVOURS[:2]:
-        log(f"per-request cost: {flavour}")
-        _time_sync_flavour(flavour, [i for i in sync if i.flavour == flavour], p, out)
-    log(f"per-request cost: {FLAVOURS[2]}")
-    asyncio.run(_time_async_flavour(FLAVOURS[2], async_impls(), p, out))
+    with contextlib.ExitStack() as stack:
+        shared_sync, shared_async = _shared_cache_impls(stack, out)
+        sync = [*sync_impls(), *shared_sync]
+        for flavour in FLAVOURS[:2]:
+            log(f"per-request cost: {flavour}")
+            _time_sync_flavour(flavour, [i for i in sync if i.flavour == flavour], p, out)
+        log(f"per-request cost: {FLAVOURS[2]}")
+        asyncio.run(_time_async_flavour(FLAVOURS[2], [*async_impls(), *shared_async], p, out))
     return out
 
 
@@ -248,15 +338,38 @@ def run_concurrency(p: Params) -> ConcurrencyResult:
 # -- tables ----------------------------------------------------------------------------------------
 
 
-def _names(by_flavour: dict[str, Any]) -> list[str]:
-    present = {name for per in by_flavour.values() for name in per}
+def _names(by_flavour: dict[str, Any], also: Sequence[str] = ()) -> list[str]:
+    present = {name for per in by_flavour.values() for name in per} | set(also)
     return [name for name in ROW_ORDER if name in present]
 
 
+def _label(name: str) -> str:
+    """This package's rows in bold."""
+    return name.replace(OURS, f"**{OURS}**", 1) if name in OUR_NAMES else name
+
+
+def _shared_note(t: TimingResult) -> str:
+    setup = sorted(n for per in t.shared_setup_calls.values() for n in per.values())
+    calls = sum(n for per in t.shared_calls.values() for n in per.values())
+    first = (
+        "none" if not setup else f"{setup[0]}–{setup[-1]}" if setup[0] != setup[-1] else setup[0]
+    )
+    return (
+        "file cache, Redis cache: the same auth object given `cache=FileCache(dir)` or "
+        "`cache=RedisCache(url)` (a redis-server of the benchmark's own, on loopback); its "
+        "memory cache stays in front. Calls to its shared cache while it fetched its first "
+        f"token: {first} each; during the timed rounds: {calls} in all."
+    )
+
+
 def per_request_table(t: TimingResult) -> Table:
+    notes = Footnotes()
     rows: list[list[str]] = []
-    for name in _names(t.per_request):
-        row = [f"**{name}**" if name == OURS else name]
+    for name in _names(t.per_request, list(t.unavailable)):
+        row = [_label(name)]
+        if name in t.unavailable:
+            rows.append(row + [f"n/a {notes.ref(t.unavailable[name])}"] * 2 * len(FLAVOURS))
+            continue
         for flavour in FLAVOURS:
             samples = t.per_request.get(flavour, {})
             if name not in samples:
@@ -275,14 +388,20 @@ def per_request_table(t: TimingResult) -> Table:
         [
             "floor: a static `Authorization: Bearer` header set on the request, no auth object.",
             "— : the library has no such flavour.",
+            _shared_note(t),
+            *notes.lines(),
         ],
     )
 
 
 def auth_step_table(t: TimingResult) -> Table:
+    notes = Footnotes()
     rows: list[list[str]] = []
-    for name in _names(t.auth_step):
-        row = [f"**{name}**" if name == OURS else name]
+    for name in _names(t.auth_step, list(t.unavailable)):
+        row = [_label(name)]
+        if name in t.unavailable:
+            rows.append(row + [f"n/a {notes.ref(t.unavailable[name])}"] * len(FLAVOURS))
+            continue
         for flavour in FLAVOURS:
             samples = t.auth_step.get(flavour, {})
             row.append(f"{statistics.median(samples[name]):.2f}" if name in samples else "—")
@@ -294,6 +413,7 @@ def auth_step_table(t: TimingResult) -> Table:
         [
             "The plugin's own work on one request and its 200 answer, without the HTTP "
             "client; the floor sets the header.",
+            *notes.lines(),
         ],
     )
 
@@ -345,6 +465,41 @@ def concurrency_table(c: ConcurrencyResult, p: Params) -> Table:
     )
 
 
+def _fleet_cell(entry: dict[str, Any], moment: str, notes: Footnotes) -> str:
+    if "na" in entry:
+        return f"n/a ({entry['na']})"
+    outcomes = entry["outcomes"]
+    failed = [o["failed"] for o in outcomes if "failed" in o]
+    waves = [o[moment] for o in outcomes if "failed" not in o]
+    failures = " ".join(notes.ref(f"the fleet failed: {why}") for why in failed)
+    if not waves:
+        return f"n/a {failures}"
+    cell = _concurrency_cell({"outcomes": waves}, notes)
+    return f"{cell} {failures}" if failures else cell
+
+
+def fleet_table(fleet: dict[str, dict[str, Any]], p: Params) -> Table:
+    f = p.fleet
+    notes = Footnotes()
+    memory = notes.ref("each process has its own memory cache, so fetches its own token.")
+    rows = [
+        [
+            FLEET_LABELS[kind] + (f" {memory}" if kind == "memory" else ""),
+            f"{f.processes} x {f.threads}",
+            *[_fleet_cell(fleet[kind], moment, notes) for moment in MOMENTS],
+        ]
+        for kind in CACHES
+    ]
+    return Table(
+        f"Token requests from a fleet of processes (the `Emulator` on loopback; token endpoint "
+        f"answering after {f.latency * 1000:g} ms, tokens living {f.lifetime:g} s; "
+        f"{f.repeats} repeat(s), range shown if they differ)",
+        ["cache", "processes x threads", "token requests cold", "at expiry"],
+        rows,
+        notes.lines(),
+    )
+
+
 def import_table(times: dict[str, list[float]]) -> Table:
     rows: list[list[str]] = []
     for target in TARGETS:
@@ -364,8 +519,54 @@ def import_table(times: dict[str, list[float]]) -> Table:
 # -- the verdict -----------------------------------------------------------------------------------
 
 
+def _shared_check(t: TimingResult, flavour: str) -> dict[str, Any]:
+    """Per-request cost with a shared cache: the ratios to the floor, and no cache calls."""
+    samples = t.per_request[flavour]
+    ratios = {
+        label: median_ratio(samples[name], samples[FLOOR])
+        for name, label in SHARED_ROWS.items()
+        if name in samples
+    }
+    calls = sum(t.shared_calls.get(flavour, {}).values())
+    # The shared cache was in use: the first token went through it.
+    used = all(n > 0 for n in t.shared_setup_calls.get(flavour, {}).values())
+    parts = [f"{label} {ratio:.3f}x" for label, ratio in ratios.items()]
+    parts += [f"{SHARED_ROWS[name]} n/a ({why})" for name, why in t.unavailable.items()]
+    parts.append(f"{calls} shared-cache calls while warm")
+    fast = bool(ratios) and all(r <= MAX_RATIO for r in ratios.values())
+    return {"pass": fast and calls == 0 and used, "detail": ", ".join(parts)}
+
+
+def _fleet_check(fleet: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Exactly one token request in every wave of every fleet with a shared cache."""
+    bad: list[str] = []
+    parts: list[str] = []
+    waves = 0
+    for kind, label in (("file", "file"), ("redis", "Redis")):
+        entry = fleet[kind]
+        if "na" in entry:
+            parts.append(f"{label} n/a ({entry['na']})")
+            continue
+        counts: list[int] = []
+        for outcome in entry["outcomes"]:
+            if "failed" in outcome:
+                bad.append(f"{label}: the fleet failed")
+                continue
+            for moment in MOMENTS:
+                wave = outcome[moment]
+                counts.append(wave["token_requests"])
+                if wave["token_requests"] != 1 or wave["errors"]:
+                    bad.append(f"{label} {moment}: {wave['token_requests']} {wave['errors']}")
+        waves += len(counts)
+        parts.append(f"{label}: {', '.join(map(str, counts))}")
+    return {"pass": not bad and waves > 0, "detail": "; ".join(bad or parts)}
+
+
 def verdict(
-    t: TimingResult | None, c: ConcurrencyResult | None, times: dict[str, list[float]] | None
+    t: TimingResult | None,
+    c: ConcurrencyResult | None,
+    fleet: dict[str, dict[str, Any]] | None,
+    times: dict[str, list[float]] | None,
 ) -> dict[str, dict[str, Any]]:
     checks: dict[str, dict[str, Any]] = {}
     if t is not None:
@@ -376,11 +577,14 @@ def verdict(
                 "pass": ratio <= MAX_RATIO,
                 "detail": f"{ratio:.3f}x",
             }
+            checks[
+                f"per-request {flavour}, file and Redis caches: at most {MAX_RATIO:.2f}x the floor"
+            ] = _shared_check(t, flavour)
             # Paired, like the ratios to the floor: median over rounds of ours / peer.
             versus = {
                 name: median_ratio(samples[OURS], values)
                 for name, values in samples.items()
-                if name not in (FLOOR, OURS)
+                if name != FLOOR and name not in OUR_NAMES
             }
             checks[f"per-request {flavour}: lower than every peer"] = {
                 "pass": all(r < 1.0 for r in versus.values()),
@@ -389,7 +593,7 @@ def verdict(
             warm = {n: k for n, k in t.warm_token_requests[flavour].items() if k}
             if warm:
                 checks[f"per-request {flavour}: no token requests with a warm token"] = {
-                    "pass": OURS not in warm,
+                    "pass": not any(name in warm for name in OUR_NAMES),
                     "detail": ", ".join(f"{n}: {k}" for n, k in warm.items()),
                 }
     if c is not None:
@@ -403,6 +607,10 @@ def verdict(
             "pass": not bad,
             "detail": "; ".join(bad) or "all 1",
         }
+    if fleet is not None:
+        checks["multi-process: exactly one token request per wave with file and Redis caches"] = (
+            _fleet_check(fleet)
+        )
     if times is not None:
         over = median_difference(times["oauth_cc_auth"], times["authlib.oauth2"])
         checks[f"import oauth_cc_auth: at most {MAX_IMPORT_MS:g} ms over authlib.oauth2"] = {
@@ -473,6 +681,17 @@ def _versions() -> dict[str, str | None]:
     return found
 
 
+def _fleet_size(text: str) -> tuple[int, int]:
+    processes, _, threads = text.lower().partition("x")
+    try:
+        size = int(processes), int(threads)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not PROCESSESxTHREADS: {text!r}") from None
+    if min(size) < 1:
+        raise argparse.ArgumentTypeError("at least one process and one thread")
+    return size
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a fast smoke run")
@@ -480,7 +699,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rst", type=Path, help="also write the tables as reStructuredText")
     parser.add_argument(
         "--only",
-        choices=("timing", "concurrency", "imports"),
+        choices=("timing", "concurrency", "fleet", "imports"),
         action="append",
         help="run only these parts (repeatable)",
     )
@@ -489,7 +708,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=32, help="threads needing a token")
     parser.add_argument("--tasks", type=int, default=200, help="asyncio tasks needing a token")
     parser.add_argument("--latency", type=float, help="token endpoint latency, seconds")
-    parser.add_argument("--repeats", type=int, help="repeats of each concurrency case")
+    parser.add_argument(
+        "--repeats", type=int, help="repeats of each concurrency and multi-process case"
+    )
+    parser.add_argument(
+        "--fleet",
+        type=_fleet_size,
+        metavar="PxT",
+        help="processes x threads of the multi-process case (default 8x16; quick 4x4)",
+    )
     parser.add_argument("--import-runs", type=int, help="fresh interpreters per import")
     parser.add_argument(
         "--check", action="store_true", help="exit 1 when a target of the issue is missed"
@@ -502,13 +729,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Authlib's httpx integration warns that it prefers httpx2; the benchmark uses httpx.
     warnings.simplefilter("ignore", DeprecationWarning)
     p = Params.of(args)
-    parts = set(args.only or ("timing", "concurrency", "imports"))
+    parts = set(args.only or ("timing", "concurrency", "fleet", "imports"))
     started = time.monotonic()
     when = datetime.now(UTC).isoformat(timespec="seconds")
     source = _source()
 
     timings = run_timings(p) if "timing" in parts else None
     conc = run_concurrency(p) if "concurrency" in parts else None
+    fleet = run_fleets(p.fleet, log) if "fleet" in parts else None
     if "imports" in parts:
         log("import times")
         times = measure_imports(TARGETS, p.import_runs)
@@ -520,9 +748,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         tables += [per_request_table(timings), auth_step_table(timings)]
     if conc is not None:
         tables.append(concurrency_table(conc, p))
+    if fleet is not None:
+        tables.append(fleet_table(fleet, p))
     if times is not None:
         tables.append(import_table(times))
-    checks = verdict(timings, conc, times)
+    checks = verdict(timings, conc, fleet, times)
     tables.append(verdict_table(checks))
     duration = time.monotonic() - started
 
@@ -557,7 +787,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "per_request_us": _timing_json(timings.per_request) if timings else None,
         "auth_step_us": _timing_json(timings.auth_step, ratios=False) if timings else None,
         "warm_token_requests": timings.warm_token_requests if timings else None,
+        "shared_cache_calls_first_token": timings.shared_setup_calls if timings else None,
+        "shared_cache_calls_warm": timings.shared_calls if timings else None,
+        "unavailable": timings.unavailable if timings else None,
         "concurrency": conc,
+        "multi_process": fleet,
         "imports_ms": _imports_json(times) if times else None,
         "targets": checks,
         "markdown": "\n\n".join(t.markdown() for t in tables),

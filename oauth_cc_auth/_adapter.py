@@ -68,8 +68,10 @@ class ClientCredentialsBase:
         **options: Unpack[ConfigOptions],
     ) -> None:
         self._config = build_config(client_id, client_secret, **options)
+        #: A cache this object opened from a URL, and so closes.
+        self._owned_cache: TokenCache | None = None
         if isinstance(cache, str):
-            cache = open_cache(cache)
+            cache = self._owned_cache = open_cache(cache)
         elif cache is not None and not isinstance(cache, (MemoryCache, TokenCache)):
             raise ConfigurationError(
                 f"cache must be a MemoryCache, a TokenCache or a URL, not {type(cache).__name__}"
@@ -107,6 +109,14 @@ class ClientCredentialsBase:
         """
         client_id, secret, options = from_environ(environ, prefix)
         return cls(client_id, secret, **{**options, **kwargs})
+
+    def _close_cache(self) -> None:
+        if self._owned_cache is not None:
+            self._owned_cache.close()
+
+    async def _aclose_cache(self) -> None:
+        if self._owned_cache is not None:
+            await self._owned_cache.aclose()
 
     @property
     def provider(self) -> Provider:

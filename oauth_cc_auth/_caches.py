@@ -70,6 +70,10 @@ class TokenCache(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional for subclasses
         """Release the cache's connections, if it has any."""
 
+    async def aclose(self) -> None:
+        """Release the cache's connections, async ones included."""
+        self.close()
+
     @property
     def name(self) -> str:
         """What to call the cache in messages (never with a password)."""
@@ -275,7 +279,16 @@ class RedisCache(TokenCache):
         await self._async_client().eval(_UNLOCK, 1, self._names(key)[1], str(handle))
 
     def close(self) -> None:
+        """Close the sync client (an asyncio client is closed by :meth:`aclose`)."""
         self._client.close()
+
+    async def aclose(self) -> None:
+        """Close both clients; call it in the event loop that used the cache."""
+        self.close()
+        with self._lock:
+            current, self._async = self._async, None
+        if current is not None:
+            await current[1].aclose()
 
     def __repr__(self) -> str:
         return f"RedisCache({self.name!r})"

@@ -168,17 +168,21 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
         self._lock = threading.Lock()
 
     def close(self) -> None:
-        """Close the sync token client the auth object opened itself."""
+        """Close the sync token client and the cache the auth object opened itself."""
         own, self._own_client = self._own_client, None
         if own is not None:
             own.close()
+        self._close_cache()
 
     async def aclose(self) -> None:
-        """Close the token clients the auth object opened itself."""
-        self.close()
-        own, self._own_async = self._own_async, None
+        """Close the token clients and the cache the auth object opened itself."""
+        own, self._own_client = self._own_client, None
         if own is not None:
-            await own[1].aclose()
+            own.close()
+        own_async, self._own_async = self._own_async, None
+        if own_async is not None:
+            await own_async[1].aclose()
+        await self._aclose_cache()
 
     # -- the token exchange ----------------------------------------------------------------
 
@@ -274,21 +278,32 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
         return True
 
     def sync_auth_flow(self, request: RequestT) -> Generator[RequestT, ResponseT, None]:
-        token = self.get_token(request)
+        token = self._manager.fresh_token() or self.get_token(request)
         request.headers["Authorization"] = token.authorization
         rewind = _rewinder(request, self._lib.ByteStream)
         response = yield request
-        if self._should_retry(request, response, token) and rewind is not None:
+        # The common answer leaves at the first comparison, without another call.
+        # (_should_retry invalidates the token also when the body cannot be sent again.)
+        if (
+            response.status_code == 401
+            and self._should_retry(request, response, token)
+            and rewind is not None
+        ):
             rewind()
             request.headers["Authorization"] = self.get_token(request).authorization
             yield request
 
     async def async_auth_flow(self, request: RequestT) -> AsyncGenerator[RequestT, ResponseT]:
-        token = await self.aget_token(request)
+        # A coroutine only when a token is to be fetched, not on every request.
+        token = self._manager.fresh_token() or await self.aget_token(request)
         request.headers["Authorization"] = token.authorization
         rewind = _rewinder(request, self._lib.ByteStream)
         response = yield request
-        if self._should_retry(request, response, token) and rewind is not None:
+        if (
+            response.status_code == 401
+            and self._should_retry(request, response, token)
+            and rewind is not None
+        ):
             rewind()
             request.headers["Authorization"] = (await self.aget_token(request)).authorization
             yield request

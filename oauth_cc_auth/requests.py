@@ -95,10 +95,12 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
         self._lock = threading.Lock()
 
     def close(self) -> None:
-        """Close the token session the auth object opened itself (not one given to it)."""
+        """Close the token session and the cache the auth object opened itself (not ones
+        given to it)."""
         own, self._own_session = self._own_session, None
         if own is not None:
             own.close()
+        self._close_cache()
 
     def __enter__(self) -> ClientCredentialsAuth:
         return self

@@ -391,3 +391,23 @@ class TestConfiguration:
         again = cache.try_lock(key, 5)
         assert again is not None
         cache.unlock(key, again)
+
+
+def test_auth_closes_only_the_cache_it_opened(redis_server: RedisServer) -> None:
+    url = "https://auth.example/token"
+    opened = HttpxAuth("id", "secret", token_url=url, cache=redis_server.url)
+    cache = opened._owned_cache
+    assert isinstance(cache, RedisCache)
+
+    async def use_and_close() -> None:
+        assert await cache.aload("ab" * 32) is None  # opens its asyncio client
+        assert cache._async is not None
+        await opened.aclose()
+        assert cache._async is None
+
+    asyncio.run(use_and_close())
+    given = RedisCache(redis_server.url)
+    auth = RequestsAuth("id", "secret", token_url=url, cache=given)
+    auth.close()
+    assert given.load("ab" * 32) is None  # still usable: the auth object did not close it
+    given.close()
