@@ -9,8 +9,9 @@ from urllib.parse import urlsplit
 
 from oauth_cc_auth._caches import TokenCache, open_cache
 from oauth_cc_auth._config import build_config
-from oauth_cc_auth._core import TokenManager
+from oauth_cc_auth._core import TokenManager, TransportFailure, run_sync
 from oauth_cc_auth._memory import MemoryCache
+from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth._settings import from_environ, from_mapping
 from oauth_cc_auth._token import Token
 from oauth_cc_auth.errors import AuthError, ConfigurationError
@@ -139,6 +140,21 @@ class ClientCredentialsBase:
             f"client_id={self._config.client.client_id!r} provider={self.provider.name!r} "
             f"token_url={self.token_url!r}>"
         )
+
+    def _token_on_this_thread(
+        self,
+        send: Callable[[TokenRequest], TokenHTTPResponse | TransportFailure],
+        **error_attributes: Any,
+    ) -> Token:
+        """The fresh token, or one obtained on this thread with *send* doing the I/O; errors
+        raised as this adapter's classes, with *error_attributes* set on them."""
+        token = self._manager.fresh_token()
+        if token is not None:
+            return token
+        try:
+            return run_sync(self._manager.obtain(), send)
+        except AuthError as exc:
+            raise self._translate(exc, **error_attributes) from None
 
     def _translate(self, exc: AuthError, **attributes: Any) -> AuthError:
         """*exc* as this adapter's subclass of its class, so that HTTP-library ``except``

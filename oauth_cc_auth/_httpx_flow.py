@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar, Unpack
 
 from oauth_cc_auth import errors
 from oauth_cc_auth._adapter import AuthOptions, ClientCredentialsBase, origin
-from oauth_cc_auth._core import TransportFailure, run_sync
+from oauth_cc_auth._core import TransportFailure
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth._token import Token
 
@@ -228,13 +228,7 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
         Raises:
             TokenRequestError, TokenResponseError, TokenEndpointError: as for a request.
         """
-        token = self._manager.fresh_token()
-        if token is not None:
-            return token
-        try:
-            return run_sync(self._manager.obtain(), self._send)
-        except errors.AuthError as exc:
-            raise self._translate(exc, _request=request) from None
+        return self._token_on_this_thread(self._send, _request=request)
 
     async def aget_token(self, request: RequestT | None = None) -> Token:
         """The current token, fetched without blocking the event loop if needed."""

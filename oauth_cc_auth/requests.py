@@ -13,7 +13,7 @@ from requests.utils import rewind_body
 
 from oauth_cc_auth import errors
 from oauth_cc_auth._adapter import AuthOptions, ClientCredentialsBase, origin
-from oauth_cc_auth._core import TransportFailure, run_sync
+from oauth_cc_auth._core import TransportFailure
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth._token import Token
 
@@ -140,13 +140,7 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
         Raises:
             TokenRequestError, TokenResponseError, TokenEndpointError: as for a request.
         """
-        token = self._manager.fresh_token()
-        if token is not None:
-            return token
-        try:
-            return run_sync(self._manager.obtain(), self._send)
-        except errors.AuthError as exc:
-            raise self._translate(exc) from None
+        return self._token_on_this_thread(self._send)
 
     # -- the API request ------------------------------------------------------------------------
 
