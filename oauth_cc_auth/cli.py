@@ -7,6 +7,7 @@ import getpass
 import importlib.util
 import json
 import os
+import signal
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
@@ -123,10 +124,16 @@ def _emulator(args: argparse.Namespace, out: TextIO) -> int:
         out.write("\n")
     out.flush()
     try:
+        # Stopped by Ctrl-C, and by SIGTERM as service managers and test harnesses stop it.
+        signal.signal(signal.SIGTERM, _interrupt)
         emulator.serve_forever()
     except KeyboardInterrupt:
         out.write("stopped\n")
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _demo(args: argparse.Namespace, out: TextIO) -> int:

@@ -157,8 +157,12 @@ def test_emulator_command_serves_until_interrupted() -> None:
                         raise
                     time.sleep(0.05)
         finally:
-            process.send_signal(signal.SIGINT)
-            assert process.wait(timeout=10) == 0
+            # SIGTERM: a SIGINT may be ignored when the tests run in the background.
+            process.send_signal(signal.SIGTERM)
+            try:
+                assert process.wait(timeout=10) == 0
+            finally:
+                process.kill()
 
 
 def test_module_entry_point() -> None:
