@@ -15,18 +15,29 @@ instance; it offers
 
 Where a library cannot do a thing at all (for example fetch its first token by itself),
 the implementation says so with a reason, shown as "n/a" in the tables.
+
+httpx and httpx2 (its successor: the same API under a new module name, with classes of its
+own) each have a sync and an async flavour, built by the same code given the library
+(:class:`HttpxFamily`). Authlib's httpx integration is built on one of them, httpx2 when it
+is installed (:func:`authlib_httpx_library`): Authlib appears in that library's flavours,
+and is "n/a" in the other's (:func:`absent`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
+import warnings
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from importlib import metadata
+from types import ModuleType
 from typing import Any
 
 import httpx
+import httpx2
 import requests
 from requests.hooks import default_hooks, dispatch_hook
 from transports import (
@@ -42,12 +53,15 @@ from transports import (
 
 import oauth_cc_auth
 import oauth_cc_auth.httpx
+import oauth_cc_auth.httpx2
 import oauth_cc_auth.requests
 from oauth_cc_auth import TokenCache
 from oauth_cc_auth.testing import FakeClock
 
 __all__ = [
+    "ASYNC_FLAVOURS",
     "AUTHLIB",
+    "FAMILIES",
     "FLAVOURS",
     "FLOOR",
     "HTTPX_AUTH",
@@ -62,7 +76,9 @@ __all__ = [
     "CountingCache",
     "SyncImpl",
     "SyncSetup",
+    "absent",
     "async_impls",
+    "authlib_httpx_library",
     "shared_cache_impls",
     "sync_impls",
 ]
@@ -70,7 +86,12 @@ __all__ = [
 REQUESTS = "requests"
 HTTPX_SYNC = "httpx sync"
 HTTPX_ASYNC = "httpx async"
-FLAVOURS = (REQUESTS, HTTPX_SYNC, HTTPX_ASYNC)
+HTTPX2_SYNC = "httpx2 sync"
+HTTPX2_ASYNC = "httpx2 async"
+#: Every flavour, in the order of the tables' columns.
+FLAVOURS = (REQUESTS, HTTPX_SYNC, HTTPX_ASYNC, HTTPX2_SYNC, HTTPX2_ASYNC)
+#: The flavours whose requests are asyncio tasks (the others: threads).
+ASYNC_FLAVOURS = (HTTPX_ASYNC, HTTPX2_ASYNC)
 
 FLOOR = "floor (static header)"
 OURS = "oauth_cc_auth"
@@ -191,43 +212,78 @@ def _requests_step(
     return step
 
 
-_HTTPX_REQUEST = httpx.Request("GET", API_URL)
-_HTTPX_RESPONSE = httpx.Response(200, request=_HTTPX_REQUEST)
+@dataclasses.dataclass(frozen=True)
+class HttpxFamily:
+    """httpx or httpx2: the library, its two flavours, this package's auth class for it, and
+    the request and 200 answer the bare auth step is driven with."""
+
+    lib: ModuleType
+    sync: str
+    aio: str
+    #: ``oauth_cc_auth.httpx.ClientCredentialsAuth`` or ``oauth_cc_auth.httpx2``'s.
+    ours: Callable[..., Any]
+    request: Any
+    response: Any
+
+    @classmethod
+    def of(cls, lib: ModuleType, sync: str, aio: str, ours: Callable[..., Any]) -> HttpxFamily:
+        request = lib.Request("GET", API_URL)
+        return cls(lib, sync, aio, ours, request, lib.Response(200, request=request))
+
+    @property
+    def name(self) -> str:
+        return str(self.lib.__name__)
+
+    def requests(self, n: int) -> list[Any]:
+        # One request serves all calls: auth flows only set its Authorization header.
+        return [self.request] * n
+
+    def client(self, endpoint: TokenEndpoint | None = None, auth: Any = None) -> Any:
+        """A sync client of the library answered in process (the token endpoint's if given)."""
+        transport = self.lib.MockTransport(sync_handler(endpoint, self.lib))
+        return self.lib.Client(transport=transport, auth=auth)
+
+    def async_client(self, endpoint: TokenEndpoint | None = None, auth: Any = None) -> Any:
+        """The same, an ``AsyncClient``."""
+        transport = self.lib.MockTransport(async_handler(endpoint, self.lib))
+        return self.lib.AsyncClient(transport=transport, auth=auth)
+
+    def step(self, auth: Any) -> Callable[[Any], object]:
+        """``auth.sync_auth_flow`` driven as the library's ``Client`` drives it, on a 200."""
+        response = self.response
+
+        def step(request: Any) -> object:
+            flow = auth.sync_auth_flow(request)
+            sent = next(flow)
+            try:
+                flow.send(response)
+            except StopIteration:
+                return sent
+            raise RuntimeError("the auth flow sent a second request")
+
+        return step
+
+    def astep(self, auth: Any) -> Callable[[Any], Awaitable[object]]:
+        """``auth.async_auth_flow`` driven as the library's ``AsyncClient`` drives it."""
+        response = self.response
+
+        async def step(request: Any) -> object:
+            flow = auth.async_auth_flow(request)
+            sent = await flow.__anext__()
+            try:
+                await flow.asend(response)
+            except StopAsyncIteration:
+                return sent
+            raise RuntimeError("the auth flow sent a second request")
+
+        return step
 
 
-def _httpx_requests(n: int) -> list[httpx.Request]:
-    # One request serves all calls: auth flows only set its Authorization header.
-    return [_HTTPX_REQUEST] * n
-
-
-def _httpx_step(auth: httpx.Auth) -> Callable[[httpx.Request], object]:
-    """``auth.sync_auth_flow`` driven as ``httpx.Client`` drives it, on a 200 answer."""
-
-    def step(request: httpx.Request) -> object:
-        flow = auth.sync_auth_flow(request)
-        sent = next(flow)
-        try:
-            flow.send(_HTTPX_RESPONSE)
-        except StopIteration:
-            return sent
-        raise RuntimeError("the auth flow sent a second request")
-
-    return step
-
-
-def _httpx_astep(auth: httpx.Auth) -> Callable[[httpx.Request], Awaitable[object]]:
-    """``auth.async_auth_flow`` driven as ``httpx.AsyncClient`` drives it, on a 200 answer."""
-
-    async def step(request: httpx.Request) -> object:
-        flow = auth.async_auth_flow(request)
-        sent = await flow.__anext__()
-        try:
-            await flow.asend(_HTTPX_RESPONSE)
-        except StopAsyncIteration:
-            return sent
-        raise RuntimeError("the auth flow sent a second request")
-
-    return step
+HTTPX = HttpxFamily.of(httpx, HTTPX_SYNC, HTTPX_ASYNC, oauth_cc_auth.httpx.ClientCredentialsAuth)
+HTTPX2 = HttpxFamily.of(
+    httpx2, HTTPX2_SYNC, HTTPX2_ASYNC, oauth_cc_auth.httpx2.ClientCredentialsAuth
+)
+FAMILIES = (HTTPX, HTTPX2)
 
 
 def _set_header_requests(r: requests.PreparedRequest) -> object:
@@ -235,12 +291,12 @@ def _set_header_requests(r: requests.PreparedRequest) -> object:
     return r
 
 
-def _set_header_httpx(request: httpx.Request) -> object:
+def _set_header_httpx(request: Any) -> object:
     request.headers["Authorization"] = _STATIC
     return request
 
 
-async def _aset_header_httpx(request: httpx.Request) -> object:
+async def _aset_header_httpx(request: Any) -> object:
     request.headers["Authorization"] = _STATIC
     return request
 
@@ -258,22 +314,24 @@ def _floor_requests(endpoint: TokenEndpoint, expiring: bool) -> SyncSetup:
     )
 
 
-def _floor_httpx(endpoint: TokenEndpoint, expiring: bool) -> SyncSetup:
-    api = httpx.Client(transport=httpx.MockTransport(sync_handler()))
+def _floor_httpx(family: HttpxFamily, endpoint: TokenEndpoint, expiring: bool) -> SyncSetup:
+    api = family.client()
     return SyncSetup(
         request=lambda: api.get(API_URL, headers=_HEADERS),
         step=_set_header_httpx,
-        inputs=_httpx_requests,
+        inputs=family.requests,
         prime=_nothing,
     )
 
 
-async def _floor_httpx_async(endpoint: TokenEndpoint, expiring: bool) -> AsyncSetup:
-    api = httpx.AsyncClient(transport=httpx.MockTransport(async_handler()))
+async def _floor_httpx_async(
+    family: HttpxFamily, endpoint: TokenEndpoint, expiring: bool
+) -> AsyncSetup:
+    api = family.async_client()
     return AsyncSetup(
         request=lambda: api.get(API_URL, headers=_HEADERS),
         step=_aset_header_httpx,
-        inputs=_httpx_requests,
+        inputs=family.requests,
         prime=_anothing,
     )
 
@@ -302,41 +360,44 @@ def _ours_requests(endpoint: TokenEndpoint, expiring: bool) -> SyncSetup:
     )
 
 
-def _ours_httpx(endpoint: TokenEndpoint, expiring: bool) -> SyncSetup:
+def _ours_httpx(family: HttpxFamily, endpoint: TokenEndpoint, expiring: bool) -> SyncSetup:
+    # oauth_cc_auth.httpx / oauth_cc_auth.httpx2, its token client given as client=.
     clock = FakeClock()
-    auth = oauth_cc_auth.httpx.ClientCredentialsAuth(
+    auth = family.ours(
         CLIENT_ID,
         CLIENT_SECRET,
         token_url=TOKEN_URL,
-        client=httpx.Client(transport=httpx.MockTransport(sync_handler(endpoint))),
+        client=family.client(endpoint),
         cache=oauth_cc_auth.MemoryCache(),
         clock=clock if expiring else time.monotonic,
     )
-    api = httpx.Client(transport=httpx.MockTransport(sync_handler()), auth=auth)
+    api = family.client(auth=auth)
     return SyncSetup(
         request=lambda: api.get(API_URL),
-        step=_httpx_step(auth),
-        inputs=_httpx_requests,
+        step=family.step(auth),
+        inputs=family.requests,
         prime=lambda: api.get(API_URL),
         expire=(lambda: clock.advance(3600)) if expiring else None,
     )
 
 
-async def _ours_httpx_async(endpoint: TokenEndpoint, expiring: bool) -> AsyncSetup:
+async def _ours_httpx_async(
+    family: HttpxFamily, endpoint: TokenEndpoint, expiring: bool
+) -> AsyncSetup:
     clock = FakeClock()
-    auth = oauth_cc_auth.httpx.ClientCredentialsAuth(
+    auth = family.ours(
         CLIENT_ID,
         CLIENT_SECRET,
         token_url=TOKEN_URL,
-        async_client=httpx.AsyncClient(transport=httpx.MockTransport(async_handler(endpoint))),
+        async_client=family.async_client(endpoint),
         cache=oauth_cc_auth.MemoryCache(),
         clock=clock if expiring else time.monotonic,
     )
-    api = httpx.AsyncClient(transport=httpx.MockTransport(async_handler()), auth=auth)
+    api = family.async_client(auth=auth)
     return AsyncSetup(
         request=lambda: api.get(API_URL),
-        step=_httpx_astep(auth),
-        inputs=_httpx_requests,
+        step=family.astep(auth),
+        inputs=family.requests,
         prime=lambda: api.get(API_URL),
         expire=(lambda: clock.advance(3600)) if expiring else None,
     )
@@ -427,60 +488,106 @@ def shared_cache_impls(
             shared_calls=shared.total,
         )
 
-    def httpx_build(endpoint: TokenEndpoint, expiring: bool) -> SyncSetup:
+    def httpx_build(family: HttpxFamily, endpoint: TokenEndpoint, expiring: bool) -> SyncSetup:
         shared = cache()
-        auth = oauth_cc_auth.httpx.ClientCredentialsAuth(
-            client_id(HTTPX_SYNC),
+        auth = family.ours(
+            client_id(family.sync),
             CLIENT_SECRET,
             token_url=TOKEN_URL,
-            client=httpx.Client(transport=httpx.MockTransport(sync_handler(endpoint))),
+            client=family.client(endpoint),
             cache=shared,
         )
-        api = httpx.Client(transport=httpx.MockTransport(sync_handler()), auth=auth)
+        api = family.client(auth=auth)
         return SyncSetup(
             request=lambda: api.get(API_URL),
-            step=_httpx_step(auth),
-            inputs=_httpx_requests,
+            step=family.step(auth),
+            inputs=family.requests,
             prime=lambda: api.get(API_URL),
             shared_calls=shared.total,
         )
 
-    async def httpx_async_build(endpoint: TokenEndpoint, expiring: bool) -> AsyncSetup:
+    async def httpx_async_build(
+        family: HttpxFamily, endpoint: TokenEndpoint, expiring: bool
+    ) -> AsyncSetup:
         shared = cache()
-        auth = oauth_cc_auth.httpx.ClientCredentialsAuth(
-            client_id(HTTPX_ASYNC),
+        auth = family.ours(
+            client_id(family.aio),
             CLIENT_SECRET,
             token_url=TOKEN_URL,
-            async_client=httpx.AsyncClient(transport=httpx.MockTransport(async_handler(endpoint))),
+            async_client=family.async_client(endpoint),
             cache=shared,
         )
-        api = httpx.AsyncClient(transport=httpx.MockTransport(async_handler()), auth=auth)
+        api = family.async_client(auth=auth)
         return AsyncSetup(
             request=lambda: api.get(API_URL),
-            step=_httpx_astep(auth),
-            inputs=_httpx_requests,
+            step=family.astep(auth),
+            inputs=family.requests,
             prime=lambda: api.get(API_URL),
             shared_calls=shared.total,
         )
 
-    timing_only = "timings only"
-    return (
-        [
-            SyncImpl(name, REQUESTS, requests_build, cold_na=timing_only, expiry_na=timing_only),
-            SyncImpl(name, HTTPX_SYNC, httpx_build, cold_na=timing_only, expiry_na=timing_only),
-        ],
-        [
-            AsyncImpl(
-                name, HTTPX_ASYNC, httpx_async_build, cold_na=timing_only, expiry_na=timing_only
-            )
-        ],
-    )
+    na = {"cold_na": "timings only", "expiry_na": "timings only"}
+    sync = [SyncImpl(name, REQUESTS, requests_build, **na)]
+    aio: list[AsyncImpl] = []
+    for family in FAMILIES:
+        sync.append(SyncImpl(name, family.sync, functools.partial(httpx_build, family), **na))
+        aio.append(AsyncImpl(name, family.aio, functools.partial(httpx_async_build, family), **na))
+    return sync, aio
 
 
 # -- Authlib ---------------------------------------------------------------------------------------
 # The documented client-credentials use: an OAuth2Session / OAuth2Client given the token
 # endpoint and grant_type, one explicit fetch_token(), then automatic renewal on expiry.
 # Its API requests go through the same session, with OAuth2Auth attached by request().
+#
+# Its httpx integration (authlib.integrations.httpx_client) is built on one library: since
+# Authlib 1.9 on httpx2 whenever httpx2 is installed, on httpx (deprecated) otherwise. Its
+# OAuth2Client is then an httpx2.Client, which takes httpx2 transports only.
+
+
+@functools.cache
+def authlib_httpx_library() -> str:
+    """The library Authlib's httpx integration is built on: ``"httpx2"`` or ``"httpx"``.
+
+    Read from Authlib's own compatibility module (``_compat.httpx2`` is the httpx module
+    when Authlib fell back to it), else from the classes ``OAuth2Client`` derives from. The
+    deprecation warning Authlib gives on its httpx fallback is silenced here, whatever the
+    warning filters in force (``-W error`` included): the benchmark only asks which it is.
+    """
+    # Authlib's warning filter ("always" for its own deprecations) goes in first, outside the
+    # block below, so that the block's "ignore" comes before it and it survives the block.
+    import authlib.deprecate  # noqa: F401
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            from authlib.integrations.httpx_client import _compat
+
+            return str(_compat.httpx2.__name__)
+        except (ImportError, AttributeError):  # another Authlib: ask the client class
+            from authlib.integrations.httpx_client import OAuth2Client
+
+            for base in OAuth2Client.__mro__:
+                top = str(base.__module__).partition(".")[0]
+                if top in ("httpx", "httpx2"):
+                    return top
+    raise RuntimeError("Authlib's OAuth2Client is neither an httpx nor an httpx2 client")
+
+
+def _authlib_family() -> HttpxFamily:
+    return HTTPX2 if authlib_httpx_library() == "httpx2" else HTTPX
+
+
+def _authlib_elsewhere() -> str:
+    """Why Authlib is not in the flavours of the other library."""
+    version = metadata.version("Authlib")
+    if authlib_httpx_library() == "httpx2":
+        release = ".".join(version.split(".")[:2])
+        return (
+            f"Authlib {release} uses httpx2 when it is installed: its `OAuth2Client` and "
+            "`AsyncOAuth2Client` are httpx2 clients (see the httpx2 columns)."
+        )
+    return f"Authlib {version}'s httpx integration is built on httpx, not httpx2."
 
 
 def _expire_authlib(client: Any) -> None:
@@ -504,21 +611,22 @@ def _authlib_requests(endpoint: TokenEndpoint, expiring: bool) -> SyncSetup:
     )
 
 
-def _authlib_httpx(endpoint: TokenEndpoint, expiring: bool) -> SyncSetup:
+def _authlib_httpx(family: HttpxFamily, endpoint: TokenEndpoint, expiring: bool) -> SyncSetup:
     from authlib.integrations.base_client import InvalidTokenError
     from authlib.integrations.httpx_client import OAuth2Client
 
+    # An httpx2.Client (or httpx.Client): the transport is of the library it is built on.
     client = OAuth2Client(
         CLIENT_ID,
         CLIENT_SECRET,
         token_endpoint=TOKEN_URL,
         grant_type="client_credentials",
-        transport=httpx.MockTransport(sync_handler(endpoint)),
+        transport=family.lib.MockTransport(sync_handler(endpoint, family.lib)),
     )
-    sign = _httpx_step(client.token_auth)
+    sign = family.step(client.token_auth)
 
-    def step(request: httpx.Request) -> object:
-        # What OAuth2Client.request does before handing OAuth2Auth to httpx.
+    def step(request: Any) -> object:
+        # What OAuth2Client.request does before handing OAuth2Auth to the library.
         if not client.ensure_active_token(client.token):
             raise InvalidTokenError()
         return sign(request)
@@ -526,13 +634,15 @@ def _authlib_httpx(endpoint: TokenEndpoint, expiring: bool) -> SyncSetup:
     return SyncSetup(
         request=lambda: client.get(API_URL),
         step=step,
-        inputs=_httpx_requests,
+        inputs=family.requests,
         prime=client.fetch_token,
         expire=lambda: _expire_authlib(client),
     )
 
 
-async def _authlib_httpx_async(endpoint: TokenEndpoint, expiring: bool) -> AsyncSetup:
+async def _authlib_httpx_async(
+    family: HttpxFamily, endpoint: TokenEndpoint, expiring: bool
+) -> AsyncSetup:
     from authlib.integrations.httpx_client import AsyncOAuth2Client
 
     client = AsyncOAuth2Client(
@@ -540,19 +650,19 @@ async def _authlib_httpx_async(endpoint: TokenEndpoint, expiring: bool) -> Async
         CLIENT_SECRET,
         token_endpoint=TOKEN_URL,
         grant_type="client_credentials",
-        transport=httpx.MockTransport(async_handler(endpoint)),
+        transport=family.lib.MockTransport(async_handler(endpoint, family.lib)),
     )
-    sign = _httpx_astep(client.token_auth)
+    sign = family.astep(client.token_auth)
 
-    async def step(request: httpx.Request) -> object:
-        # What AsyncOAuth2Client.request does before handing OAuth2Auth to httpx.
+    async def step(request: Any) -> object:
+        # What AsyncOAuth2Client.request does before handing OAuth2Auth to the library.
         await client.ensure_active_token(client.token)
         return await sign(request)
 
     return AsyncSetup(
         request=lambda: client.get(API_URL),
         step=step,
-        inputs=_httpx_requests,
+        inputs=family.requests,
         prime=client.fetch_token,
         expire=lambda: _expire_authlib(client),
     )
@@ -655,22 +765,20 @@ def _httpx_auth(endpoint: TokenEndpoint) -> tuple[Any, Callable[[], None]]:
 
     httpx_auth.OAuth2.token_cache.clear()
     # httpx-auth requests tokens with a sync httpx.Client only, also under AsyncClient.
+    # An httpx library: httpx.Auth only, so no httpx2 flavour.
     auth = httpx_auth.OAuth2ClientCredentials(
-        TOKEN_URL,
-        CLIENT_ID,
-        CLIENT_SECRET,
-        client=httpx.Client(transport=httpx.MockTransport(sync_handler(endpoint))),
+        TOKEN_URL, CLIENT_ID, CLIENT_SECRET, client=HTTPX.client(endpoint)
     )
     return auth, lambda: _expire_in_cache(httpx_auth.OAuth2.token_cache, auth.state)
 
 
 def _httpx_auth_sync(endpoint: TokenEndpoint, expiring: bool) -> SyncSetup:
     auth, expire = _httpx_auth(endpoint)
-    api = httpx.Client(transport=httpx.MockTransport(sync_handler()), auth=auth)
+    api = HTTPX.client(auth=auth)
     return SyncSetup(
         request=lambda: api.get(API_URL),
-        step=_httpx_step(auth),
-        inputs=_httpx_requests,
+        step=HTTPX.step(auth),
+        inputs=HTTPX.requests,
         prime=lambda: api.get(API_URL),
         expire=expire,
     )
@@ -678,11 +786,11 @@ def _httpx_auth_sync(endpoint: TokenEndpoint, expiring: bool) -> SyncSetup:
 
 async def _httpx_auth_async(endpoint: TokenEndpoint, expiring: bool) -> AsyncSetup:
     auth, expire = _httpx_auth(endpoint)
-    api = httpx.AsyncClient(transport=httpx.MockTransport(async_handler()), auth=auth)
+    api = HTTPX.async_client(auth=auth)
     return AsyncSetup(
         request=lambda: api.get(API_URL),
-        step=_httpx_astep(auth),
-        inputs=_httpx_requests,
+        step=HTTPX.astep(auth),
+        inputs=HTTPX.requests,
         prime=lambda: api.get(API_URL),
         expire=expire,
     )
@@ -693,8 +801,9 @@ async def _httpx_auth_async(endpoint: TokenEndpoint, expiring: bool) -> AsyncSet
 
 def sync_impls() -> list[SyncImpl]:
     """The sync implementations, floor first, then this package, then the peers."""
-    return [
-        SyncImpl(FLOOR, REQUESTS, _floor_requests, cold_na="no token", expiry_na="no token"),
+    no_token = {"cold_na": "no token", "expiry_na": "no token"}
+    impls = [
+        SyncImpl(FLOOR, REQUESTS, _floor_requests, **no_token),
         SyncImpl(OURS, REQUESTS, _ours_requests),
         SyncImpl(AUTHLIB, REQUESTS, _authlib_requests, cold_na=NO_FIRST_FETCH),
         SyncImpl(
@@ -705,24 +814,49 @@ def sync_impls() -> list[SyncImpl]:
         ),
         SyncImpl(REQUESTS_OAUTH2CLIENT, REQUESTS, _requests_oauth2client),
         SyncImpl(REQUESTS_AUTH, REQUESTS, _requests_auth),
-        SyncImpl(FLOOR, HTTPX_SYNC, _floor_httpx, cold_na="no token", expiry_na="no token"),
-        SyncImpl(OURS, HTTPX_SYNC, _ours_httpx),
-        SyncImpl(AUTHLIB, HTTPX_SYNC, _authlib_httpx, cold_na=NO_FIRST_FETCH),
-        SyncImpl(HTTPX_AUTH, HTTPX_SYNC, _httpx_auth_sync),
     ]
+    for family in FAMILIES:
+        impls += [
+            SyncImpl(FLOOR, family.sync, functools.partial(_floor_httpx, family), **no_token),
+            SyncImpl(OURS, family.sync, functools.partial(_ours_httpx, family)),
+        ]
+        if family is _authlib_family():
+            build = functools.partial(_authlib_httpx, family)
+            impls.append(SyncImpl(AUTHLIB, family.sync, build, cold_na=NO_FIRST_FETCH))
+        if family is HTTPX:
+            impls.append(SyncImpl(HTTPX_AUTH, HTTPX_SYNC, _httpx_auth_sync))
+    return impls
 
 
 def async_impls() -> list[AsyncImpl]:
-    """The async implementations (httpx ``AsyncClient``), floor first."""
-    return [
-        AsyncImpl(FLOOR, HTTPX_ASYNC, _floor_httpx_async, cold_na="no token", expiry_na="no token"),
-        AsyncImpl(OURS, HTTPX_ASYNC, _ours_httpx_async),
-        AsyncImpl(AUTHLIB, HTTPX_ASYNC, _authlib_httpx_async, cold_na=NO_FIRST_FETCH),
-        AsyncImpl(
-            HTTPX_AUTH,
-            HTTPX_ASYNC,
-            _httpx_auth_async,
-            note="its token requests block the event loop (a sync httpx.Client, also under "
-            "AsyncClient): the other tasks cannot run meanwhile",
-        ),
-    ]
+    """The async implementations (``AsyncClient`` of httpx and httpx2), floor first."""
+    no_token = {"cold_na": "no token", "expiry_na": "no token"}
+    impls: list[AsyncImpl] = []
+    for family in FAMILIES:
+        impls += [
+            AsyncImpl(FLOOR, family.aio, functools.partial(_floor_httpx_async, family), **no_token),
+            AsyncImpl(OURS, family.aio, functools.partial(_ours_httpx_async, family)),
+        ]
+        if family is _authlib_family():
+            build = functools.partial(_authlib_httpx_async, family)
+            impls.append(AsyncImpl(AUTHLIB, family.aio, build, cold_na=NO_FIRST_FETCH))
+        if family is HTTPX:
+            impls.append(
+                AsyncImpl(
+                    HTTPX_AUTH,
+                    HTTPX_ASYNC,
+                    _httpx_auth_async,
+                    note="its token requests block the event loop (a sync httpx.Client, also "
+                    "under AsyncClient): the other tasks cannot run meanwhile",
+                )
+            )
+    return impls
+
+
+def absent() -> dict[str, dict[str, str]]:
+    """flavour -> implementation -> why it is not in that flavour, where the tables should
+    say so ("n/a") rather than leave the cell empty: Authlib in the library it is not built
+    on."""
+    family = next(f for f in FAMILIES if f is not _authlib_family())
+    why = _authlib_elsewhere()
+    return {family.sync: {AUTHLIB: why}, family.aio: {AUTHLIB: why}}

@@ -14,7 +14,7 @@ import statistics
 import subprocess
 import sys
 
-__all__ = ["TARGETS", "ImportTarget", "measure_imports", "median_difference"]
+__all__ = ["ImportTarget", "import_targets", "measure_imports", "median_difference"]
 
 _CODE = (
     "import time, warnings\n"
@@ -34,30 +34,41 @@ class ImportTarget:
     baseline: str | None = None
 
 
-TARGETS = (
-    ImportTarget("oauth_cc_auth", ("oauth_cc_auth",), baseline="authlib.oauth2"),
-    ImportTarget(
-        "oauth_cc_auth.requests", ("oauth_cc_auth.requests",), baseline="authlib.oauth2, requests"
-    ),
-    ImportTarget("oauth_cc_auth.httpx", ("oauth_cc_auth.httpx",), baseline="authlib.oauth2, httpx"),
-    ImportTarget("authlib.oauth2", ("authlib.oauth2",)),
-    ImportTarget("authlib.oauth2, requests", ("authlib.oauth2", "requests")),
-    ImportTarget("authlib.oauth2, httpx", ("authlib.oauth2", "httpx")),
-    ImportTarget(
-        "authlib.integrations.requests_client",
-        ("authlib.integrations.requests_client",),
-        baseline="authlib.oauth2, requests",
-    ),
-    ImportTarget(
-        "authlib.integrations.httpx_client",
-        ("authlib.integrations.httpx_client",),
-        baseline="authlib.oauth2, httpx",
-    ),
-    ImportTarget("requests_oauthlib", ("requests_oauthlib",)),
-    ImportTarget("requests_oauth2client", ("requests_oauth2client",)),
-    ImportTarget("requests_auth", ("requests_auth",)),
-    ImportTarget("httpx_auth", ("httpx_auth",)),
-)
+def import_targets(authlib_httpx: str) -> tuple[ImportTarget, ...]:
+    """What is timed; *authlib_httpx* is the library Authlib's httpx integration is built on
+    (``"httpx2"`` or ``"httpx"``), the baseline of ``authlib.integrations.httpx_client``."""
+    return (
+        ImportTarget("oauth_cc_auth", ("oauth_cc_auth",), baseline="authlib.oauth2"),
+        ImportTarget(
+            "oauth_cc_auth.requests",
+            ("oauth_cc_auth.requests",),
+            baseline="authlib.oauth2, requests",
+        ),
+        ImportTarget(
+            "oauth_cc_auth.httpx", ("oauth_cc_auth.httpx",), baseline="authlib.oauth2, httpx"
+        ),
+        ImportTarget(
+            "oauth_cc_auth.httpx2", ("oauth_cc_auth.httpx2",), baseline="authlib.oauth2, httpx2"
+        ),
+        ImportTarget("authlib.oauth2", ("authlib.oauth2",)),
+        ImportTarget("authlib.oauth2, requests", ("authlib.oauth2", "requests")),
+        ImportTarget("authlib.oauth2, httpx", ("authlib.oauth2", "httpx")),
+        ImportTarget("authlib.oauth2, httpx2", ("authlib.oauth2", "httpx2")),
+        ImportTarget(
+            "authlib.integrations.requests_client",
+            ("authlib.integrations.requests_client",),
+            baseline="authlib.oauth2, requests",
+        ),
+        ImportTarget(
+            "authlib.integrations.httpx_client",
+            ("authlib.integrations.httpx_client",),
+            baseline=f"authlib.oauth2, {authlib_httpx}",
+        ),
+        ImportTarget("requests_oauthlib", ("requests_oauthlib",)),
+        ImportTarget("requests_oauth2client", ("requests_oauth2client",)),
+        ImportTarget("requests_auth", ("requests_auth",)),
+        ImportTarget("httpx_auth", ("httpx_auth",)),
+    )
 
 
 def _once(target: ImportTarget) -> float:

@@ -1,8 +1,9 @@
 """In-process transports: a token endpoint and a resource server that never touch a socket.
 
 Every implementation, the floor included, talks to the same fake servers through the same
-kind of transport (a mounted ``requests`` adapter, or ``httpx.MockTransport``), so the
-transport's cost is equal for all and cancels out of the comparison.
+kind of transport (a mounted ``requests`` adapter, or ``httpx.MockTransport`` /
+``httpx2.MockTransport``), so the transport's cost is equal for all and cancels out of the
+comparison.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -139,41 +141,43 @@ def requests_session(
     return session
 
 
-# -- httpx -----------------------------------------------------------------------------------------
+# -- httpx and httpx2 ------------------------------------------------------------------------------
+# The handlers of ``MockTransport``, for either library (*lib*: the ``httpx`` or ``httpx2``
+# module); a handler answers with the responses of its own library.
 
 
 def sync_handler(
-    endpoint: TokenEndpoint | None = None,
-) -> Callable[[httpx.Request], httpx.Response]:
-    """An ``httpx.MockTransport`` handler for sync clients."""
-    token_host = httpx.URL(TOKEN_URL).host
+    endpoint: TokenEndpoint | None = None, lib: ModuleType = httpx
+) -> Callable[[Any], Any]:
+    """A ``lib.MockTransport`` handler for sync clients."""
+    token_host = lib.URL(TOKEN_URL).host
+    response = lib.Response
 
-    def handle(request: httpx.Request) -> httpx.Response:
+    def handle(request: Any) -> Any:
         if endpoint is not None and request.url.host == token_host:
-            return httpx.Response(200, content=endpoint.answer(), headers={"Content-Type": _JSON})
-        return httpx.Response(200, content=_API_BODY, headers={"Content-Type": _JSON})
+            return response(200, content=endpoint.answer(), headers={"Content-Type": _JSON})
+        return response(200, content=_API_BODY, headers={"Content-Type": _JSON})
 
     return handle
 
 
 def async_handler(
-    endpoint: TokenEndpoint | None = None,
-) -> Callable[[httpx.Request], Any]:
-    """An ``httpx.MockTransport`` handler for async clients.
+    endpoint: TokenEndpoint | None = None, lib: ModuleType = httpx
+) -> Callable[[Any], Any]:
+    """A ``lib.MockTransport`` handler for async clients.
 
     API requests are answered directly; token requests by a coroutine, which
     ``MockTransport`` awaits, so that the token endpoint's latency does not block the loop.
     """
-    token_host = httpx.URL(TOKEN_URL).host
+    token_host = lib.URL(TOKEN_URL).host
+    response = lib.Response
 
-    async def token(endpoint: TokenEndpoint) -> httpx.Response:
-        return httpx.Response(
-            200, content=await endpoint.aanswer(), headers={"Content-Type": _JSON}
-        )
+    async def token(endpoint: TokenEndpoint) -> Any:
+        return response(200, content=await endpoint.aanswer(), headers={"Content-Type": _JSON})
 
-    def handle(request: httpx.Request) -> httpx.Response | Awaitable[httpx.Response]:
+    def handle(request: Any) -> Any | Awaitable[Any]:
         if endpoint is not None and request.url.host == token_host:
             return token(endpoint)
-        return httpx.Response(200, content=_API_BODY, headers={"Content-Type": _JSON})
+        return response(200, content=_API_BODY, headers={"Content-Type": _JSON})
 
     return handle
