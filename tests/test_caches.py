@@ -161,22 +161,20 @@ def run_fleet(emulator: Emulator, url: str, processes: int, n: int, mode: str,
 class TestFleet:
     """Many processes, one token request."""
 
-    def test_8_processes_of_16_threads(self, emulator: Emulator, shared: tuple[str, Any],
-                                       tmp_path: Path) -> None:
+    @pytest.mark.parametrize(
+        ("processes", "n", "mode"), [(8, 16, "threads"), (4, 50, "async")],
+        ids=["8-processes-x-16-threads", "4-processes-x-50-asyncio-tasks"],
+    )
+    def test_one_token_request_for_the_fleet(
+        self, emulator: Emulator, shared: tuple[str, Any], tmp_path: Path,
+        processes: int, n: int, mode: str,
+    ) -> None:
         kind, server = shared
         url = cache_url(kind, tmp_path, server and server.url)
-        statuses = run_fleet(emulator, url, 8, 16, "threads", tmp_path)
-        assert statuses == [200] * 128
+        statuses = run_fleet(emulator, url, processes, n, mode, tmp_path)
+        assert statuses == [200] * (processes * n)
         assert emulator.token_requests[PROVIDER] == 1
-        assert emulator.resource_requests[PROVIDER] == 128
-
-    def test_asyncio_tasks_in_4_processes(self, emulator: Emulator, shared: tuple[str, Any],
-                                          tmp_path: Path) -> None:
-        kind, server = shared
-        url = cache_url(kind, tmp_path, server and server.url)
-        statuses = run_fleet(emulator, url, 4, 50, "async", tmp_path)
-        assert statuses == [200] * 200
-        assert emulator.token_requests[PROVIDER] == 1
+        assert emulator.resource_requests[PROVIDER] == processes * n
 
     def test_killed_lock_holder_does_not_stall_the_others(
         self, emulator: Emulator, shared: tuple[str, Any], tmp_path: Path

@@ -4,6 +4,7 @@ while the emulator expires and revokes tokens: no request may fail."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +27,19 @@ RUN = 2.0
 REVOKE_AT = (0.6, 1.4)
 # One token to start, a refresh per half-lifetime, one per revocation, and slack for timing.
 MAX_TOKEN_REQUESTS = 1 + int(RUN / (LIFETIME / 2)) + len(REVOKE_AT) + 2
+
+
+@dataclasses.dataclass
+class Tally:
+    """What one thread or task saw: answers, and anything but a 200."""
+
+    done: int = 0
+    failures: list[str] = dataclasses.field(default_factory=list)
+
+    def answered(self, status: int) -> None:
+        self.done += 1
+        if status != 200:
+            self.failures.append(str(status))
 
 
 def make_auth(emulator: Emulator, cls: Any, provider: str) -> Any:
@@ -65,27 +79,23 @@ def test_32_threads_through_expiry_and_revocation(flavour: str, provider: str) -
         barrier = threading.Barrier(32)
         shared = lib.Client(auth=auth, timeout=10) if lib is not None else None
 
-        def worker() -> tuple[int, list[str]]:
+        def worker() -> Tally:
             session = requests.Session()
             get: Callable[[], Any] = (
                 (lambda: session.get(url, auth=auth, timeout=10)) if shared is None
                 else (lambda: shared.get(url))
             )
-            done, failures = 0, []
+            tally = Tally()
             barrier.wait()
             end = time.monotonic() + RUN
             while time.monotonic() < end:
                 try:
-                    status = get().status_code
+                    tally.answered(get().status_code)
                 except Exception as exc:
-                    failures.append(repr(exc))
-                else:
-                    done += 1
-                    if status != 200:
-                        failures.append(str(status))
+                    tally.failures.append(repr(exc))
                 time.sleep(0.01)
             session.close()
-            return done, failures
+            return tally
 
         revoking = revoker(emulator)
         with ThreadPoolExecutor(32) as pool:
@@ -93,9 +103,9 @@ def test_32_threads_through_expiry_and_revocation(flavour: str, provider: str) -
         revoking.join()
         if shared is not None:
             shared.close()
-        failures = [f for _, fs in results for f in fs]
+        failures = [f for tally in results for f in tally.failures]
         assert failures == []
-        assert sum(done for done, _ in results) > 32 * 5
+        assert sum(tally.done for tally in results) > 32 * 5
         assert 3 <= emulator.token_requests[provider] <= MAX_TOKEN_REQUESTS
 
 
@@ -107,8 +117,6 @@ def test_200_asyncio_tasks_through_expiry_and_revocation(flavour: str, provider:
         emulator.set_lifetime(provider, LIFETIME)
         options: dict[str, Any] = {}
         if provider == "figure":  # its answers carry no expires_in: tell the client
-            import dataclasses
-
             from oauth_cc_auth import get_provider
 
             options["provider"] = dataclasses.replace(
@@ -120,33 +128,29 @@ def test_200_asyncio_tasks_through_expiry_and_revocation(flavour: str, provider:
                          **{**client.options(), **options})
         url = emulator.resource_url(provider)
 
-        async def main() -> list[tuple[int, list[str]]]:
+        async def main() -> list[Tally]:
             barrier = asyncio.Barrier(200)
             limits = lib.Limits(max_connections=200)
             async with lib.AsyncClient(auth=auth, timeout=10, limits=limits) as http:
 
-                async def task() -> tuple[int, list[str]]:
-                    done, failures = 0, []
+                async def task() -> Tally:
+                    tally = Tally()
                     await barrier.wait()
                     end = time.monotonic() + RUN
                     while time.monotonic() < end:
                         try:
-                            status = (await http.get(url)).status_code
+                            tally.answered((await http.get(url)).status_code)
                         except Exception as exc:
-                            failures.append(repr(exc))
-                        else:
-                            done += 1
-                            if status != 200:
-                                failures.append(str(status))
+                            tally.failures.append(repr(exc))
                         await asyncio.sleep(0.01)
-                    return done, failures
+                    return tally
 
                 return await asyncio.gather(*(task() for _ in range(200)))
 
         revoking = revoker(emulator)
         results = asyncio.run(main())
         revoking.join()
-        failures = [f for _, fs in results for f in fs]
+        failures = [f for tally in results for f in tally.failures]
         assert failures == []
-        assert sum(done for done, _ in results) > 200
+        assert sum(tally.done for tally in results) > 200
         assert 3 <= emulator.token_requests[provider] <= MAX_TOKEN_REQUESTS
