@@ -232,15 +232,6 @@ class TokenManager:
                 return token
             flight, owner = self.slot.join(loop, event_factory)
             if not owner:
-                # Due for refresh but not expired: use it while the owner fetches its successor,
-                # rather than wait. Without a usable token, wait for the flight and share it.
-                current = self.slot.token
-                if (
-                    current is not None
-                    and current.expires_at is not None
-                    and not current.is_expired(self.clock())
-                ):
-                    return current
                 yield Wait(flight)
                 if flight.error is not None:
                     raise flight.error

@@ -298,29 +298,3 @@ class TestHttpxAndHttpx2InOneProcess:
         assert asyncio.run(main()) == [200] * TASKS
         assert len(server.token_requests) == 1
         assert len(server.api_requests) == TASKS
-
-
-# (Not through requests-mock: it sends one request at a time, under a lock of its own.)
-@pytest.mark.parametrize("harness", ["httpx-sync", "httpx2-sync"], indirect=True)
-def test_a_token_due_for_refresh_is_used_while_one_thread_refreshes(harness: Any) -> None:
-    auth = harness.auth(leeway=60)
-    get = _sync_get(harness, auth)
-    assert get() == 200
-    harness.clock.advance(3550)  # due for refresh, not expired
-    harness.server.delay = 0.5
-    times: list[float] = []
-
-    def timed() -> int:
-        import time
-
-        start = time.monotonic()
-        status = get()
-        times.append(time.monotonic() - start)
-        return status
-
-    assert _in_threads(8, timed) == [200] * 8
-    assert len(harness.server.token_requests) == 2
-    used = [r.headers["authorization"] for r in harness.server.api_requests[1:]]
-    assert used.count("Bearer tok-2") >= 1  # the refreshing thread's
-    assert used.count("Bearer tok-1") >= 1  # the others did not wait for it...
-    assert sum(t < 0.4 for t in times) == used.count("Bearer tok-1")  # ...nor were slowed
