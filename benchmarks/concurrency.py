@@ -14,7 +14,7 @@ import dataclasses
 import threading
 from collections.abc import Callable
 
-from impls import AsyncImpl, AsyncSetup, SyncImpl, SyncSetup
+from impls import Impl, Setup
 from transports import TokenEndpoint
 
 __all__ = ["Outcome", "count_async", "count_sync"]
@@ -34,7 +34,7 @@ class Outcome:
         return dataclasses.asdict(self)
 
 
-def _threads(setup: SyncSetup, n: int) -> dict[str, int]:
+def _threads(setup: Setup, n: int) -> dict[str, int]:
     barrier = threading.Barrier(n)
     errors: collections.Counter[str] = collections.Counter()
     lock = threading.Lock()
@@ -57,7 +57,7 @@ def _threads(setup: SyncSetup, n: int) -> dict[str, int]:
     return dict(errors)
 
 
-def count_sync(impl: SyncImpl, moment: str, n: int, latency: float) -> Outcome:
+def count_sync(impl: Impl, moment: str, n: int, latency: float) -> Outcome:
     """Token requests made when *n* threads need a token at *moment* (cold or expiry)."""
     endpoint = TokenEndpoint(latency=latency)
     setup = impl.build(endpoint, True)
@@ -72,7 +72,7 @@ def count_sync(impl: SyncImpl, moment: str, n: int, latency: float) -> Outcome:
     return Outcome(endpoint.count, n, errors)
 
 
-async def _tasks(setup: AsyncSetup, n: int) -> dict[str, int]:
+async def _tasks(setup: Setup, n: int) -> dict[str, int]:
     errors: collections.Counter[str] = collections.Counter()
 
     async def one() -> None:
@@ -85,10 +85,10 @@ async def _tasks(setup: AsyncSetup, n: int) -> dict[str, int]:
     return dict(errors)
 
 
-async def count_async(impl: AsyncImpl, moment: str, n: int, latency: float) -> Outcome:
+async def count_async(impl: Impl, moment: str, n: int, latency: float) -> Outcome:
     """Token requests made when *n* asyncio tasks need a token at *moment*."""
     endpoint = TokenEndpoint(latency=latency)
-    setup = await impl.build(endpoint, True)
+    setup = impl.build(endpoint, True)  # inside the running event loop
     if moment == "expiry":
         await setup.prime()
         if setup.expire is None:

@@ -13,14 +13,18 @@ instance; it offers
 - ``shared_calls()``: for oauth_cc_auth with a shared cache, the calls made to that cache
   so far (the warm path should make none).
 
-Where a library cannot do a thing at all (for example fetch its first token by itself),
-the implementation says so with a reason, shown as "n/a" in the tables.
+In an async flavour, ``request()``, ``step(x)`` and ``prime()`` return awaitables, and the
+setup is built inside the running event loop. Where a library cannot do a thing at all (for
+example fetch its first token by itself), the implementation says so with a reason, shown
+as "n/a" in the tables.
 
+A flavour (:class:`RequestsFlavour`, :class:`HttpxFlavour`) knows how an auth object is
+plugged into its library: one builder per library serves every flavour the library has.
 httpx and httpx2 (its successor: the same API under a new module name, with classes of its
-own) each have a sync and an async flavour, built by the same code given the library
-(:class:`HttpxFamily`). Authlib's httpx integration is built on one of them, httpx2 when it
-is installed (:func:`authlib_httpx_library`): Authlib appears in that library's flavours,
-and is "n/a" in the other's (:func:`absent`).
+own) each have a sync and an async flavour, built by the same code given the library.
+Authlib's httpx integration is built on one of them, httpx2 when it is installed
+(:func:`authlib_httpx_library`): Authlib appears in that library's flavours, and is "n/a"
+in the other's (:func:`absent`).
 """
 
 from __future__ import annotations
@@ -61,7 +65,6 @@ from oauth_cc_auth.testing import FakeClock
 __all__ = [
     "ASYNC_FLAVOURS",
     "AUTHLIB",
-    "FAMILIES",
     "FLAVOURS",
     "FLOOR",
     "HTTPX_AUTH",
@@ -71,16 +74,13 @@ __all__ = [
     "REQUESTS_AUTH",
     "REQUESTS_OAUTH2CLIENT",
     "REQUESTS_OAUTHLIB",
-    "AsyncImpl",
-    "AsyncSetup",
     "CountingCache",
-    "SyncImpl",
-    "SyncSetup",
+    "Impl",
+    "Setup",
     "absent",
-    "async_impls",
+    "all_impls",
     "authlib_httpx_library",
     "shared_cache_impls",
-    "sync_impls",
 ]
 
 REQUESTS = "requests"
@@ -107,72 +107,48 @@ _STATIC = "Bearer static-token"
 _HEADERS = {"Authorization": _STATIC}
 
 NO_FIRST_FETCH = "no automatic first token: call fetch_token() before the first request"
-
-
-def _nothing() -> None:
-    return None
-
-
-async def _anothing() -> None:
-    return None
+UNSIGNED_UNTIL_FETCH = "no automatic first token: requests go out without one until fetch_token()"
 
 
 @dataclasses.dataclass
-class SyncSetup:
-    """One ready instance of a sync implementation."""
+class Setup:
+    """One ready instance of an implementation (in an async flavour, ``request``, ``step``
+    and ``prime`` return awaitables)."""
 
-    request: Callable[[], object]
-    step: Callable[[Any], object] | None
+    request: Callable[[], Any]
+    step: Callable[[Any], Any] | None
     inputs: Callable[[int], Sequence[Any]]
-    prime: Callable[[], object]
-    expire: Callable[[], object] | None = None
-    shared_calls: Callable[[], int] | None = None
-
-
-@dataclasses.dataclass
-class AsyncSetup:
-    """One ready instance of an async implementation (built inside the running loop)."""
-
-    request: Callable[[], Awaitable[object]]
-    step: Callable[[Any], Awaitable[object]] | None
-    inputs: Callable[[int], Sequence[Any]]
-    prime: Callable[[], Awaitable[object]]
+    prime: Callable[[], Any]
     expire: Callable[[], object] | None = None
     shared_calls: Callable[[], int] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
-class SyncImpl:
-    """An implementation in a sync flavour.
+class Impl:
+    """An implementation in one flavour.
 
-    ``build(endpoint, expiring)`` makes a setup whose tokens come from *endpoint*; with
-    *expiring* its ``expire()`` works (oauth_cc_auth then runs on a ``FakeClock``; the
-    timings use its default clock, ``time.monotonic``, as users do).
+    ``build(endpoint, expiring)`` makes a setup whose tokens come from *endpoint* (in an
+    async flavour, called inside the running event loop); with *expiring* its ``expire()``
+    works (oauth_cc_auth then runs on a ``FakeClock``; the timings use its default clock,
+    ``time.monotonic``, as users do).
     """
 
     name: str
     flavour: str
-    build: Callable[[TokenEndpoint, bool], SyncSetup]
+    build: Callable[[TokenEndpoint, bool], Setup]
     #: Why the cold-start case cannot be run, if it cannot.
     cold_na: str | None = None
     #: Why the expiry case cannot be run, if it cannot.
     expiry_na: str | None = None
     note: str | None = None
 
-
-@dataclasses.dataclass(frozen=True)
-class AsyncImpl:
-    """An implementation in the async flavour; *build* is awaited inside the event loop."""
-
-    name: str
-    flavour: str
-    build: Callable[[TokenEndpoint, bool], Awaitable[AsyncSetup]]
-    cold_na: str | None = None
-    expiry_na: str | None = None
-    note: str | None = None
+    @property
+    def aio(self) -> bool:
+        """Whether its requests are asyncio tasks."""
+        return self.flavour in ASYNC_FLAVOURS
 
 
-# -- inputs of the bare auth step ------------------------------------------------------------------
+# -- the flavours ----------------------------------------------------------------------------------
 
 
 def _prepared_requests(n: int) -> list[requests.PreparedRequest]:
@@ -212,195 +188,186 @@ def _requests_step(
     return step
 
 
-@dataclasses.dataclass(frozen=True)
-class HttpxFamily:
-    """httpx or httpx2: the library, its two flavours, this package's auth class for it, and
-    the request and 200 answer the bare auth step is driven with."""
+def _flow_step(auth: Any, response: Any) -> Callable[[Any], object]:
+    """``auth.sync_auth_flow`` driven as an httpx(2) ``Client`` drives it, on *response*."""
 
+    def step(request: Any) -> object:
+        flow = auth.sync_auth_flow(request)
+        sent = next(flow)
+        try:
+            flow.send(response)
+        except StopIteration:
+            return sent
+        raise RuntimeError("the auth flow sent a second request")
+
+    return step
+
+
+def _async_flow_step(auth: Any, response: Any) -> Callable[[Any], Awaitable[object]]:
+    """``auth.async_auth_flow`` driven as an httpx(2) ``AsyncClient`` drives it."""
+
+    async def step(request: Any) -> object:
+        flow = auth.async_auth_flow(request)
+        sent = await flow.__anext__()
+        try:
+            await flow.asend(response)
+        except StopAsyncIteration:
+            return sent
+        raise RuntimeError("the auth flow sent a second request")
+
+    return step
+
+
+class RequestsFlavour:
+    """The requests flavour: sessions answered by a mounted adapter."""
+
+    name = REQUESTS
+    aio = False
+    #: This package's auth class for the library.
+    ours = oauth_cc_auth.requests.ClientCredentialsAuth
+    #: The requests the bare auth step is driven with.
+    inputs = staticmethod(_prepared_requests)
+    #: The bare auth step of an auth object.
+    step = staticmethod(_requests_step)
+
+    def token_client(self, endpoint: TokenEndpoint) -> dict[str, Any]:
+        """The keyword argument giving ``ours`` its token client, answered by *endpoint*."""
+        return {"session": requests_session(endpoint)}
+
+    def api(self, auth: Any = None) -> requests.Session:
+        """A session for API requests, answered in process, with *auth* attached."""
+        session = requests_session()
+        session.auth = auth
+        return session
+
+
+@dataclasses.dataclass(frozen=True)
+class HttpxFlavour:
+    """A flavour of httpx or httpx2 (*lib*), sync or async (*aio*): clients of the library
+    with its ``MockTransport``."""
+
+    name: str
     lib: ModuleType
-    sync: str
-    aio: str
+    aio: bool
     #: ``oauth_cc_auth.httpx.ClientCredentialsAuth`` or ``oauth_cc_auth.httpx2``'s.
     ours: Callable[..., Any]
-    request: Any
-    response: Any
 
-    @classmethod
-    def of(cls, lib: ModuleType, sync: str, aio: str, ours: Callable[..., Any]) -> HttpxFamily:
-        request = lib.Request("GET", API_URL)
-        return cls(lib, sync, aio, ours, request, lib.Response(200, request=request))
+    @functools.cached_property
+    def _request(self) -> Any:
+        return self.lib.Request("GET", API_URL)
 
-    @property
-    def name(self) -> str:
-        return str(self.lib.__name__)
+    @functools.cached_property
+    def _response(self) -> Any:
+        return self.lib.Response(200, request=self._request)
 
-    def requests(self, n: int) -> list[Any]:
+    def inputs(self, n: int) -> list[Any]:
         # One request serves all calls: auth flows only set its Authorization header.
-        return [self.request] * n
+        return [self._request] * n
+
+    def transport(self, endpoint: TokenEndpoint | None = None) -> Any:
+        """The library's ``MockTransport``, answering the token endpoint's requests if given."""
+        handler = async_handler if self.aio else sync_handler
+        return self.lib.MockTransport(handler(endpoint, self.lib))
 
     def client(self, endpoint: TokenEndpoint | None = None, auth: Any = None) -> Any:
-        """A sync client of the library answered in process (the token endpoint's if given)."""
-        transport = self.lib.MockTransport(sync_handler(endpoint, self.lib))
-        return self.lib.Client(transport=transport, auth=auth)
+        """A ``Client`` (``AsyncClient`` in the async flavour) with that transport."""
+        client = self.lib.AsyncClient if self.aio else self.lib.Client
+        return client(transport=self.transport(endpoint), auth=auth)
 
-    def async_client(self, endpoint: TokenEndpoint | None = None, auth: Any = None) -> Any:
-        """The same, an ``AsyncClient``."""
-        transport = self.lib.MockTransport(async_handler(endpoint, self.lib))
-        return self.lib.AsyncClient(transport=transport, auth=auth)
+    def token_client(self, endpoint: TokenEndpoint) -> dict[str, Any]:
+        """The keyword argument giving ``ours`` its token client, answered by *endpoint*."""
+        return {"async_client" if self.aio else "client": self.client(endpoint)}
 
-    def step(self, auth: Any) -> Callable[[Any], object]:
-        """``auth.sync_auth_flow`` driven as the library's ``Client`` drives it, on a 200."""
-        response = self.response
+    def api(self, auth: Any = None) -> Any:
+        """A client for API requests, with *auth*."""
+        return self.client(auth=auth)
 
-        def step(request: Any) -> object:
-            flow = auth.sync_auth_flow(request)
-            sent = next(flow)
-            try:
-                flow.send(response)
-            except StopIteration:
-                return sent
-            raise RuntimeError("the auth flow sent a second request")
-
-        return step
-
-    def astep(self, auth: Any) -> Callable[[Any], Awaitable[object]]:
-        """``auth.async_auth_flow`` driven as the library's ``AsyncClient`` drives it."""
-        response = self.response
-
-        async def step(request: Any) -> object:
-            flow = auth.async_auth_flow(request)
-            sent = await flow.__anext__()
-            try:
-                await flow.asend(response)
-            except StopAsyncIteration:
-                return sent
-            raise RuntimeError("the auth flow sent a second request")
-
-        return step
+    def step(self, auth: Any) -> Callable[[Any], Any]:
+        """*auth*'s flow driven as the library's client drives it, on a 200 answer."""
+        return (_async_flow_step if self.aio else _flow_step)(auth, self._response)
 
 
-HTTPX = HttpxFamily.of(httpx, HTTPX_SYNC, HTTPX_ASYNC, oauth_cc_auth.httpx.ClientCredentialsAuth)
-HTTPX2 = HttpxFamily.of(
-    httpx2, HTTPX2_SYNC, HTTPX2_ASYNC, oauth_cc_auth.httpx2.ClientCredentialsAuth
-)
-FAMILIES = (HTTPX, HTTPX2)
+Flavour = RequestsFlavour | HttpxFlavour
+
+_REQUESTS = RequestsFlavour()
+_HTTPX = HttpxFlavour(HTTPX_SYNC, httpx, False, oauth_cc_auth.httpx.ClientCredentialsAuth)
+_HTTPX2 = HttpxFlavour(HTTPX2_SYNC, httpx2, False, oauth_cc_auth.httpx2.ClientCredentialsAuth)
+_HTTPX_ASYNC = dataclasses.replace(_HTTPX, name=HTTPX_ASYNC, aio=True)
+_HTTPX2_ASYNC = dataclasses.replace(_HTTPX2, name=HTTPX2_ASYNC, aio=True)
+#: The flavours in the order their implementations are listed: the sync ones first.
+_FLAVOURS: tuple[Flavour, ...] = (_REQUESTS, _HTTPX, _HTTPX2, _HTTPX_ASYNC, _HTTPX2_ASYNC)
 
 
-def _set_header_requests(r: requests.PreparedRequest) -> object:
-    r.headers["Authorization"] = _STATIC
-    return r
-
-
-def _set_header_httpx(request: Any) -> object:
-    request.headers["Authorization"] = _STATIC
-    return request
-
-
-async def _aset_header_httpx(request: Any) -> object:
-    request.headers["Authorization"] = _STATIC
-    return request
+def _attached(
+    f: Flavour,
+    auth: Any,
+    expire: Callable[[], object] | None = None,
+    shared_calls: Callable[[], int] | None = None,
+) -> Setup:
+    """*auth* on a client of flavour *f* for API requests; its first request gets a token."""
+    api = f.api(auth)
+    return Setup(
+        request=lambda: api.get(API_URL),
+        step=f.step(auth),
+        inputs=f.inputs,
+        prime=lambda: api.get(API_URL),
+        expire=expire,
+        shared_calls=shared_calls,
+    )
 
 
 # -- the floor: a static Authorization header set on the request -----------------------------------
 
 
-def _floor_requests(endpoint: TokenEndpoint, expiring: bool) -> SyncSetup:
-    api = requests_session()
-    return SyncSetup(
+def _nothing() -> None:
+    return None
+
+
+async def _anothing() -> None:
+    return None
+
+
+def _set_header(request: Any) -> object:
+    request.headers["Authorization"] = _STATIC
+    return request
+
+
+async def _aset_header(request: Any) -> object:
+    request.headers["Authorization"] = _STATIC
+    return request
+
+
+def _floor(f: Flavour, endpoint: TokenEndpoint, expiring: bool) -> Setup:
+    api = f.api()
+    return Setup(
         request=lambda: api.get(API_URL, headers=_HEADERS),
-        step=_set_header_requests,
-        inputs=_prepared_requests,
-        prime=_nothing,
-    )
-
-
-def _floor_httpx(family: HttpxFamily, endpoint: TokenEndpoint, expiring: bool) -> SyncSetup:
-    api = family.client()
-    return SyncSetup(
-        request=lambda: api.get(API_URL, headers=_HEADERS),
-        step=_set_header_httpx,
-        inputs=family.requests,
-        prime=_nothing,
-    )
-
-
-async def _floor_httpx_async(
-    family: HttpxFamily, endpoint: TokenEndpoint, expiring: bool
-) -> AsyncSetup:
-    api = family.async_client()
-    return AsyncSetup(
-        request=lambda: api.get(API_URL, headers=_HEADERS),
-        step=_aset_header_httpx,
-        inputs=family.requests,
-        prime=_anothing,
+        step=_aset_header if f.aio else _set_header,
+        inputs=f.inputs,
+        prime=_anothing if f.aio else _nothing,
     )
 
 
 # -- oauth_cc_auth ---------------------------------------------------------------------------------
 
 
-def _ours_requests(endpoint: TokenEndpoint, expiring: bool) -> SyncSetup:
+def _our_auth(f: Flavour, endpoint: TokenEndpoint, client_id: str, **options: Any) -> Any:
+    """This package's auth object for flavour *f*, its token client (``session=``,
+    ``client=`` or ``async_client=``) answered by *endpoint*."""
+    return f.ours(
+        client_id, CLIENT_SECRET, token_url=TOKEN_URL, **f.token_client(endpoint), **options
+    )
+
+
+def _ours(f: Flavour, endpoint: TokenEndpoint, expiring: bool) -> Setup:
     clock = FakeClock()
-    auth = oauth_cc_auth.requests.ClientCredentialsAuth(
+    auth = _our_auth(
+        f,
+        endpoint,
         CLIENT_ID,
-        CLIENT_SECRET,
-        token_url=TOKEN_URL,
-        session=requests_session(endpoint),
         cache=oauth_cc_auth.MemoryCache(),
         clock=clock if expiring else time.monotonic,
     )
-    api = requests_session()
-    api.auth = auth
-    return SyncSetup(
-        request=lambda: api.get(API_URL),
-        step=_requests_step(auth),
-        inputs=_prepared_requests,
-        prime=lambda: api.get(API_URL),
-        expire=(lambda: clock.advance(3600)) if expiring else None,
-    )
-
-
-def _ours_httpx(family: HttpxFamily, endpoint: TokenEndpoint, expiring: bool) -> SyncSetup:
-    # oauth_cc_auth.httpx / oauth_cc_auth.httpx2, its token client given as client=.
-    clock = FakeClock()
-    auth = family.ours(
-        CLIENT_ID,
-        CLIENT_SECRET,
-        token_url=TOKEN_URL,
-        client=family.client(endpoint),
-        cache=oauth_cc_auth.MemoryCache(),
-        clock=clock if expiring else time.monotonic,
-    )
-    api = family.client(auth=auth)
-    return SyncSetup(
-        request=lambda: api.get(API_URL),
-        step=family.step(auth),
-        inputs=family.requests,
-        prime=lambda: api.get(API_URL),
-        expire=(lambda: clock.advance(3600)) if expiring else None,
-    )
-
-
-async def _ours_httpx_async(
-    family: HttpxFamily, endpoint: TokenEndpoint, expiring: bool
-) -> AsyncSetup:
-    clock = FakeClock()
-    auth = family.ours(
-        CLIENT_ID,
-        CLIENT_SECRET,
-        token_url=TOKEN_URL,
-        async_client=family.async_client(endpoint),
-        cache=oauth_cc_auth.MemoryCache(),
-        clock=clock if expiring else time.monotonic,
-    )
-    api = family.async_client(auth=auth)
-    return AsyncSetup(
-        request=lambda: api.get(API_URL),
-        step=family.astep(auth),
-        inputs=family.requests,
-        prime=lambda: api.get(API_URL),
-        expire=(lambda: clock.advance(3600)) if expiring else None,
-    )
+    return _attached(f, auth, expire=(lambda: clock.advance(3600)) if expiring else None)
 
 
 # -- oauth_cc_auth with a shared cache (file or Redis) behind its memory cache ---------------------
@@ -460,79 +427,18 @@ class CountingCache(TokenCache):
         return sum(self.calls.values())
 
 
-def shared_cache_impls(
-    name: str, kind: str, cache: Callable[[], CountingCache]
-) -> tuple[list[SyncImpl], list[AsyncImpl]]:
+def shared_cache_impls(name: str, kind: str, cache: Callable[[], CountingCache]) -> list[Impl]:
     """oauth_cc_auth in every flavour with a new shared cache from *cache()* each, for the
     timings only; *kind* (``"file"``, ``"redis"``) goes into the client ids."""
 
-    def client_id(flavour: str) -> str:
-        return f"{CLIENT_ID}-{kind}-{flavour.replace(' ', '-')}"
-
-    def requests_build(endpoint: TokenEndpoint, expiring: bool) -> SyncSetup:
+    def build(f: Flavour, endpoint: TokenEndpoint, expiring: bool) -> Setup:
         shared = cache()
-        auth = oauth_cc_auth.requests.ClientCredentialsAuth(
-            client_id(REQUESTS),
-            CLIENT_SECRET,
-            token_url=TOKEN_URL,
-            session=requests_session(endpoint),
-            cache=shared,
-        )
-        api = requests_session()
-        api.auth = auth
-        return SyncSetup(
-            request=lambda: api.get(API_URL),
-            step=_requests_step(auth),
-            inputs=_prepared_requests,
-            prime=lambda: api.get(API_URL),
-            shared_calls=shared.total,
-        )
-
-    def httpx_build(family: HttpxFamily, endpoint: TokenEndpoint, expiring: bool) -> SyncSetup:
-        shared = cache()
-        auth = family.ours(
-            client_id(family.sync),
-            CLIENT_SECRET,
-            token_url=TOKEN_URL,
-            client=family.client(endpoint),
-            cache=shared,
-        )
-        api = family.client(auth=auth)
-        return SyncSetup(
-            request=lambda: api.get(API_URL),
-            step=family.step(auth),
-            inputs=family.requests,
-            prime=lambda: api.get(API_URL),
-            shared_calls=shared.total,
-        )
-
-    async def httpx_async_build(
-        family: HttpxFamily, endpoint: TokenEndpoint, expiring: bool
-    ) -> AsyncSetup:
-        shared = cache()
-        auth = family.ours(
-            client_id(family.aio),
-            CLIENT_SECRET,
-            token_url=TOKEN_URL,
-            async_client=family.async_client(endpoint),
-            cache=shared,
-        )
-        api = family.async_client(auth=auth)
-        return AsyncSetup(
-            request=lambda: api.get(API_URL),
-            step=family.astep(auth),
-            inputs=family.requests,
-            prime=lambda: api.get(API_URL),
-            shared_calls=shared.total,
-        )
+        client_id = f"{CLIENT_ID}-{kind}-{f.name.replace(' ', '-')}"
+        auth = _our_auth(f, endpoint, client_id, cache=shared)
+        return _attached(f, auth, shared_calls=shared.total)
 
     na = {"cold_na": "timings only", "expiry_na": "timings only"}
-    sync = [SyncImpl(name, REQUESTS, requests_build, **na)]
-    aio: list[AsyncImpl] = []
-    for family in FAMILIES:
-        sync.append(SyncImpl(name, family.sync, functools.partial(httpx_build, family), **na))
-        aio.append(AsyncImpl(name, family.aio, functools.partial(httpx_async_build, family), **na))
-    return sync, aio
+    return [Impl(name, f.name, functools.partial(build, f), **na) for f in _FLAVOURS]
 
 
 # -- Authlib ---------------------------------------------------------------------------------------
@@ -574,8 +480,9 @@ def authlib_httpx_library() -> str:
     raise RuntimeError("Authlib's OAuth2Client is neither an httpx nor an httpx2 client")
 
 
-def _authlib_family() -> HttpxFamily:
-    return HTTPX2 if authlib_httpx_library() == "httpx2" else HTTPX
+def _authlib_in(f: Flavour) -> bool:
+    """Whether Authlib has flavour *f*: requests, or the library its httpx client is on."""
+    return not isinstance(f, HttpxFlavour) or f.lib.__name__ == authlib_httpx_library()
 
 
 def _authlib_elsewhere() -> str:
@@ -594,36 +501,8 @@ def _expire_authlib(client: Any) -> None:
     client.token["expires_at"] = int(time.time()) - 3600
 
 
-def _authlib_requests(endpoint: TokenEndpoint, expiring: bool) -> SyncSetup:
-    from authlib.integrations.requests_client import OAuth2Session
-
-    session = OAuth2Session(
-        CLIENT_ID, CLIENT_SECRET, token_endpoint=TOKEN_URL, grant_type="client_credentials"
-    )
-    requests_session(endpoint, session)
-    return SyncSetup(
-        request=lambda: session.get(API_URL),
-        # OAuth2Auth.__call__ checks expiry itself (ensure_active_token), then signs.
-        step=_requests_step(session.token_auth),
-        inputs=_prepared_requests,
-        prime=session.fetch_token,
-        expire=lambda: _expire_authlib(session),
-    )
-
-
-def _authlib_httpx(family: HttpxFamily, endpoint: TokenEndpoint, expiring: bool) -> SyncSetup:
+def _authlib_step(client: Any, sign: Callable[[Any], object]) -> Callable[[Any], object]:
     from authlib.integrations.base_client import InvalidTokenError
-    from authlib.integrations.httpx_client import OAuth2Client
-
-    # An httpx2.Client (or httpx.Client): the transport is of the library it is built on.
-    client = OAuth2Client(
-        CLIENT_ID,
-        CLIENT_SECRET,
-        token_endpoint=TOKEN_URL,
-        grant_type="client_credentials",
-        transport=family.lib.MockTransport(sync_handler(endpoint, family.lib)),
-    )
-    sign = family.step(client.token_auth)
 
     def step(request: Any) -> object:
         # What OAuth2Client.request does before handing OAuth2Auth to the library.
@@ -631,38 +510,48 @@ def _authlib_httpx(family: HttpxFamily, endpoint: TokenEndpoint, expiring: bool)
             raise InvalidTokenError()
         return sign(request)
 
-    return SyncSetup(
-        request=lambda: client.get(API_URL),
-        step=step,
-        inputs=family.requests,
-        prime=client.fetch_token,
-        expire=lambda: _expire_authlib(client),
-    )
+    return step
 
 
-async def _authlib_httpx_async(
-    family: HttpxFamily, endpoint: TokenEndpoint, expiring: bool
-) -> AsyncSetup:
-    from authlib.integrations.httpx_client import AsyncOAuth2Client
-
-    client = AsyncOAuth2Client(
-        CLIENT_ID,
-        CLIENT_SECRET,
-        token_endpoint=TOKEN_URL,
-        grant_type="client_credentials",
-        transport=family.lib.MockTransport(async_handler(endpoint, family.lib)),
-    )
-    sign = family.astep(client.token_auth)
-
+def _authlib_astep(
+    client: Any, sign: Callable[[Any], Awaitable[object]]
+) -> Callable[[Any], Awaitable[object]]:
     async def step(request: Any) -> object:
         # What AsyncOAuth2Client.request does before handing OAuth2Auth to the library.
         await client.ensure_active_token(client.token)
         return await sign(request)
 
-    return AsyncSetup(
+    return step
+
+
+def _authlib(f: Flavour, endpoint: TokenEndpoint, expiring: bool) -> Setup:
+    client: Any
+    if isinstance(f, HttpxFlavour):
+        from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuth2Client
+
+        # An httpx2.Client (or httpx.Client): the transport is of the library it is built on.
+        client = (AsyncOAuth2Client if f.aio else OAuth2Client)(
+            CLIENT_ID,
+            CLIENT_SECRET,
+            token_endpoint=TOKEN_URL,
+            grant_type="client_credentials",
+            transport=f.transport(endpoint),
+        )
+        sign = f.step(client.token_auth)
+        step = _authlib_astep(client, sign) if f.aio else _authlib_step(client, sign)
+    else:
+        from authlib.integrations.requests_client import OAuth2Session
+
+        client = OAuth2Session(
+            CLIENT_ID, CLIENT_SECRET, token_endpoint=TOKEN_URL, grant_type="client_credentials"
+        )
+        requests_session(endpoint, client)
+        # OAuth2Auth.__call__ checks expiry itself (ensure_active_token), then signs.
+        step = f.step(client.token_auth)
+    return Setup(
         request=lambda: client.get(API_URL),
         step=step,
-        inputs=family.requests,
+        inputs=f.inputs,
         prime=client.fetch_token,
         expire=lambda: _expire_authlib(client),
     )
@@ -671,7 +560,7 @@ async def _authlib_httpx_async(
 # -- requests-oauthlib -----------------------------------------------------------------------------
 
 
-def _requests_oauthlib(endpoint: TokenEndpoint, expiring: bool) -> SyncSetup:
+def _requests_oauthlib(f: Flavour, endpoint: TokenEndpoint, expiring: bool) -> Setup:
     from oauthlib.oauth2 import BackendApplicationClient
     from requests_oauthlib import OAuth2, OAuth2Session
 
@@ -688,11 +577,11 @@ def _requests_oauthlib(endpoint: TokenEndpoint, expiring: bool) -> SyncSetup:
     def expire() -> None:
         session.token = {**session.token, "expires_at": time.time() - 3600}
 
-    return SyncSetup(
+    return Setup(
         request=lambda: session.get(API_URL),
         # OAuth2Session.request signs with the same client.add_token as this AuthBase.
-        step=_requests_step(auth),
-        inputs=_prepared_requests,
+        step=f.step(auth),
+        inputs=f.inputs,
         prime=prime,
         expire=expire,
     )
@@ -701,7 +590,7 @@ def _requests_oauthlib(endpoint: TokenEndpoint, expiring: bool) -> SyncSetup:
 # -- requests-oauth2client -------------------------------------------------------------------------
 
 
-def _requests_oauth2client(endpoint: TokenEndpoint, expiring: bool) -> SyncSetup:
+def _requests_oauth2client(f: Flavour, endpoint: TokenEndpoint, expiring: bool) -> Setup:
     from requests_oauth2client import BearerToken, OAuth2Client, OAuth2ClientCredentialsAuth
 
     client = OAuth2Client(
@@ -711,8 +600,6 @@ def _requests_oauth2client(endpoint: TokenEndpoint, expiring: bool) -> SyncSetup
         session=requests_session(endpoint),
     )
     auth = OAuth2ClientCredentialsAuth(client)
-    api = requests_session()
-    api.auth = auth
 
     def expire() -> None:
         token = auth.token
@@ -721,13 +608,7 @@ def _requests_oauth2client(endpoint: TokenEndpoint, expiring: bool) -> SyncSetup
             token.access_token, expires_at=datetime.now(UTC) - timedelta(hours=1)
         )
 
-    return SyncSetup(
-        request=lambda: api.get(API_URL),
-        step=_requests_step(auth),
-        inputs=_prepared_requests,
-        prime=lambda: api.get(API_URL),
-        expire=expire,
-    )
+    return _attached(f, auth, expire=expire)
 
 
 # -- requests-auth and httpx-auth ------------------------------------------------------------------
@@ -741,7 +622,7 @@ def _expire_in_cache(cache: Any, key: str) -> None:
     cache.tokens[key] = (entry[0], time.time() - 3600, *entry[2:])
 
 
-def _requests_auth(endpoint: TokenEndpoint, expiring: bool) -> SyncSetup:
+def _requests_auth(f: Flavour, endpoint: TokenEndpoint, expiring: bool) -> Setup:
     import requests_auth
 
     cache: Any = requests_auth.OAuth2.token_cache
@@ -749,114 +630,59 @@ def _requests_auth(endpoint: TokenEndpoint, expiring: bool) -> SyncSetup:
     auth = requests_auth.OAuth2ClientCredentials(
         TOKEN_URL, CLIENT_ID, CLIENT_SECRET, session=requests_session(endpoint)
     )
-    api = requests_session()
-    api.auth = auth
-    return SyncSetup(
-        request=lambda: api.get(API_URL),
-        step=_requests_step(auth),
-        inputs=_prepared_requests,
-        prime=lambda: api.get(API_URL),
-        expire=lambda: _expire_in_cache(cache, auth.state),
-    )
+    return _attached(f, auth, expire=lambda: _expire_in_cache(cache, auth.state))
 
 
-def _httpx_auth(endpoint: TokenEndpoint) -> tuple[Any, Callable[[], None]]:
+def _httpx_auth(f: Flavour, endpoint: TokenEndpoint, expiring: bool) -> Setup:
     import httpx_auth
 
-    httpx_auth.OAuth2.token_cache.clear()
+    cache: Any = httpx_auth.OAuth2.token_cache
+    cache.clear()
     # httpx-auth requests tokens with a sync httpx.Client only, also under AsyncClient.
     # An httpx library: httpx.Auth only, so no httpx2 flavour.
     auth = httpx_auth.OAuth2ClientCredentials(
-        TOKEN_URL, CLIENT_ID, CLIENT_SECRET, client=HTTPX.client(endpoint)
+        TOKEN_URL, CLIENT_ID, CLIENT_SECRET, client=_HTTPX.client(endpoint)
     )
-    return auth, lambda: _expire_in_cache(httpx_auth.OAuth2.token_cache, auth.state)
-
-
-def _httpx_auth_sync(endpoint: TokenEndpoint, expiring: bool) -> SyncSetup:
-    auth, expire = _httpx_auth(endpoint)
-    api = HTTPX.client(auth=auth)
-    return SyncSetup(
-        request=lambda: api.get(API_URL),
-        step=HTTPX.step(auth),
-        inputs=HTTPX.requests,
-        prime=lambda: api.get(API_URL),
-        expire=expire,
-    )
-
-
-async def _httpx_auth_async(endpoint: TokenEndpoint, expiring: bool) -> AsyncSetup:
-    auth, expire = _httpx_auth(endpoint)
-    api = HTTPX.async_client(auth=auth)
-    return AsyncSetup(
-        request=lambda: api.get(API_URL),
-        step=HTTPX.astep(auth),
-        inputs=HTTPX.requests,
-        prime=lambda: api.get(API_URL),
-        expire=expire,
-    )
+    return _attached(f, auth, expire=lambda: _expire_in_cache(cache, auth.state))
 
 
 # -- the registry ----------------------------------------------------------------------------------
 
 
-def sync_impls() -> list[SyncImpl]:
-    """The sync implementations, floor first, then this package, then the peers."""
-    no_token = {"cold_na": "no token", "expiry_na": "no token"}
-    impls = [
-        SyncImpl(FLOOR, REQUESTS, _floor_requests, **no_token),
-        SyncImpl(OURS, REQUESTS, _ours_requests),
-        SyncImpl(AUTHLIB, REQUESTS, _authlib_requests, cold_na=NO_FIRST_FETCH),
-        SyncImpl(
-            REQUESTS_OAUTHLIB,
-            REQUESTS,
-            _requests_oauthlib,
-            cold_na="no automatic first token: requests go out without one until fetch_token()",
-        ),
-        SyncImpl(REQUESTS_OAUTH2CLIENT, REQUESTS, _requests_oauth2client),
-        SyncImpl(REQUESTS_AUTH, REQUESTS, _requests_auth),
-    ]
-    for family in FAMILIES:
+def _impls_in(f: Flavour) -> list[Impl]:
+    """The implementations in flavour *f*: the floor, this package, then the peers."""
+
+    def impl(name: str, build: Callable[..., Setup], **options: str) -> Impl:
+        return Impl(name, f.name, functools.partial(build, f), **options)
+
+    impls = [impl(FLOOR, _floor, cold_na="no token", expiry_na="no token"), impl(OURS, _ours)]
+    if _authlib_in(f):
+        impls.append(impl(AUTHLIB, _authlib, cold_na=NO_FIRST_FETCH))
+    if f is _REQUESTS:
         impls += [
-            SyncImpl(FLOOR, family.sync, functools.partial(_floor_httpx, family), **no_token),
-            SyncImpl(OURS, family.sync, functools.partial(_ours_httpx, family)),
+            impl(REQUESTS_OAUTHLIB, _requests_oauthlib, cold_na=UNSIGNED_UNTIL_FETCH),
+            impl(REQUESTS_OAUTH2CLIENT, _requests_oauth2client),
+            impl(REQUESTS_AUTH, _requests_auth),
         ]
-        if family is _authlib_family():
-            build = functools.partial(_authlib_httpx, family)
-            impls.append(SyncImpl(AUTHLIB, family.sync, build, cold_na=NO_FIRST_FETCH))
-        if family is HTTPX:
-            impls.append(SyncImpl(HTTPX_AUTH, HTTPX_SYNC, _httpx_auth_sync))
+    elif f is _HTTPX:
+        impls.append(impl(HTTPX_AUTH, _httpx_auth))
+    elif f is _HTTPX_ASYNC:
+        note = (
+            "its token requests block the event loop (a sync httpx.Client, also under "
+            "AsyncClient): the other tasks cannot run meanwhile"
+        )
+        impls.append(impl(HTTPX_AUTH, _httpx_auth, note=note))
     return impls
 
 
-def async_impls() -> list[AsyncImpl]:
-    """The async implementations (``AsyncClient`` of httpx and httpx2), floor first."""
-    no_token = {"cold_na": "no token", "expiry_na": "no token"}
-    impls: list[AsyncImpl] = []
-    for family in FAMILIES:
-        impls += [
-            AsyncImpl(FLOOR, family.aio, functools.partial(_floor_httpx_async, family), **no_token),
-            AsyncImpl(OURS, family.aio, functools.partial(_ours_httpx_async, family)),
-        ]
-        if family is _authlib_family():
-            build = functools.partial(_authlib_httpx_async, family)
-            impls.append(AsyncImpl(AUTHLIB, family.aio, build, cold_na=NO_FIRST_FETCH))
-        if family is HTTPX:
-            impls.append(
-                AsyncImpl(
-                    HTTPX_AUTH,
-                    HTTPX_ASYNC,
-                    _httpx_auth_async,
-                    note="its token requests block the event loop (a sync httpx.Client, also "
-                    "under AsyncClient): the other tasks cannot run meanwhile",
-                )
-            )
-    return impls
+def all_impls() -> list[Impl]:
+    """Every implementation, the sync flavours' first."""
+    return [impl for f in _FLAVOURS for impl in _impls_in(f)]
 
 
 def absent() -> dict[str, dict[str, str]]:
     """flavour -> implementation -> why it is not in that flavour, where the tables should
     say so ("n/a") rather than leave the cell empty: Authlib in the library it is not built
     on."""
-    family = next(f for f in FAMILIES if f is not _authlib_family())
     why = _authlib_elsewhere()
-    return {family.sync: {AUTHLIB: why}, family.aio: {AUTHLIB: why}}
+    return {f.name: {AUTHLIB: why} for f in _FLAVOURS if not _authlib_in(f)}

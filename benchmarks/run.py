@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -45,28 +45,18 @@ from impls import (
     REQUESTS_AUTH,
     REQUESTS_OAUTH2CLIENT,
     REQUESTS_OAUTHLIB,
-    AsyncImpl,
-    AsyncSetup,
     CountingCache,
-    SyncImpl,
-    SyncSetup,
+    Impl,
+    Setup,
     absent,
-    async_impls,
+    all_impls,
     authlib_httpx_library,
     shared_cache_impls,
-    sync_impls,
 )
 from imports import ImportTarget, import_targets, measure_imports, median_difference
 from redis_server import RedisUnavailable, redis_server
 from report import Footnotes, Table
-from timing import (
-    AsyncBench,
-    Samples,
-    SyncBench,
-    median_ratio,
-    run_async_rounds,
-    run_sync_rounds,
-)
+from timing import Bench, Samples, median_ratio, run_async_rounds, run_sync_rounds
 from transports import TokenEndpoint
 
 from oauth_cc_auth import FileCache, RedisCache, TokenCache
@@ -191,10 +181,12 @@ class TimingResult:
     absent: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
 
 
-def _time_sync_flavour(
-    flavour: str, impls: Sequence[SyncImpl], p: Params, out: TimingResult
-) -> None:
-    setups: dict[str, tuple[SyncSetup, TokenEndpoint]] = {}
+#: Each implementation's setup and token endpoint, by name.
+Setups = dict[str, tuple[Setup, TokenEndpoint]]
+
+
+def _time_sync_flavour(flavour: str, impls: Sequence[Impl], p: Params, out: TimingResult) -> None:
+    setups: Setups = {}
     for impl in impls:
         endpoint = TokenEndpoint()
         setup = impl.build(endpoint, False)
@@ -202,47 +194,53 @@ def _time_sync_flavour(
         _check_sent(impl.name, flavour, setup.request())
         endpoint.reset()
         setups[impl.name] = (setup, endpoint)
-    calls = out.shared_setup_calls[flavour] = _shared_calls(setups)
-    gc.collect()
-    out.per_request[flavour] = run_sync_rounds(
-        {name: SyncBench(s.request) for name, (s, _) in setups.items()},
-        rounds=p.rounds,
-        batch=p.batch,
-        warmup=p.warmup,
-    )
-    gc.collect()
-    out.auth_step[flavour] = run_sync_rounds(
-        {name: SyncBench(s.step, s.inputs) for name, (s, _) in setups.items() if s.step},
-        rounds=p.rounds,
-        batch=p.step_batch,
-        warmup=p.warmup,
-    )
-    out.warm_token_requests[flavour] = {name: e.count for name, (_, e) in setups.items()}
-    out.shared_calls[flavour] = {n: k - calls[n] for n, k in _shared_calls(setups).items()}
+    _time_setups(flavour, setups, p, out, run_sync_rounds)
 
 
-async def _time_async_flavour(
-    flavour: str, impls: Sequence[AsyncImpl], p: Params, out: TimingResult
+def _time_async_flavour(flavour: str, impls: Sequence[Impl], p: Params, out: TimingResult) -> None:
+    async def ready() -> Setups:
+        setups: Setups = {}
+        for impl in impls:
+            endpoint = TokenEndpoint()
+            setup = impl.build(endpoint, False)
+            await setup.prime()
+            _check_sent(impl.name, flavour, await setup.request())
+            endpoint.reset()
+            setups[impl.name] = (setup, endpoint)
+        return setups
+
+    # One event loop for the flavour, as its clients are bound to it: the setups are built
+    # and primed in it, then timed in it.
+    with asyncio.Runner() as runner:
+        setups = runner.run(ready())
+
+        def run_rounds(benches: dict[str, Bench], **options: int) -> Samples:
+            return runner.run(run_async_rounds(benches, **options))
+
+        _time_setups(flavour, setups, p, out, run_rounds)
+
+
+def _time_setups(
+    flavour: str,
+    setups: Setups,
+    p: Params,
+    out: TimingResult,
+    run_rounds: Callable[..., Samples],
 ) -> None:
-    setups: dict[str, tuple[AsyncSetup, TokenEndpoint]] = {}
-    for impl in impls:
-        endpoint = TokenEndpoint()
-        setup = await impl.build(endpoint, False)
-        await setup.prime()
-        _check_sent(impl.name, flavour, await setup.request())
-        endpoint.reset()
-        setups[impl.name] = (setup, endpoint)
+    """Time one request and the bare auth step of primed *setups* in interleaved rounds
+    (*run_rounds*: :func:`run_sync_rounds`, or the async flavours' counterpart), and record
+    the token requests and shared-cache calls they made meanwhile."""
     calls = out.shared_setup_calls[flavour] = _shared_calls(setups)
     gc.collect()
-    out.per_request[flavour] = await run_async_rounds(
-        {name: AsyncBench(s.request) for name, (s, _) in setups.items()},
+    out.per_request[flavour] = run_rounds(
+        {name: Bench(s.request) for name, (s, _) in setups.items()},
         rounds=p.rounds,
         batch=p.batch,
         warmup=p.warmup,
     )
     gc.collect()
-    out.auth_step[flavour] = await run_async_rounds(
-        {name: AsyncBench(s.step, s.inputs) for name, (s, _) in setups.items() if s.step},
+    out.auth_step[flavour] = run_rounds(
+        {name: Bench(s.step, s.inputs) for name, (s, _) in setups.items() if s.step},
         rounds=p.rounds,
         batch=p.step_batch,
         warmup=p.warmup,
@@ -251,16 +249,12 @@ async def _time_async_flavour(
     out.shared_calls[flavour] = {n: k - calls[n] for n, k in _shared_calls(setups).items()}
 
 
-def _shared_calls(
-    setups: Mapping[str, tuple[SyncSetup | AsyncSetup, TokenEndpoint]],
-) -> dict[str, int]:
+def _shared_calls(setups: Setups) -> dict[str, int]:
     """Calls made so far to the shared cache of each setup that has one."""
     return {name: s.shared_calls() for name, (s, _) in setups.items() if s.shared_calls}
 
 
-def _shared_cache_impls(
-    stack: contextlib.ExitStack, out: TimingResult
-) -> tuple[list[SyncImpl], list[AsyncImpl]]:
+def _shared_cache_impls(stack: contextlib.ExitStack, out: TimingResult) -> list[Impl]:
     """oauth_cc_auth with a file cache (in a temporary directory) and with a Redis cache (a
     redis-server of our own), in every flavour; both are cleaned up when *stack* closes."""
     directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="oauth-cc-bench-cache-"))
@@ -288,28 +282,24 @@ def _shared_cache_impls(
 
         return open_one
 
-    sync: list[SyncImpl] = []
-    aio: list[AsyncImpl] = []
+    impls: list[Impl] = []
     for name, kind, make in kinds:
-        more_sync, more_async = shared_cache_impls(name, kind, counting(make))
-        sync += more_sync
-        aio += more_async
-    return sync, aio
+        impls += shared_cache_impls(name, kind, counting(make))
+    return impls
 
 
 def run_timings(p: Params) -> TimingResult:
     out = TimingResult(absent=absent())
     with contextlib.ExitStack() as stack:
-        shared_sync, shared_async = _shared_cache_impls(stack, out)
-        sync = [*sync_impls(), *shared_sync]
-        aio = [*async_impls(), *shared_async]
+        shared = _shared_cache_impls(stack, out)
+        impls = [*all_impls(), *shared]
         for flavour in FLAVOURS:
             log(f"per-request cost: {flavour}")
+            mine = [i for i in impls if i.flavour == flavour]
             if flavour in ASYNC_FLAVOURS:
-                mine = [i for i in aio if i.flavour == flavour]
-                asyncio.run(_time_async_flavour(flavour, mine, p, out))
+                _time_async_flavour(flavour, mine, p, out)
             else:
-                _time_sync_flavour(flavour, [i for i in sync if i.flavour == flavour], p, out)
+                _time_sync_flavour(flavour, mine, p, out)
     return out
 
 
@@ -324,8 +314,7 @@ def run_concurrency(p: Params) -> ConcurrencyResult:
     for flavour, per in absent().items():
         for name, why in per.items():
             result.setdefault(flavour, {})[name] = {moment: {"na": why} for moment in MOMENTS}
-    impls: list[SyncImpl | AsyncImpl] = [*sync_impls(), *async_impls()]
-    for impl in impls:
+    for impl in all_impls():
         if impl.name == FLOOR:
             continue
         cell = result.setdefault(impl.flavour, {}).setdefault(impl.name, {})
@@ -339,10 +328,10 @@ def run_concurrency(p: Params) -> ConcurrencyResult:
             log(f"concurrency: {impl.flavour}, {impl.name}, {MOMENT_LABELS[moment]}")
             outcomes: list[Outcome] = []
             for _ in range(p.repeats):
-                if isinstance(impl, SyncImpl):
-                    outcomes.append(count_sync(impl, moment, p.threads, p.latency))
-                else:
+                if impl.aio:
                     outcomes.append(asyncio.run(count_async(impl, moment, p.tasks, p.latency)))
+                else:
+                    outcomes.append(count_sync(impl, moment, p.threads, p.latency))
             cell[moment] = {"outcomes": [o.as_dict() for o in outcomes]}
     return result
 
@@ -374,29 +363,41 @@ def _shared_note(t: TimingResult) -> str:
     )
 
 
-def _absent_names(t: TimingResult) -> list[str]:
-    return [name for per in t.absent.values() for name in per]
+def _timing_rows(
+    t: TimingResult,
+    by_flavour: dict[str, Samples],
+    width: int,
+    cells: Callable[[Samples, str], list[str]],
+    notes: Footnotes,
+) -> list[list[str]]:
+    """A row per implementation: in each flavour its *width* cells, from *cells*, or "n/a"
+    (not timed, or not in that flavour; the reason a footnote) or "—" (no such flavour)."""
+    absent = [name for per in t.absent.values() for name in per]
+    rows: list[list[str]] = []
+    for name in _names(by_flavour, [*t.unavailable, *absent]):
+        row = [_label(name)]
+        if name in t.unavailable:
+            rows.append(row + [f"n/a {notes.ref(t.unavailable[name])}"] * width * len(FLAVOURS))
+            continue
+        for flavour in FLAVOURS:
+            samples = by_flavour.get(flavour, {})
+            if name in t.absent.get(flavour, {}):
+                row += [f"n/a {notes.ref(t.absent[flavour][name])}"] * width
+            elif name in samples:
+                row += cells(samples, name)
+            else:
+                row += ["—"] * width
+        rows.append(row)
+    return rows
 
 
 def per_request_table(t: TimingResult) -> Table:
+    def cells(samples: Samples, name: str) -> list[str]:
+        ratio = median_ratio(samples[name], samples[FLOOR])
+        return [f"{statistics.median(samples[name]):.1f}", f"{ratio:.3f}"]
+
     notes = Footnotes()
-    rows: list[list[str]] = []
-    for name in _names(t.per_request, [*t.unavailable, *_absent_names(t)]):
-        row = [_label(name)]
-        if name in t.unavailable:
-            rows.append(row + [f"n/a {notes.ref(t.unavailable[name])}"] * 2 * len(FLAVOURS))
-            continue
-        for flavour in FLAVOURS:
-            samples = t.per_request.get(flavour, {})
-            if name in t.absent.get(flavour, {}):
-                row += [f"n/a {notes.ref(t.absent[flavour][name])}"] * 2
-                continue
-            if name not in samples:
-                row += ["—", "—"]
-                continue
-            row.append(f"{statistics.median(samples[name]):.1f}")
-            row.append(f"{median_ratio(samples[name], samples[FLOOR]):.3f}")
-        rows.append(row)
+    rows = _timing_rows(t, t.per_request, 2, cells, notes)
     headers = ["implementation"]
     for flavour in FLAVOURS:
         headers += [f"{flavour} µs", "× floor"]
@@ -414,20 +415,11 @@ def per_request_table(t: TimingResult) -> Table:
 
 
 def auth_step_table(t: TimingResult) -> Table:
+    def cells(samples: Samples, name: str) -> list[str]:
+        return [f"{statistics.median(samples[name]):.2f}"]
+
     notes = Footnotes()
-    rows: list[list[str]] = []
-    for name in _names(t.auth_step, [*t.unavailable, *_absent_names(t)]):
-        row = [_label(name)]
-        if name in t.unavailable:
-            rows.append(row + [f"n/a {notes.ref(t.unavailable[name])}"] * len(FLAVOURS))
-            continue
-        for flavour in FLAVOURS:
-            samples = t.auth_step.get(flavour, {})
-            if name in t.absent.get(flavour, {}):
-                row.append(f"n/a {notes.ref(t.absent[flavour][name])}")
-            else:
-                row.append(f"{statistics.median(samples[name]):.2f}" if name in samples else "—")
-        rows.append(row)
+    rows = _timing_rows(t, t.auth_step, 1, cells, notes)
     return Table(
         "Bare auth step, warm token (median µs per call)",
         ["implementation", *[f"{flavour} µs" for flavour in FLAVOURS]],

@@ -11,14 +11,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import statistics
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from time import perf_counter_ns
 from typing import Any
 
 __all__ = [
-    "AsyncBench",
+    "Bench",
     "Samples",
-    "SyncBench",
     "median_ratio",
     "run_async_rounds",
     "run_sync_rounds",
@@ -29,18 +28,11 @@ Samples = dict[str, list[float]]
 
 
 @dataclasses.dataclass(frozen=True)
-class SyncBench:
-    """One thing to time: *call* applied to each of ``inputs(batch)``, or called *batch* times."""
+class Bench:
+    """One thing to time: *call* applied to each of ``inputs(batch)``, or called *batch* times
+    (for :func:`run_async_rounds`, *call* returns an awaitable)."""
 
-    call: Callable[..., object]
-    inputs: Callable[[int], Sequence[Any]] | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class AsyncBench:
-    """The async counterpart of :class:`SyncBench`."""
-
-    call: Callable[..., Awaitable[object]]
+    call: Callable[..., Any]
     inputs: Callable[[int], Sequence[Any]] | None = None
 
 
@@ -49,7 +41,7 @@ def _rotation(names: Sequence[str], round_no: int) -> list[str]:
     return [*names[k:], *names[:k]]
 
 
-def _batch_sync(bench: SyncBench, batch: int) -> float:
+def _batch_sync(bench: Bench, batch: int) -> float:
     call = bench.call
     if bench.inputs is None:
         start = perf_counter_ns()
@@ -65,7 +57,7 @@ def _batch_sync(bench: SyncBench, batch: int) -> float:
     return elapsed / batch / 1000.0
 
 
-async def _batch_async(bench: AsyncBench, batch: int) -> float:
+async def _batch_async(bench: Bench, batch: int) -> float:
     call = bench.call
     if bench.inputs is None:
         start = perf_counter_ns()
@@ -82,7 +74,7 @@ async def _batch_async(bench: AsyncBench, batch: int) -> float:
 
 
 def run_sync_rounds(
-    benches: Mapping[str, SyncBench], *, rounds: int, batch: int, warmup: int
+    benches: Mapping[str, Bench], *, rounds: int, batch: int, warmup: int
 ) -> Samples:
     """Interleaved rounds of *benches*; the first *warmup* rounds are not recorded."""
     names = list(benches)
@@ -96,7 +88,7 @@ def run_sync_rounds(
 
 
 async def run_async_rounds(
-    benches: Mapping[str, AsyncBench], *, rounds: int, batch: int, warmup: int
+    benches: Mapping[str, Bench], *, rounds: int, batch: int, warmup: int
 ) -> Samples:
     """The async counterpart of :func:`run_sync_rounds`, in the running event loop."""
     names = list(benches)
