@@ -144,17 +144,21 @@ class ClientCredentialsBase:
     def _token_on_this_thread(
         self,
         send: Callable[[TokenRequest], TokenHTTPResponse | TransportFailure],
+        after: int = 0,
         **error_attributes: Any,
     ) -> Token:
-        """The fresh token, or one obtained on this thread with *send* doing the I/O; errors
-        raised as this adapter's classes, with *error_attributes* set on them."""
+        """The fresh token, or one obtained on this thread with *send* doing the I/O (from a
+        token request made after generation *after*); errors raised as this adapter's
+        classes, with *error_attributes* set on them."""
         token = self._manager.fresh_token()
-        if token is not None:
+        if token is not None and self._manager.slot.token_generation >= after:
             return token
+        failure: AuthError | None = None
         try:
-            return run_sync(self._manager.obtain(), send)
+            return run_sync(self._manager.obtain(after=after), send)
         except AuthError as exc:
-            raise self._translate(exc, **error_attributes) from None
+            failure = self._translate(exc, **error_attributes)
+        raise failure  # outside the except block: no __context__ to keep alive
 
     def _translate(self, exc: AuthError, **attributes: Any) -> AuthError:
         """*exc* as this adapter's subclass of its class, so that HTTP-library ``except``

@@ -43,10 +43,11 @@ async def _cache_call(function: Callable[..., Awaitable[Any]], *args: Any) -> An
 async def obtain_async(
     manager: TokenManager,
     send: Callable[[TokenRequest], Awaitable[TokenHTTPResponse | TransportFailure]],
+    after: int = 0,
 ) -> Token:
     """Get a token without blocking the event loop, doing the I/O with *send*."""
     loop = current_loop()
-    flow = manager.obtain(loop, anyio.Event)
+    flow = manager.obtain(loop, anyio.Event, after)
     locks: list[tuple[TokenCache, str, object]] = []
     try:
         action = next(flow)
@@ -71,7 +72,10 @@ async def obtain_async(
                 )
             else:
                 cache = action.cache
-                handle = await _cache_call(cache.atry_lock, action.key, cache.lock_timeout)
+                # Shielded (it is bounded by the cache's own timeout): cancelled between the
+                # backend taking the lock and the handle reaching us, nobody would release it.
+                with anyio.CancelScope(shield=True):
+                    handle = await _cache_call(cache.atry_lock, action.key, cache.lock_timeout)
                 outcome = lock_outcome(locks, cache, action.key, handle)
             action = flow.send(outcome)
     except StopIteration as stop:

@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import random
+import threading
 import time
 from collections.abc import Callable, Generator, Iterable
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth._token import Token
 from oauth_cc_auth.errors import (
     AuthError,
+    ConfigurationError,
     TokenEndpointError,
     TokenRequestError,
     TokenResponseError,
@@ -142,7 +144,7 @@ def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     import email.utils  # only for the rare HTTP-date form
 
@@ -175,6 +177,18 @@ def _secret_forms(secret: str) -> set[str]:
     return {secret, quote_plus(secret), quote(secret, safe=""), json.dumps(secret)[1:-1]}
 
 
+def _build_request(config: Config) -> TokenRequest:
+    """The token request, built once, so that credentials the provider cannot encode are a
+    configuration error; raised outside the except block, as the encoding error holds them."""
+    try:
+        return config.provider.build_request(config.client)
+    except (UnicodeError, ValueError, TypeError) as exc:
+        failure = type(exc).__name__
+    raise ConfigurationError(
+        f"the client id or secret cannot be encoded for the token request ({failure})"
+    )
+
+
 class TokenManager:
     """Obtains, caches and invalidates the token of one configured client."""
 
@@ -193,10 +207,13 @@ class TokenManager:
         self.shared = cache if isinstance(cache, TokenCache) else None
         self.clock = clock
         self._rng = rng
-        self._request: TokenRequest | None = None
+        self._request = _build_request(config)
         self._secrets = _secret_forms(config.client.client_secret)
+        # A client_secret_basic header carries the secret too (base64, RFC 7617).
+        authorization = self._request.headers.get("Authorization", "")
+        if authorization:
+            self._secrets.update({authorization, authorization.partition(" ")[2]})
         self._sealer: Sealer | None = None
-        self._rejected: str | None = None  # the last token a resource server refused
         self._shared_down_until = 0.0  # time.monotonic(): skip the shared cache until then
 
     # The fast path: one attribute read and one comparison.
@@ -207,32 +224,51 @@ class TokenManager:
             return token
         return None
 
-    def invalidate(self, token: Token) -> None:
-        """The resource server answered 401 to a request that carried *token*."""
-        # Also never to be taken from the shared cache again (another process may still
-        # have it stored until it stores the successor).
-        self._rejected = token.access_token
-        if self.slot.invalidate(token):
+    def invalidate(self, token: Token) -> int:
+        """The resource server answered 401 to a request that carried *token*.
+
+        Returns the generation to pass to :meth:`obtain` as *after* for the retry: its token
+        then comes from a token request made after this 401, not one already under way.
+        """
+        forgotten, generation = self.slot.invalidate(token)
+        if forgotten:
             logger.info(
                 "token for client %s rejected with 401; fetching a new one",
                 self.config.client.client_id,
             )
+        return generation
 
     def obtain(
-        self, loop: object = None, event_factory: Callable[[], Any] | None = None
+        self,
+        loop: object = None,
+        event_factory: Callable[[], Any] | None = None,
+        after: int = 0,
     ) -> Generator[Action, Outcome, Token]:
         """Get a token: the cached one, the one another caller is fetching, or a new one.
 
         *loop* and *event_factory* are given by async drivers: the running event loop and a
-        factory of that loop's events, so that same-loop waiters need no thread.
+        factory of that loop's events, so that same-loop waiters need no thread. *after* is
+        what :meth:`invalidate` returned, for the retry after a 401.
         """
         while True:
             token = self.fresh_token()
-            if token is not None:
+            if token is not None and self.slot.token_generation >= after:
                 return token
             flight, owner = self.slot.join(loop, event_factory)
             if not owner:
+                if (
+                    loop is None
+                    and flight.loop is not None
+                    and flight.thread == threading.get_ident()
+                ):
+                    # An async task of this thread's own event loop is fetching, and this sync
+                    # caller blocks that loop: waiting would never end. Fetch separately.
+                    token = yield from self._refresh()
+                    self.slot.put(token)
+                    return token
                 yield Wait(flight)
+                if flight.generation < after:
+                    continue  # requested before our 401: not to be trusted
                 if flight.error is not None:
                     raise flight.error
                 if flight.token is not None:
@@ -273,8 +309,6 @@ class TokenManager:
 
     def _fetch(self) -> Generator[Action, Outcome, Token]:
         config = self.config
-        if self._request is None:
-            self._request = config.provider.build_request(config.client)
         request = self._request
         attempt = 0
         while True:
@@ -356,7 +390,7 @@ class TokenManager:
         if token is None:
             logger.debug("ignoring a token cache entry that is expired or cannot be read")
             return None
-        if token.access_token == self._rejected or not token.is_fresh(now):
+        if token.access_token == self.slot.rejected or not token.is_fresh(now):
             return None
         logger.debug("token for client %s taken from %s", self.config.client.client_id,
                      shared.name)
@@ -429,17 +463,22 @@ class TokenManager:
 
     def _token_from(self, response: TokenHTTPResponse, sent_at: float) -> Token:
         url = self.config.client.token_url
+        unusable: TokenResponseError | None = None
         try:
             fields = self.config.provider.read_token(response)
         except (AuthError, ValueError) as exc:
             error = getattr(exc, "error", None)
             description = getattr(exc, "description", None)
-            raise TokenResponseError(
+            unusable = TokenResponseError(
                 self._redact(str(exc)),
                 status_code=response.status_code,
                 error=self._redact(error) if error else None,
                 description=self._redact(description) if description else None,
-            ) from None
+            )
+        if unusable is not None:
+            # Raised outside the except block: the provider's exception, which may hold the
+            # answer's unredacted text, must not stay reachable as __context__.
+            raise unusable
         access_token = fields.get("access_token")
 
         def bad(why: str) -> TokenResponseError:
@@ -489,6 +528,8 @@ def _lifetime(value: object) -> float | bool | None:
             value = float(value.strip())
         except ValueError:
             return False
+    if isinstance(value, int) and not isinstance(value, bool) and value > 10**12:
+        return False  # more than 30,000 years; and float() of a huge int overflows
     if not isinstance(value, (int, float)):
         return False
     seconds = float(value)

@@ -58,17 +58,19 @@ class _TokenResponse(_Response, Protocol):
 
 class _Client(Protocol):
     def build_request(
-        self, method: str, url: str, *, content: bytes, headers: dict[str, str]
+        self, method: str, url: str, *, content: bytes, headers: dict[str, str], timeout: float
     ) -> Any: ...
-    def send(self, request: Any, *, follow_redirects: bool) -> _TokenResponse: ...
+    def send(self, request: Any, *, auth: None, follow_redirects: bool) -> _TokenResponse: ...
     def close(self) -> None: ...
 
 
 class _AsyncClient(Protocol):
     def build_request(
-        self, method: str, url: str, *, content: bytes, headers: dict[str, str]
+        self, method: str, url: str, *, content: bytes, headers: dict[str, str], timeout: float
     ) -> Any: ...
-    async def send(self, request: Any, *, follow_redirects: bool) -> _TokenResponse: ...
+    async def send(
+        self, request: Any, *, auth: None, follow_redirects: bool
+    ) -> _TokenResponse: ...
     async def aclose(self) -> None: ...
 
 
@@ -205,16 +207,20 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
                 own = self._own_async = (loop, self._lib.AsyncClient(timeout=self._config.timeout))
             return own[1]
 
-    @staticmethod
-    def _build(client: _Client | _AsyncClient, request: TokenRequest) -> Any:
+    def _build(self, client: _Client | _AsyncClient, request: TokenRequest) -> Any:
+        # The timeout also for a client given by the user.
         return client.build_request(
-            request.method, request.url, content=request.body, headers=dict(request.headers)
+            request.method, request.url, content=request.body, headers=dict(request.headers),
+            timeout=self._config.timeout,
         )
 
     def _send(self, request: TokenRequest) -> TokenHTTPResponse | TransportFailure:
         client = self._sync_client()
         try:
-            response = client.send(self._build(client, request), follow_redirects=False)
+            # auth=None: never the client's own auth (a user's client may carry one).
+            response = client.send(
+                self._build(client, request), auth=None, follow_redirects=False
+            )
             response.read()
         except self._lib.HTTPError as exc:
             # The exception holds the request, and with it the secret: keep only its words.
@@ -232,8 +238,11 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
 
     async def aget_token(self, request: RequestT | None = None) -> Token:
         """The current token, fetched without blocking the event loop if needed."""
+        return await self._async_token(request)
+
+    async def _async_token(self, request: RequestT | None, after: int = 0) -> Token:
         token = self._manager.fresh_token()
-        if token is not None:
+        if token is not None and self._manager.slot.token_generation >= after:
             return token
         from oauth_cc_auth._aio import current_loop, obtain_async
 
@@ -242,24 +251,25 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
         async def send(token_request: TokenRequest) -> TokenHTTPResponse | TransportFailure:
             try:
                 response = await client.send(
-                    self._build(client, token_request), follow_redirects=False
+                    self._build(client, token_request), auth=None, follow_redirects=False
                 )
                 await response.aread()
             except self._lib.HTTPError as exc:
                 return TransportFailure(f"{type(exc).__name__}: {exc}")
             return TokenHTTPResponse(response.status_code, response.headers, response.content)
 
+        failure: errors.AuthError | None = None
         try:
-            return await obtain_async(self._manager, send)
+            return await obtain_async(self._manager, send, after)
         except errors.AuthError as exc:
-            raise self._translate(exc, _request=request) from None
+            failure = self._translate(exc, _request=request)
+        raise failure  # outside the except block: no __context__ to keep alive
 
     # -- the API request -------------------------------------------------------------------
 
-    def _should_retry(self, request: RequestT, response: ResponseT, token: Token) -> bool:
-        """Whether a 401 is ours to recover from; invalidates the token when it is."""
-        if response.status_code != 401:
-            return False
+    def _retry_after(self, request: RequestT, response: ResponseT, token: Token) -> int | None:
+        """For a 401 that is ours to recover from, invalidate the token and return the
+        generation a new one must come from; else ``None``."""
         # After redirects, the answer is to the last hop: only a 401 to a request that carried
         # our token at the origin it was meant for counts; a cross-origin redirect had it
         # stripped by the library and gets neither token nor retry.
@@ -267,24 +277,24 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
         if sent.headers.get("Authorization") != token.authorization or origin(
             str(sent.url)
         ) != origin(str(request.url)):
-            return False
-        self._manager.invalidate(token)
-        return True
+            return None
+        return self._manager.invalidate(token)
 
     def sync_auth_flow(self, request: RequestT) -> Generator[RequestT, ResponseT, None]:
         token = self._manager.fresh_token() or self.get_token(request)
         request.headers["Authorization"] = token.authorization
         rewind = _rewinder(request, self._lib.ByteStream)
         response = yield request
-        # The common answer leaves at the first comparison, without another call.
-        # (_should_retry invalidates the token also when the body cannot be sent again.)
-        if (
-            response.status_code == 401
-            and self._should_retry(request, response, token)
-            and rewind is not None
-        ):
+        # The common answer leaves at the first comparison, without another call. The token
+        # is invalidated also when the body cannot be sent again.
+        if response.status_code != 401:
+            return
+        after = self._retry_after(request, response, token)
+        if after is not None and rewind is not None:
             rewind()
-            request.headers["Authorization"] = self.get_token(request).authorization
+            del request.headers["Authorization"]  # an error's .request: not the refused token
+            new = self._token_on_this_thread(self._send, after, _request=request)
+            request.headers["Authorization"] = new.authorization
             yield request
 
     async def async_auth_flow(self, request: RequestT) -> AsyncGenerator[RequestT, ResponseT]:
@@ -293,11 +303,12 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
         request.headers["Authorization"] = token.authorization
         rewind = _rewinder(request, self._lib.ByteStream)
         response = yield request
-        if (
-            response.status_code == 401
-            and self._should_retry(request, response, token)
-            and rewind is not None
-        ):
+        if response.status_code != 401:
+            return
+        after = self._retry_after(request, response, token)
+        if after is not None and rewind is not None:
             rewind()
-            request.headers["Authorization"] = (await self.aget_token(request)).authorization
+            del request.headers["Authorization"]
+            new = await self._async_token(request, after)
+            request.headers["Authorization"] = new.authorization
             yield request

@@ -29,7 +29,8 @@ class TokenRequest:
     """One HTTP request to the token endpoint. Its body holds the secret: never log it."""
 
     url: str
-    headers: Mapping[str, str]
+    #: Not shown in ``repr``: a ``client_secret_basic`` header holds the secret.
+    headers: Mapping[str, str] = dataclasses.field(repr=False)
     body: bytes = dataclasses.field(repr=False)
     method: str = "POST"
 

@@ -36,12 +36,14 @@ _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
 
 
 def _read_secret_file(path: object) -> str:
+    reason: str | None = None
     try:
         text = Path(str(path)).read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigurationError(
-            f"client_secret_file {str(path)!r} cannot be read: {exc.strerror or exc}"
-        ) from None
+        reason = exc.strerror or type(exc).__name__
+    if reason is not None:
+        # The path is not shown: a secret set there by mistake would be echoed.
+        raise ConfigurationError(f"client_secret_file cannot be read: {reason}")
     # Docker and Kubernetes secrets, and `echo secret > file`, end in one newline.
     if text.endswith("\r\n"):
         text = text[:-2]

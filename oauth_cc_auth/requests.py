@@ -176,7 +176,7 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
             sent.url or ""
         ) != origin(url):
             return r
-        self._manager.invalidate(token)
+        after = self._manager.invalidate(token)
         prep = sent.copy()
         body = prep.body
         if body is not None and not isinstance(body, (bytes, str)):
@@ -193,7 +193,10 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
         cookies = prep._cookies  # type: ignore[attr-defined]
         extract_cookies_to_jar(cookies, sent, r.raw)  # type: ignore[no-untyped-call]
         prep.prepare_cookies(cookies)
-        prep.headers["Authorization"] = self.get_token().authorization
+        authorization = self._token_on_this_thread(self._send, after).authorization
+        prep.headers["Authorization"] = authorization
+        # Also on the original: requests copies it for the redirects that may follow.
+        sent.headers["Authorization"] = authorization
         retried: requests.Response = r.connection.send(prep, **kwargs)
         retried.history.append(r)
         retried.request = prep
