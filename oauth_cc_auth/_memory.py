@@ -45,9 +45,12 @@ class Flight:
 class TokenSlot:
     """The current token for one cache key, and the flight fetching its successor."""
 
-    __slots__ = ("_lock", "flight", "generation", "rejected", "token", "token_generation")
+    __slots__ = (
+        "__weakref__", "_lock", "flight", "generation", "rejected", "token", "token_generation"
+    )
 
     def __init__(self) -> None:
+        _live_slots.add(self)
         self._lock = threading.Lock()
         self.token: Token | None = None
         self.flight: Flight | None = None
@@ -125,12 +128,7 @@ class MemoryCache:
         self._slots: OrderedDict[str, TokenSlot] = OrderedDict()
         self._lock = threading.Lock()
         self._maxsize = maxsize
-        _caches.add(self)
-
-    def _reset_after_fork(self) -> None:
-        self._lock = threading.Lock()
-        for slot in self._slots.values():
-            slot.reset_after_fork()
+        _live_caches.add(self)
 
     def slot(self, key: str) -> TokenSlot:
         """The slot for *key*, created on first use."""
@@ -153,12 +151,16 @@ class MemoryCache:
         return f"<MemoryCache keys={len(self._slots)}>"
 
 
-_caches: weakref.WeakSet[MemoryCache] = weakref.WeakSet()
+# Every slot and cache alive, for the child of a fork (a slot may outlive its cache).
+_live_slots: weakref.WeakSet[TokenSlot] = weakref.WeakSet()
+_live_caches: weakref.WeakSet[MemoryCache] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
-    for cache in list(_caches):
-        cache._reset_after_fork()
+    for cache in list(_live_caches):
+        cache._lock = threading.Lock()
+    for slot in list(_live_slots):
+        slot.reset_after_fork()
 
 
 if hasattr(os, "register_at_fork"):  # POSIX

@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import httpx
 import pytest
 import requests
 
@@ -18,6 +19,7 @@ from tests.conftest import (
     CLIENT_ID,
     SECRET,
     SYNC,
+    TOKEN_URL,
     Harness,
     Reply,
     RequestsHarness,
@@ -432,3 +434,48 @@ def test_token_request_error_is_authlibs_oauth2_error() -> None:
     err = oauth_cc_auth.TokenRequestError("refused", status_code=400, error="invalid_scope")
     assert isinstance(err, OAuth2Error)
     assert (err.error, err.status_code, str(err)) == ("invalid_scope", 400, "refused")
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+@pytest.mark.parametrize("body", [
+    {"success": False, "message": {"description": f"bad secret {SECRET}"}},
+    f"<html>client_secret={SECRET}</html>",
+])
+def test_no_secret_anywhere_in_the_exception_chain(harness: Harness, body: Any) -> None:
+    reply = Reply(json=body) if isinstance(body, dict) else Reply(body=body.encode())
+    harness.server.token_replies.append(reply)
+    provider = "fincalc" if isinstance(body, dict) else "rfc6749"
+    options: dict[str, Any] = {"provider": provider}
+    if provider == "fincalc":
+        options.update(scope="s", extra={"email_address": "me@example.com"},
+                       token_url="https://api.fincalc.co.uk/api/oauth/token")
+    with pytest.raises(oauth_cc_auth.TokenResponseError) as info:
+        harness.get(harness.auth(**options))
+    for error in _chain(info.value):
+        texts = [str(error), repr(error), *map(str, error.args), *map(str, vars(error).values())]
+        assert not any(SECRET in text for text in texts), error
+
+
+def test_httpx_token_request_ignores_the_given_clients_own_auth() -> None:
+    seen: list[httpx.Request] = []
+
+    def token_endpoint(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"access_token": "t", "expires_in": 60})
+
+    from oauth_cc_auth import MemoryCache
+    from oauth_cc_auth.httpx import ClientCredentialsAuth as HttpxAuth
+
+    client = httpx.Client(transport=httpx.MockTransport(token_endpoint), auth=("user", "pw"))
+    auth = HttpxAuth("id", "secret", token_url=TOKEN_URL, client=client, cache=MemoryCache())
+    assert auth.get_token().access_token == "t"
+    assert "authorization" not in seen[0].headers
+    client.close()

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from oauth_cc_auth import MemoryCache, Token, TokenEndpointError
+from oauth_cc_auth import MemoryCache, Token, TokenEndpointError, TokenResponseError
 from oauth_cc_auth._config import RetryPolicy, build_config
 from oauth_cc_auth._core import (
     Send,
@@ -158,3 +158,51 @@ class TestFlow:
         assert isinstance(flow.send(None), Send)
         with pytest.raises(TokenEndpointError, match=r"2 attempt.*ConnectError: refused"):
             flow.send(TransportFailure("ConnectError: refused"))
+
+
+class TestReviewedEdges:
+    def test_a_401_retry_takes_no_token_requested_before_the_401(self) -> None:
+        clock = FakeClock()
+        m = manager(clock)
+        old = run_sync(m.obtain(), lambda r: answer(body={"access_token": "t1", "expires_in": 100}))
+        clock.advance(60)  # due for refresh: a refresh starts...
+        refresh = m.obtain()
+        assert isinstance(next(refresh), Send)
+        after = m.invalidate(old)  # ...and then a 401 throws t1 away (all tokens revoked)
+        retry = m.obtain(after=after)
+        assert isinstance(next(retry), Wait)
+        with pytest.raises(StopIteration):
+            refresh.send(answer(body={"access_token": "t2", "expires_in": 100}))
+        # t2 was requested before the 401: the retry makes a token request of its own.
+        assert isinstance(retry.send(None), Send)
+        with pytest.raises(StopIteration) as stop:
+            retry.send(answer(body={"access_token": "t3", "expires_in": 100}))
+        assert stop.value.value.access_token == "t3"
+
+    def test_unusable_numbers_are_token_response_errors(self) -> None:
+        m = manager()
+        huge = b'{"access_token": "t", "expires_in": 1' + b"0" * 400 + b"}"
+        with pytest.raises(TokenResponseError, match="expires_in"):
+            run_sync(m.obtain(), lambda r: TokenHTTPResponse(200, {}, huge))
+        assert parse_retry_after("\u00b2") is None  # a digit to str.isdigit, not to float
+
+    def test_after_fork_no_flight_is_inherited(self) -> None:
+        from oauth_cc_auth._memory import _after_fork_in_child
+
+        m = manager()
+        flow = m.obtain()
+        assert isinstance(next(flow), Send)  # a flight in progress when the process forks
+        _after_fork_in_child()
+        assert m.slot.flight is None
+        token = run_sync(m.obtain(), lambda r: answer())
+        assert token.access_token == "tok"
+
+    def test_basic_credentials_that_cannot_be_encoded(self) -> None:
+        from oauth_cc_auth import ConfigurationError
+
+        config = build_config("id", "s\u20acret", token_url=URL,
+                              auth_method="client_secret_basic")
+        with pytest.raises(ConfigurationError, match="cannot be encoded") as info:
+            TokenManager(config, cache=MemoryCache())
+        assert info.value.__context__ is None
+        assert "\u20ac" not in str(info.value)

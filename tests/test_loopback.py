@@ -204,3 +204,25 @@ def test_unreachable_endpoint_is_token_endpoint_error() -> None:
     with pytest.raises(oauth_cc_auth.TokenEndpointError, match="2 attempt") as info:
         httpx2.get("http://127.0.0.1:1/never", auth=hx2)
     assert isinstance(info.value, httpx2.TransportError)
+
+
+def test_sync_use_in_the_thread_of_a_loop_whose_task_is_fetching(
+    app: tuple[TokenApp, str],
+) -> None:
+    """Sync code (a notebook cell, a sync client) on an event loop's thread while a task of
+    that loop fetches the token must not wait for it: that task cannot run meanwhile."""
+    _, base = app
+    auth = HttpxAuth("id", "right", token_url=f"{base}/token", cache=MemoryCache())
+    results: list[object] = []
+
+    async def main() -> None:
+        fetching = asyncio.create_task(auth.aget_token())
+        await asyncio.sleep(0)  # the task has started its token request
+        results.append(auth.get_token())  # sync, on this loop's thread
+        results.append(await fetching)
+
+    thread = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
+    thread.start()
+    thread.join(timeout=20)
+    assert not thread.is_alive(), "deadlocked"
+    assert len(results) == 2
