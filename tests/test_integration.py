@@ -22,9 +22,12 @@ from oauth_cc_auth.httpx2 import ClientCredentialsAuth as Httpx2Auth
 from oauth_cc_auth.requests import ClientCredentialsAuth as RequestsAuth
 from oauth_cc_auth.testing import Emulator
 
-LIFETIME = 1.0  # refreshed every half second
-RUN = 2.0
-REVOKE_AT = (0.6, 1.4)
+# Refreshed every 1.5 s: enough for the answer to a request sent with a token about to be
+# refreshed to arrive before the emulator expires it, also on a busy 2-core machine where a
+# request among 200 concurrent ones can take most of a second.
+LIFETIME = 3.0
+RUN = 4.0
+REVOKE_AT = (1.2, 2.8)
 # One token to start, a refresh per half-lifetime, one per revocation, and slack for timing.
 MAX_TOKEN_REQUESTS = 1 + int(RUN / (LIFETIME / 2)) + len(REVOKE_AT) + 2
 
