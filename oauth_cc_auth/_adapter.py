@@ -150,8 +150,8 @@ class ClientCredentialsBase:
         """The fresh token, or one obtained on this thread with *send* doing the I/O (from a
         token request made after generation *after*); errors raised as this adapter's
         classes, with *error_attributes* set on them."""
-        token = self._manager.fresh_token()
-        if token is not None and self._manager.slot.token_generation >= after:
+        token = self._manager.fresh_token(after)
+        if token is not None:
             return token
         failure: AuthError | None = None
         try:

@@ -20,6 +20,7 @@ from oauth_cc_auth._core import (
     TokenManager,
     TransportFailure,
     Wait,
+    describe,
     lock_outcome,
 )
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
@@ -37,7 +38,7 @@ async def _cache_call(function: Callable[..., Awaitable[Any]], *args: Any) -> An
     try:
         return await function(*args)
     except Exception as exc:  # a cache failure is never a request failure
-        return CacheFailure(f"{type(exc).__name__}: {exc}")
+        return CacheFailure(describe(exc))
 
 
 async def obtain_async(

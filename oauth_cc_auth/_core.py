@@ -50,6 +50,7 @@ __all__ = [
     "TokenManager",
     "TransportFailure",
     "Wait",
+    "describe",
     "run_sync",
 ]
 
@@ -85,6 +86,12 @@ class Wait:
     """Wait until this flight has ended, then answer ``None``."""
 
     flight: Flight
+
+
+def describe(exc: BaseException) -> str:
+    """What failed, for a ``TransportFailure`` or ``CacheFailure``: the exception's class and
+    text, never the exception itself (an HTTP library's holds the request, and the secret)."""
+    return f"{type(exc).__name__}: {exc}"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -217,10 +224,13 @@ class TokenManager:
         self._shared_down_until = 0.0  # time.monotonic(): skip the shared cache until then
 
     # The fast path: one attribute read and one comparison.
-    def fresh_token(self) -> Token | None:
-        """The cached token if it is to be used now, else ``None``."""
+    def fresh_token(self, after: int = 0) -> Token | None:
+        """The cached token if it is to be used now, else ``None``; with *after* (from
+        :meth:`invalidate`), only one requested after that 401."""
         token = self.slot.token
         if token is not None and self.clock() < token.refresh_at:
+            if after and self.slot.token_generation < after:
+                return None
             return token
         return None
 
@@ -251,8 +261,8 @@ class TokenManager:
         what :meth:`invalidate` returned, for the retry after a 401.
         """
         while True:
-            token = self.fresh_token()
-            if token is not None and self.slot.token_generation >= after:
+            token = self.fresh_token(after)
+            if token is not None:
                 return token
             flight, owner = self.slot.join(loop, event_factory)
             if not owner:
@@ -545,7 +555,7 @@ def _cache_call(function: Callable[..., Any], *args: Any) -> Any:
     try:
         return function(*args)
     except Exception as exc:  # a cache failure is never a request failure
-        return CacheFailure(f"{type(exc).__name__}: {exc}")
+        return CacheFailure(describe(exc))
 
 
 def run_sync(

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar, Unpack
 
 from oauth_cc_auth import errors
 from oauth_cc_auth._adapter import AuthOptions, ClientCredentialsBase, origin
-from oauth_cc_auth._core import TransportFailure
+from oauth_cc_auth._core import TransportFailure, describe
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth._token import Token
 
@@ -223,8 +223,7 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
             )
             response.read()
         except self._lib.HTTPError as exc:
-            # The exception holds the request, and with it the secret: keep only its words.
-            return TransportFailure(f"{type(exc).__name__}: {exc}")
+            return TransportFailure(describe(exc))
         return TokenHTTPResponse(response.status_code, response.headers, response.content)
 
     def get_token(self, request: RequestT | None = None) -> Token:
@@ -241,8 +240,8 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
         return await self._async_token(request)
 
     async def _async_token(self, request: RequestT | None, after: int = 0) -> Token:
-        token = self._manager.fresh_token()
-        if token is not None and self._manager.slot.token_generation >= after:
+        token = self._manager.fresh_token(after)
+        if token is not None:
             return token
         from oauth_cc_auth._aio import current_loop, obtain_async
 
@@ -255,7 +254,7 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
                 )
                 await response.aread()
             except self._lib.HTTPError as exc:
-                return TransportFailure(f"{type(exc).__name__}: {exc}")
+                return TransportFailure(describe(exc))
             return TokenHTTPResponse(response.status_code, response.headers, response.content)
 
         failure: errors.AuthError | None = None

@@ -13,7 +13,7 @@ from requests.utils import rewind_body
 
 from oauth_cc_auth import errors
 from oauth_cc_auth._adapter import AuthOptions, ClientCredentialsBase, origin
-from oauth_cc_auth._core import TransportFailure
+from oauth_cc_auth._core import TransportFailure, describe
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth._token import Token
 
@@ -130,8 +130,7 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
                 auth=_no_auth,
             )
         except requests.RequestException as exc:
-            # The exception holds the request, and with it the secret: keep only its words.
-            return TransportFailure(f"{type(exc).__name__}: {exc}")
+            return TransportFailure(describe(exc))
         return TokenHTTPResponse(response.status_code, response.headers, response.content)
 
     def get_token(self) -> Token:
