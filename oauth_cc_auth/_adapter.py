@@ -7,9 +7,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Self, TypedDict, Unpack
 from urllib.parse import urlsplit
 
-from oauth_cc_auth._caches import TokenCache, open_cache
+from oauth_cc_auth._caches import TokenCache, open_cache, without_password
 from oauth_cc_auth._config import build_config
-from oauth_cc_auth._core import TokenManager, TransportFailure, run_sync
+from oauth_cc_auth._core import TokenManager, TransportFailure, run_sync, unsealable
 from oauth_cc_auth._memory import MemoryCache
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth._settings import from_environ, from_mapping
@@ -37,6 +37,13 @@ class ConfigOptions(TypedDict, total=False):
     backoff: float
     max_retry_after: float
     insecure_transport: bool
+    private_key: Any
+    private_key_id: str | None
+    signing_alg: str | None
+    certificate: Any
+    assertion_audience: str | None
+    assertion_lifetime: float
+    client_assertion: Any
 
 
 class AuthOptions(ConfigOptions, total=False):
@@ -62,7 +69,7 @@ class ClientCredentialsBase:
     def __init__(
         self,
         client_id: str | int,
-        client_secret: str,
+        client_secret: str | None = None,
         *,
         cache: MemoryCache | TokenCache | str | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -71,13 +78,20 @@ class ClientCredentialsBase:
         self._config = build_config(client_id, client_secret, **options)
         #: A cache this object opened from a URL, and so closes.
         self._owned_cache: TokenCache | None = None
+        unsealed = self._config.authentication.sealing_material is None
+        if unsealed and isinstance(cache, str) and urlsplit(cache).scheme != "memory":
+            raise unsealable(without_password(cache))
         if isinstance(cache, str):
             cache = self._owned_cache = open_cache(cache)
         elif cache is not None and not isinstance(cache, (MemoryCache, TokenCache)):
             raise ConfigurationError(
                 f"cache must be a MemoryCache, a TokenCache or a URL, not {type(cache).__name__}"
             )
-        self._manager = TokenManager(self._config, cache=cache, clock=clock)
+        try:
+            self._manager = TokenManager(self._config, cache=cache, clock=clock)
+        except ConfigurationError:
+            self._close_cache()
+            raise
 
     @classmethod
     def from_config(cls, mapping: Mapping[str, Any], **kwargs: Any) -> Self:
@@ -87,7 +101,10 @@ class ClientCredentialsBase:
         secret; one trailing newline stripped), ``provider``, ``environment``, ``token_url``,
         ``scope``, ``extra`` (a mapping) and/or ``extra_<field>``, ``leeway``, ``timeout``,
         ``max_retries``, ``backoff``, ``max_retry_after``, ``auth_method``,
-        ``insecure_transport``. *kwargs* (``session=``, ``client=``, ``cache=``...) are
+        ``insecure_transport``, ``cache``; for private_key_jwt ``private_key`` or
+        ``private_key_file``, ``private_key_id``, ``signing_alg``, ``certificate`` or
+        ``certificate_file``, ``assertion_audience``, ``assertion_lifetime``, or
+        ``client_assertion_file``. *kwargs* (``session=``, ``client=``, ``cache=``...) are
         passed on to the constructor.
 
         Raises:
@@ -103,7 +120,10 @@ class ClientCredentialsBase:
         """Build from environment variables: ``OAUTH_CC_CLIENT_ID``, ``OAUTH_CC_CLIENT_SECRET``
         or ``OAUTH_CC_CLIENT_SECRET_FILE``, ``OAUTH_CC_PROVIDER``, ``OAUTH_CC_ENVIRONMENT``,
         ``OAUTH_CC_TOKEN_URL``, ``OAUTH_CC_SCOPE``, ``OAUTH_CC_EXTRA_<FIELD>`` (the field name
-        lower-cased) and the other keys of :meth:`from_config`, upper-cased.
+        lower-cased), ``OAUTH_CC_AUTH_METHOD``, ``OAUTH_CC_PRIVATE_KEY_FILE``,
+        ``OAUTH_CC_PRIVATE_KEY_ID``, ``OAUTH_CC_SIGNING_ALG``, ``OAUTH_CC_CERTIFICATE_FILE``,
+        ``OAUTH_CC_CLIENT_ASSERTION_FILE`` and the other keys of :meth:`from_config`,
+        upper-cased.
 
         Raises:
             ConfigurationError: a variable is unknown or missing, or a value is malformed.

@@ -179,7 +179,7 @@ return 0
 """
 
 
-def _without_password(url: str) -> str:
+def without_password(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
         return url
@@ -213,13 +213,13 @@ class RedisCache(TokenCache):
                 url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
             )
         except ValueError as exc:
-            raise ConfigurationError(f"bad Redis URL {_without_password(url)!r}: {exc}") from None
+            raise ConfigurationError(f"bad Redis URL {without_password(url)!r}: {exc}") from None
         self._async: tuple[object, Any] | None = None
         self._lock = threading.Lock()
 
     @property
     def name(self) -> str:
-        return _without_password(self._url)
+        return without_password(self._url)
 
     def _names(self, key: str) -> tuple[str, str]:
         return f"{self.prefix}token:{key}", f"{self.prefix}lock:{key}"
@@ -318,6 +318,6 @@ def open_cache(url: str) -> TokenCache | None:
         rest = urlunsplit(parts._replace(query=urlencode(query)))
         return RedisCache(rest, lock_timeout=lock_timeout)
     raise ConfigurationError(
-        f"unknown cache {_without_password(url)!r}; accepted: memory:, file:[///dir], "
+        f"unknown cache {without_password(url)!r}; accepted: memory:, file:[///dir], "
         "redis://host:port/db"
     )

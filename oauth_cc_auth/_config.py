@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from oauth_cc_auth._client_auth import ClientAuthentication, build_authentication
 from oauth_cc_auth._messages import ClientSettings
 from oauth_cc_auth._registry import get_provider
 from oauth_cc_auth.errors import ConfigurationError
@@ -42,9 +43,19 @@ class Config:
     leeway: float
     timeout: float
     retry: RetryPolicy
+    #: How the client authenticates, with what it signs or reads its assertions.
+    authentication: ClientAuthentication = dataclasses.field(repr=False)
     #: Identifies the token in the cache: token URL, client id, scope, extra fields and a
-    #: digest of the secret (never the secret itself).
+    #: digest of the secret or the key's thumbprint (never the secret or key itself).
     cache_key: str = dataclasses.field(repr=False)
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _is_loopback(host: str) -> bool:
@@ -153,7 +164,7 @@ def _extra(provider: Provider, extra: Mapping[str, Any] | None) -> dict[str, Any
 
 def build_config(
     client_id: str | int,
-    client_secret: str,
+    client_secret: str | None = None,
     *,
     provider: str | Provider = "rfc6749",
     environment: str | None = None,
@@ -167,13 +178,22 @@ def build_config(
     backoff: float = 0.5,
     max_retry_after: float = 60.0,
     insecure_transport: bool = False,
+    private_key: Any = None,
+    private_key_id: str | None = None,
+    signing_alg: str | None = None,
+    certificate: Any = None,
+    assertion_audience: str | None = None,
+    assertion_lifetime: float = 60.0,
+    client_assertion: Any = None,
 ) -> Config:
     """Validate an adapter's arguments; every mistake is a :class:`ConfigurationError`."""
     prov = _resolve_provider(provider)
     if isinstance(client_id, bool) or not isinstance(client_id, (str, int)) or client_id == "":
         raise ConfigurationError("client_id must be a non-empty string (or an int)")
-    if not isinstance(client_secret, str) or not client_secret:
+    if client_secret is not None and (not isinstance(client_secret, str) or not client_secret):
         raise ConfigurationError("client_secret must be a non-empty string")
+    if client_secret is not None and not _is_utf8(client_secret):
+        raise ConfigurationError("client_secret cannot be encoded as UTF-8 (a lone surrogate)")
     url = check_token_url(
         _token_url(prov, environment, token_url), insecure_transport=insecure_transport
     )
@@ -188,7 +208,10 @@ def build_config(
             f"provider {prov.name!r} requires {', '.join(missing)}"
             f" (required: {', '.join(prov.required_fields)})"
         )
-    method = prov.auth_methods[0] if auth_method is None else auth_method
+    method = auth_method
+    if method is None:
+        keyed = private_key is not None or client_assertion is not None
+        method = "private_key_jwt" if keyed else prov.auth_methods[0]
     if isinstance(method, str) and method not in prov.auth_methods:
         raise ConfigurationError(
             f"auth_method {method!r} is not accepted by provider {prov.name!r}; "
@@ -206,6 +229,22 @@ def build_config(
     timeout_s = _number("timeout", timeout)
     if timeout_s == 0:
         raise ConfigurationError("timeout must be more than 0 seconds")
+    if assertion_audience is not None and (
+        not isinstance(assertion_audience, str) or not assertion_audience
+    ):
+        raise ConfigurationError("assertion_audience must be a non-empty string")
+    lifetime = _number("assertion_lifetime", assertion_lifetime, minimum=1.0)
+    authentication = build_authentication(
+        method,
+        client_secret,
+        private_key=private_key,
+        private_key_id=private_key_id,
+        signing_alg=signing_alg,
+        certificate=certificate,
+        assertion_audience=assertion_audience,
+        assertion_lifetime=lifetime,
+        client_assertion=client_assertion,
+    )
     client = ClientSettings(url, client_id, client_secret, scope_text, fields, method)
     return Config(
         provider=prov,
@@ -213,14 +252,15 @@ def build_config(
         leeway=_number("leeway", leeway),
         timeout=timeout_s,
         retry=retry,
-        cache_key=_cache_key(client),
+        authentication=authentication,
+        cache_key=_cache_key(client, authentication),
     )
 
 
-def _cache_key(client: ClientSettings) -> str:
-    secret_digest = hashlib.sha256(client.client_secret.encode()).hexdigest()
+def _cache_key(client: ClientSettings, authentication: ClientAuthentication) -> str:
     material = json.dumps(
-        [client.token_url, client.client_id, client.scope, client.extra, secret_digest],
+        [client.token_url, client.client_id, client.scope, client.extra,
+         authentication.identity],
         sort_keys=True,
         default=str,
     )

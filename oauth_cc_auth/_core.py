@@ -52,6 +52,7 @@ __all__ = [
     "Wait",
     "describe",
     "run_sync",
+    "unsealable",
 ]
 
 logger = logging.getLogger("oauth_cc_auth")
@@ -184,15 +185,31 @@ def _secret_forms(secret: str) -> set[str]:
     return {secret, quote_plus(secret), quote(secret, safe=""), json.dumps(secret)[1:-1]}
 
 
-def _build_request(config: Config) -> TokenRequest:
-    """The token request, built once, so that credentials the provider cannot encode are a
-    configuration error; raised outside the except block, as the encoding error holds them."""
+#: Stands in for the client assertion when the request is built at construction.
+_PLACEHOLDER_ASSERTION = "e30.e30.checking-the-encoding"
+
+
+def _check_request(config: Config) -> TokenRequest:
+    """The token request built once at construction, so that credentials the provider cannot
+    encode are a configuration error; raised outside the except block, as the encoding error
+    holds them. Token requests themselves are built anew for every attempt."""
+    client = config.client
+    if config.authentication.uses_assertion:
+        client = dataclasses.replace(client, client_assertion=_PLACEHOLDER_ASSERTION)
     try:
-        return config.provider.build_request(config.client)
+        return config.provider.build_request(client)
     except (UnicodeError, ValueError, TypeError) as exc:
         failure = type(exc).__name__
     raise ConfigurationError(
         f"the client id or secret cannot be encoded for the token request ({failure})"
+    )
+
+
+def unsealable(cache: str) -> ConfigurationError:
+    """The error for a shared cache with no key material to encrypt its entries with."""
+    return ConfigurationError(
+        f"the shared cache {cache} encrypts tokens with a key derived from the client secret "
+        "or private key; an external client_assertion has neither: use the memory cache"
     )
 
 
@@ -214,10 +231,13 @@ class TokenManager:
         self.shared = cache if isinstance(cache, TokenCache) else None
         self.clock = clock
         self._rng = rng
-        self._request = _build_request(config)
-        self._secrets = _secret_forms(config.client.client_secret)
-        # A client_secret_basic header carries the secret too (base64, RFC 7617).
-        authorization = self._request.headers.get("Authorization", "")
+        if self.shared is not None and config.authentication.sealing_material is None:
+            raise unsealable(self.shared.name)
+        checked = _check_request(config)
+        secret = config.client.client_secret
+        self._secrets = _secret_forms(secret) if secret is not None else set()
+        # A client_secret_basic header carries the secret too (base64).
+        authorization = checked.headers.get("Authorization", "")
         if authorization:
             self._secrets.update({authorization, authorization.partition(" ")[2]})
         self._sealer: Sealer | None = None
@@ -317,11 +337,23 @@ class TokenManager:
             )
             return dataclasses.replace(stale, refresh_at=retry_at)
 
+    def build_request(self) -> tuple[TokenRequest, tuple[str, ...]]:
+        """The token request of one attempt, and the secrets it carries beyond the configured
+        ones (its client assertion, signed or read for this attempt alone)."""
+        config = self.config
+        client = config.client
+        assertion = config.authentication.assertion(client.client_id, client.token_url)
+        if assertion is None:
+            return config.provider.build_request(client), ()
+        client = dataclasses.replace(client, client_assertion=assertion)
+        return config.provider.build_request(client), (assertion,)
+
     def _fetch(self) -> Generator[Action, Outcome, Token]:
         config = self.config
-        request = self._request
         attempt = 0
         while True:
+            # Built for every attempt, retries included: an assertion is never sent twice.
+            request, carried = self.build_request()
             logger.debug(
                 "requesting a token for client %s from %s (attempt %d)",
                 config.client.client_id,
@@ -332,13 +364,13 @@ class TokenManager:
             outcome = yield Send(request)
             retry_after: float | None = None
             if isinstance(outcome, TransportFailure):
-                failure = self._redact(outcome.description)
+                failure = self._redact(outcome.description, carried)
             elif isinstance(outcome, TokenHTTPResponse):
                 status = outcome.status_code
                 if 200 <= status < 300:
-                    return self._token_from(outcome, sent_at)
+                    return self._token_from(outcome, sent_at, carried)
                 if status != 429 and status < 500:
-                    raise self._refusal(outcome)
+                    raise self._refusal(outcome, carried)
                 failure = f"HTTP {status}"
                 retry_after = parse_retry_after(outcome.headers.get("Retry-After"))
             else:  # pragma: no cover - a driver bug
@@ -384,7 +416,10 @@ class TokenManager:
         if self._sealer is None:
             from oauth_cc_auth._sealed import Sealer
 
-            self._sealer = Sealer(self.config.client.client_secret, self.config.cache_key)
+            material = self.config.authentication.sealing_material
+            if material is None:  # refused at construction; never reached
+                raise ConfigurationError("no key material to encrypt shared-cache entries")
+            self._sealer = Sealer(material, self.config.cache_key)
         return self._sealer
 
     def _shared_load(self, shared: TokenCache) -> Generator[Action, Outcome, Token | None]:
@@ -451,7 +486,7 @@ class TokenManager:
             secrets.add(known.access_token)
         return redact(text, secrets)
 
-    def _refusal(self, response: TokenHTTPResponse) -> AuthError:
+    def _refusal(self, response: TokenHTTPResponse, carried: Iterable[str] = ()) -> AuthError:
         status = response.status_code
         url = self.config.client.token_url
         if not 400 <= status < 500:
@@ -462,8 +497,8 @@ class TokenManager:
                 status_code=status,
             )
         error, description = self.config.provider.read_error(response)
-        error = self._redact(error) if error else None
-        description = self._redact(description) if description else None
+        error = self._redact(error, carried) if error else None
+        description = self._redact(description, carried) if description else None
         message = f"token endpoint {url} refused the token request: HTTP {status}"
         if error:
             message += f" {error}"
@@ -471,7 +506,9 @@ class TokenManager:
             message += f": {description}"
         return TokenRequestError(message, status_code=status, error=error, description=description)
 
-    def _token_from(self, response: TokenHTTPResponse, sent_at: float) -> Token:
+    def _token_from(
+        self, response: TokenHTTPResponse, sent_at: float, carried: Iterable[str] = ()
+    ) -> Token:
         url = self.config.client.token_url
         unusable: TokenResponseError | None = None
         try:
@@ -480,10 +517,10 @@ class TokenManager:
             error = getattr(exc, "error", None)
             description = getattr(exc, "description", None)
             unusable = TokenResponseError(
-                self._redact(str(exc)),
+                self._redact(str(exc), carried),
                 status_code=response.status_code,
-                error=self._redact(error) if error else None,
-                description=self._redact(description) if description else None,
+                error=self._redact(error, carried) if error else None,
+                description=self._redact(description, carried) if description else None,
             )
         if unusable is not None:
             # Raised outside the except block: the provider's exception, which may hold the
@@ -492,7 +529,7 @@ class TokenManager:
         access_token = fields.get("access_token")
 
         def bad(why: str) -> TokenResponseError:
-            extra = (access_token,) if isinstance(access_token, str) else ()
+            extra = (*carried, access_token) if isinstance(access_token, str) else carried
             return TokenResponseError(
                 self._redact(f"token endpoint {url} answered {response.status_code} {why}", extra),
                 status_code=response.status_code,

@@ -1,6 +1,6 @@
-"""``oauth-cc-auth demo``: every seed provider, through every installed HTTP client, against the
-emulator: fetch, reuse, refresh before expiry, recovery after revocation, a clear error for bad
-credentials."""
+"""``oauth-cc-auth demo``: every seed provider, and a generic client authenticating with
+private_key_jwt, through every installed HTTP client, against the emulator: fetch, reuse,
+refresh before expiry, recovery after revocation, a clear error for bad credentials."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any, TextIO
 from oauth_cc_auth._memory import MemoryCache
 from oauth_cc_auth._registry import get_provider
 from oauth_cc_auth.errors import TokenRequestError
-from oauth_cc_auth.testing._emulator import SITES, Emulator
+from oauth_cc_auth.testing._emulator import SITES, EmulatedClient, Emulator
 
 __all__ = ["run_demo"]
 
@@ -79,13 +79,53 @@ def _httpx_family(name: str) -> tuple[Flavour, Flavour]:
     return (auth_class, send_sync, client.close), (auth_class, send_async, lambda: None)
 
 
-async def _case(emulator: Emulator, provider: str, auth_class: Any, send: Send, row: Row) -> None:
-    client = emulator.client(provider)
+@dataclasses.dataclass(frozen=True)
+class Login:
+    """One row group: a provider site of the emulator and how its client authenticates."""
+
+    label: str
+    site: str
+    client: EmulatedClient
+    #: Constructor keywords that authenticate the client, and ones that must be refused.
+    good: dict[str, Any]
+    bad: dict[str, Any]
+    #: Texts the error for the wrong credentials must not show.
+    hidden: tuple[str, ...]
+
+
+def _logins(emulator: Emulator) -> list[Login]:
+    """Each seed provider with its secret, and a generic client with private_key_jwt."""
+    logins = []
+    for provider in PROVIDERS:
+        client = emulator.client(provider)
+        secret = client.client_secret or ""
+        wrong = "wrong-" + secret
+        logins.append(Login(provider, provider, client, {"client_secret": secret},
+                            {"client_secret": wrong}, (secret, wrong)))
+    from joserfc.jwk import ECKey
+
+    key, other = ECKey.generate_key("P-256"), ECKey.generate_key("P-256")
+    public = {**key.as_dict(private=False), "kid": "demo-key"}
+    client = emulator.register_client(
+        EmulatedClient("rfc6749", "demo-private-key-jwt", jwks={"keys": [public]})
+    )
+    pem, wrong_pem = (k.as_pem(private=True).decode() for k in (key, other))
+    logins.append(Login(
+        "private_key_jwt", "rfc6749", client,
+        {"private_key": pem, "private_key_id": "demo-key"},
+        {"private_key": wrong_pem, "private_key_id": "demo-key"},
+        (pem, wrong_pem),
+    ))
+    return logins
+
+
+async def _case(emulator: Emulator, login: Login, auth_class: Any, send: Send, row: Row) -> None:
+    client, provider = login.client, login.site
     url = emulator.resource_url(provider)
 
-    def make_auth(secret: str = client.client_secret, **overrides: Any) -> Any:
-        options = {**client.options(), **overrides}
-        return auth_class(client.client_id, secret, token_url=emulator.token_url(provider),
+    def make_auth(credentials: dict[str, Any] = login.good, **overrides: Any) -> Any:
+        options = {**client.options(), **credentials, **overrides}
+        return auth_class(client.client_id, token_url=emulator.token_url(provider),
                           cache=MemoryCache(), **options)
 
     def tokens() -> int:
@@ -137,12 +177,11 @@ async def _case(emulator: Emulator, provider: str, auth_class: Any, send: Send, 
     if [r.status_code for r in response.history] != [401] or tokens() - before != 1:
         raise StepFailed("revocation: the 401 was not recovered with one new token")
 
-    wrong = "wrong-" + client.client_secret
     try:
-        await send(make_auth(wrong), url)
+        await send(make_auth(login.bad), url)
     except TokenRequestError as exc:
-        if wrong in str(exc) or client.client_secret in str(exc):
-            raise StepFailed("bad credentials: the error shows the secret") from None
+        if any(text in f"{exc}{exc!r}" for text in login.hidden):
+            raise StepFailed("bad credentials: the error shows a secret") from None
     else:
         raise StepFailed("bad credentials: no TokenRequestError")
 
@@ -157,17 +196,17 @@ def run_demo(out: TextIO) -> int:
     with Emulator() as emulator:
         out.write(f"emulator serving on {emulator.url}\n\n")
         try:
-            for provider in PROVIDERS:
+            for login in _logins(emulator):
                 for flavour, (auth_class, send, _) in flavours.items():
-                    row = Row(provider, flavour)
-                    start = emulator.token_requests[provider]
+                    row = Row(login.label, flavour)
+                    start = emulator.token_requests[login.site]
                     try:
-                        asyncio.run(_case(emulator, provider, auth_class, send, row))
+                        asyncio.run(_case(emulator, login, auth_class, send, row))
                     except StepFailed as exc:
                         row.outcome = f"FAILED: {exc}"
                     except Exception as exc:  # a demo reports, it does not crash
                         row.outcome = f"FAILED: {type(exc).__name__}: {exc}"
-                    row.token_requests = emulator.token_requests[provider] - start
+                    row.token_requests = emulator.token_requests[login.site] - start
                     rows.append(row)
         finally:
             for _, _, cleanup in flavours.values():
@@ -180,7 +219,8 @@ def run_demo(out: TextIO) -> int:
     out.write(
         "\nsteps per row: first request fetches a token; 20 more reuse it; a 1 s token is "
         "refreshed before it expires; revoked tokens recovered after a 401; wrong "
-        "credentials give TokenRequestError\n"
+        "credentials give TokenRequestError. private_key_jwt: the generic provider with an "
+        "EC key, a new signed assertion for every token request\n"
     )
     verdict = "all behaved" if not failed else f"{len(failed)} misbehaved"
     out.write(f"\n{len(rows)} provider/client rows: {verdict}\n")

@@ -139,7 +139,7 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
     def __init__(
         self,
         client_id: str | int,
-        client_secret: str,
+        client_secret: str | None = None,
         *,
         client: ClientT | None = None,
         async_client: AsyncClientT | None = None,
@@ -148,15 +148,17 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
         """
         Args:
             client_id: The client id; an int is sent as a JSON number by JSON providers.
-            client_secret: The client secret. Never logged, shown or sent anywhere but the
-                token endpoint, as the provider documents.
+            client_secret: The client secret (``None`` with private_key_jwt). Never logged,
+                shown or sent anywhere but the token endpoint, as the provider documents.
             client: The library's ``Client`` for token requests from sync flows. By default
                 the auth object uses its own; never the client of the API request.
             async_client: The library's ``AsyncClient`` for token requests from async flows.
                 By default the auth object opens one per event loop.
             **options: ``provider``, ``environment``, ``token_url``, ``scope``, ``extra``,
                 ``leeway``, ``auth_method``, ``timeout``, ``max_retries``, ``backoff``,
-                ``max_retry_after``, ``insecure_transport``, ``cache``, ``clock``: see README.
+                ``max_retry_after``, ``insecure_transport``, ``private_key``,
+                ``private_key_id``, ``signing_alg``, ``certificate``, ``assertion_audience``,
+                ``assertion_lifetime``, ``client_assertion``, ``cache``, ``clock``: see README.
 
         Raises:
             ConfigurationError: for bad configuration.

@@ -15,13 +15,18 @@ class ClientSettings:
 
     token_url: str
     client_id: str | int
-    client_secret: str = dataclasses.field(repr=False)
+    #: ``None`` with the methods that need no secret (private_key_jwt).
+    client_secret: str | None = dataclasses.field(repr=False)
     #: Space-joined scope (RFC 6749 §3.3), or ``None``.
     scope: str | None = None
     #: Provider-specific fields, sent in every token request.
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    #: How the client authenticates: an Authlib client-auth method name or callable.
+    #: How the client authenticates: ``client_secret_post``, ``client_secret_basic``,
+    #: ``client_secret_jwt``, ``private_key_jwt``, or an Authlib client-auth callable.
     auth_method: Any = "client_secret_post"
+    #: The RFC 7523 client assertion of this one token request (signed or read anew for
+    #: every token request); ``None`` with the secret methods.
+    client_assertion: str | None = dataclasses.field(default=None, repr=False)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -1,8 +1,8 @@
 """Tokens sealed for a shared cache: AES-256-GCM under a key derived from the client secret.
 
-Only holders of the client secret can read (or forge) an entry, and an entry is bound to its
-cache key, so one cannot be moved under another key. Lifetimes are stored as wall-clock times,
-because monotonic clocks differ between processes and hosts.
+Only holders of the client secret (or private key) can read (or forge) an entry, and an entry
+is bound to its cache key, so one cannot be moved under another key. Lifetimes are stored as
+wall-clock times, because monotonic clocks differ between processes and hosts.
 """
 
 from __future__ import annotations
@@ -28,14 +28,15 @@ _NONCE = 12
 class Sealer:
     """Seals and opens the tokens of one cache key."""
 
-    def __init__(self, secret: str, cache_key: str) -> None:
+    def __init__(self, secret: str | bytes, cache_key: str) -> None:
+        """*secret*: the client secret, or bytes only its private key's holder has."""
         self._aad = cache_key.encode()
         key = HKDF(
             algorithm=hashes.SHA256(),
             length=32,
             salt=b"oauth-cc-auth token cache v1",
             info=self._aad,
-        ).derive(secret.encode())
+        ).derive(secret.encode() if isinstance(secret, str) else secret)
         self._aead = AESGCM(key)
 
     def seal(self, token: Token, now: float, wall: Callable[[], float] = time.time) -> bytes:

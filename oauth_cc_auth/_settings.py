@@ -14,9 +14,14 @@ __all__ = ["KEYS", "from_environ", "from_mapping"]
 #: The keys ``from_config`` accepts (and ``from_env``, upper-cased behind the prefix), besides
 #: ``extra_<field>``.
 KEYS = (
+    "assertion_audience",
+    "assertion_lifetime",
     "auth_method",
     "backoff",
     "cache",
+    "certificate",
+    "certificate_file",
+    "client_assertion_file",
     "client_id",
     "client_secret",
     "client_secret_file",
@@ -26,12 +31,23 @@ KEYS = (
     "leeway",
     "max_retries",
     "max_retry_after",
+    "private_key",
+    "private_key_file",
+    "private_key_id",
     "provider",
     "scope",
+    "signing_alg",
     "timeout",
     "token_url",
 )
-_FLOATS = ("backoff", "leeway", "max_retry_after", "timeout")
+_FLOATS = ("assertion_lifetime", "backoff", "leeway", "max_retry_after", "timeout")
+#: ``<name>_file`` keys: a path given to the constructor's ``<name>``, which reads the file
+#: (the client assertion's for every token request).
+_FILES = {
+    "private_key_file": "private_key",
+    "certificate_file": "certificate",
+    "client_assertion_file": "client_assertion",
+}
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
 
 
@@ -71,8 +87,9 @@ def _bool(name: str, value: object) -> bool:
     raise ConfigurationError(f"{name} must be true or false, not {value!r}")
 
 
-def from_mapping(mapping: Mapping[str, Any]) -> tuple[Any, str, dict[str, Any]]:
-    """``(client_id, client_secret, options)`` from a ``from_config`` mapping.
+def from_mapping(mapping: Mapping[str, Any]) -> tuple[Any, str | None, dict[str, Any]]:
+    """``(client_id, client_secret, options)`` from a ``from_config`` mapping; the secret is
+    ``None`` for private_key_jwt.
 
     Raises:
         ConfigurationError: a key is unknown or missing, or a value is malformed.
@@ -110,10 +127,19 @@ def from_mapping(mapping: Mapping[str, Any]) -> tuple[Any, str, dict[str, Any]]:
     secret_file = options.pop("client_secret_file", None)
     if secret is not None and secret_file is not None:
         raise ConfigurationError("give client_secret or client_secret_file, not both")
+    for file_key, name in _FILES.items():
+        if file_key in options:
+            if name in options:
+                raise ConfigurationError(f"give {name} or {file_key}, not both")
+            options[name] = Path(str(options.pop(file_key)))
     if secret_file is not None:
         secret = _read_secret_file(secret_file)
-    if secret is None:
-        raise ConfigurationError("client_secret or client_secret_file is required")
+    keyed = "private_key" in options or "client_assertion" in options
+    if secret is None and not keyed and options.get("auth_method") != "private_key_jwt":
+        raise ConfigurationError(
+            "client_secret or client_secret_file is required (or, for private_key_jwt, "
+            "private_key_file or client_assertion_file)"
+        )
     for name in _FLOATS:
         if name in options:
             options[name] = _number(name, options[name], float)
@@ -126,7 +152,7 @@ def from_mapping(mapping: Mapping[str, Any]) -> tuple[Any, str, dict[str, Any]]:
 
 def from_environ(
     environ: Mapping[str, str] | None = None, prefix: str = "OAUTH_CC_"
-) -> tuple[Any, str, dict[str, Any]]:
+) -> tuple[Any, str | None, dict[str, Any]]:
     """``(client_id, client_secret, options)`` from ``<prefix><KEY>`` environment variables.
 
     ``OAUTH_CC_EXTRA_EMAIL_ADDRESS`` becomes the extra field ``email_address``.

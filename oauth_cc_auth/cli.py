@@ -19,6 +19,15 @@ from oauth_cc_auth.errors import AuthError, ConfigurationError
 __all__ = ["main"]
 
 PROG = "oauth-cc-auth"
+#: Client-authentication options of the token command (paths and names, never secrets).
+_KEY_OPTIONS = (
+    "auth_method",
+    "private_key_file",
+    "private_key_id",
+    "signing_alg",
+    "certificate_file",
+    "client_assertion_file",
+)
 
 
 def _providers(args: argparse.Namespace, out: TextIO) -> int:
@@ -52,7 +61,7 @@ def _token_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> dic
         for name, value in environ.items()
         if name.startswith("OAUTH_CC_")
     }
-    for key in ("provider", "environment", "token_url", "scope", "client_id"):
+    for key in ("provider", "environment", "token_url", "scope", "client_id", *_KEY_OPTIONS):
         value = getattr(args, key)
         if value is not None:
             settings[key] = value
@@ -63,7 +72,8 @@ def _token_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> dic
         settings[f"extra_{field}"] = value
     if args.insecure_transport:
         settings["insecure_transport"] = "true"
-    if "client_secret" not in settings and "client_secret_file" not in settings:
+    keyed = {"private_key", "private_key_file", "client_assertion_file"} & settings.keys()
+    if "client_secret" not in settings and "client_secret_file" not in settings and not keyed:
         if not sys.stdin.isatty():
             raise ConfigurationError(
                 "no client secret: set OAUTH_CC_CLIENT_SECRET or OAUTH_CC_CLIENT_SECRET_FILE "
@@ -159,7 +169,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Fetch and print an access token (for curl and the like). Settings come "
         "from the OAUTH_CC_* environment (as ClientCredentialsAuth.from_env) and the options "
         "below; the secret from OAUTH_CC_CLIENT_SECRET, OAUTH_CC_CLIENT_SECRET_FILE or a "
-        "prompt, never from the command line.",
+        "prompt, never from the command line; with private_key_jwt, no secret: a key file "
+        "or a client assertion file.",
     )
     token.add_argument("--provider", help="provider name (default: OAUTH_CC_PROVIDER or rfc6749)")
     token.add_argument("--environment", help="provider environment")
@@ -168,6 +179,18 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--client-id", help="client id (default: OAUTH_CC_CLIENT_ID)")
     token.add_argument("--extra", action="append", metavar="FIELD=VALUE",
                        help="extra token-request field (repeatable)")
+    token.add_argument("--auth-method", help="client authentication: client_secret_post, "
+                       "client_secret_basic, client_secret_jwt or private_key_jwt")
+    token.add_argument("--private-key-file", metavar="PATH",
+                       help="PEM private key for private_key_jwt (OAUTH_CC_PRIVATE_KEY_FILE)")
+    token.add_argument("--private-key-id", metavar="KID", help="the key's id (JWS kid)")
+    token.add_argument("--signing-alg", metavar="ALG",
+                       help="JWS algorithm (default: RS256 for RSA, ES256 for P-256 keys)")
+    token.add_argument("--certificate-file", metavar="PATH",
+                       help="PEM certificate of the private key (x5t#S256, Microsoft Entra)")
+    token.add_argument("--client-assertion-file", metavar="PATH",
+                       help="a file holding a client assertion issued elsewhere, re-read for "
+                       "every token request (Kubernetes projected token)")
     token.add_argument("--insecure-transport", action="store_true",
                        help="allow an http:// token URL that is not loopback")
     token.add_argument("--json", action="store_true",

@@ -30,7 +30,8 @@ class OAuthClientCredentialsPlugin(AuthPlugin):  # type: ignore[misc]  # httpie 
     auth_type = "oauth-cc"
     description = (
         "OAuth 2.0 client credentials (oauth-cc-auth): -a CLIENT_ID:SECRET or OAUTH_CC_* "
-        "variables; OAUTH_CC_PROVIDER, _ENVIRONMENT, _TOKEN_URL, _SCOPE, _EXTRA_<FIELD>"
+        "variables; OAUTH_CC_PROVIDER, _ENVIRONMENT, _TOKEN_URL, _SCOPE, _EXTRA_<FIELD>, "
+        "_AUTH_METHOD, _PRIVATE_KEY_FILE, _CLIENT_ASSERTION_FILE"
     )
     auth_require = False  # the credentials may come from the environment
     auth_parse = True
@@ -47,8 +48,12 @@ class OAuthClientCredentialsPlugin(AuthPlugin):  # type: ignore[misc]  # httpie 
         if username is not None:
             settings["client_id"] = username
             settings.pop("client_secret_file", None)
-            settings["client_secret"] = password
-        settings.setdefault("cache", "file:")
+            # `-a CLIENT_ID:` (no password) with a private key or assertion file: no secret.
+            settings["client_secret"] = password or None
+        # Tokens kept between invocations, encrypted with the secret or private key; an
+        # external assertion has no such material, so its tokens stay in the process.
+        external = "client_assertion_file" in settings
+        settings.setdefault("cache", "memory:" if external else "file:")
         try:
             client_id, secret, options = from_mapping(settings)
             return ClientCredentialsAuth(client_id, secret, **options)

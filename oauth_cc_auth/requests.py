@@ -56,14 +56,16 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
 
     Args:
         client_id: The client id; an int is sent as a JSON number by JSON providers.
-        client_secret: The client secret. Never logged, shown or sent anywhere but the token
-            endpoint, as the provider documents.
+        client_secret: The client secret (``None`` with private_key_jwt). Never logged,
+            shown or sent anywhere but the token endpoint, as the provider documents.
         session: The ``requests.Session`` for token requests (proxies, ``verify``, ``cert``,
             mounted adapters). By default the auth object uses a session of its own; it never
             uses the session of the API request.
         **options: ``provider``, ``environment``, ``token_url``, ``scope``, ``extra``,
             ``leeway``, ``auth_method``, ``timeout``, ``max_retries``, ``backoff``,
-            ``max_retry_after``, ``insecure_transport``, ``cache``, ``clock``: see README.
+            ``max_retry_after``, ``insecure_transport``, ``private_key``, ``private_key_id``,
+            ``signing_alg``, ``certificate``, ``assertion_audience``, ``assertion_lifetime``,
+            ``client_assertion``, ``cache``, ``clock``: see README.
 
     Raises:
         ConfigurationError: at construction, for bad configuration.
@@ -84,7 +86,7 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
     def __init__(
         self,
         client_id: str | int,
-        client_secret: str,
+        client_secret: str | None = None,
         *,
         session: requests.Session | None = None,
         **options: Unpack[AuthOptions],

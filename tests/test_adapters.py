@@ -62,7 +62,10 @@ class TestTokenRequest:
         ok(harness.get(auth))
         [token_request] = harness.server.token_requests
         assert token_request.body == b"grant_type=client_credentials"
-        expected = base64.b64encode(f"{CLIENT_ID}:{SECRET}".encode()).decode()
+        # RFC 6749 §2.3.1: id and secret form-encoded, then base64 ("+/=" of the secret
+        # become %2B%2F%3D; a server decoding "+" as a space still reads the secret right).
+        assert SECRET == "s3cr3t-VALUE+/="
+        expected = base64.b64encode(f"{CLIENT_ID}:s3cr3t-VALUE%2B%2F%3D".encode()).decode()
         assert token_request.headers["authorization"] == f"Basic {expected}"
 
     def test_extra_fields_in_every_token_request(self, harness: Harness) -> None:

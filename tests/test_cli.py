@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from typing import Any
@@ -12,15 +11,16 @@ from typing import Any
 import pytest
 import requests
 
-from oauth_cc_auth.testing import Emulator
+from oauth_cc_auth.testing import EmulatedClient, Emulator
 
-COMMAND = shutil.which("oauth-cc-auth") or "oauth-cc-auth"
+# The command of this package, run by this interpreter, never one found on PATH.
+COMMAND = (sys.executable, "-m", "oauth_cc_auth")
 
 
 def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> Any:
     base = {k: v for k, v in os.environ.items() if not k.startswith("OAUTH_CC_")}
     return subprocess.run(  # noqa: S603
-        [COMMAND, *args], env={**base, **(env or {})}, capture_output=True, text=True,
+        [*COMMAND, *args], env={**base, **(env or {})}, capture_output=True, text=True,
         stdin=subprocess.DEVNULL, timeout=timeout, check=False,
     )
 
@@ -79,6 +79,27 @@ def test_token_from_the_environment_and_a_secret_file(tmp_path: Any) -> None:
         assert emulator.token_requests["rfc6749"] == 1
 
 
+def test_token_with_private_key_jwt_and_no_secret(tmp_path: Any) -> None:
+    from joserfc.jwk import ECKey
+
+    key = ECKey.generate_key("P-256")
+    (tmp_path / "key.pem").write_bytes(key.as_pem(private=True))
+    with Emulator() as emulator:
+        emulator.register_client(EmulatedClient(
+            "rfc6749", "cli-pkjwt", jwks={"keys": [{**key.as_dict(private=False), "kid": "k"}]}
+        ))
+        args = ["token", "--token-url", emulator.token_url("rfc6749"), "--client-id",
+                "cli-pkjwt", "--private-key-file", str(tmp_path / "key.pem"),
+                "--private-key-id", "k"]
+        for _ in range(2):  # a new assertion each run: the emulator accepts each only once
+            result = run(*args)  # no secret, no terminal: no prompt either
+            assert result.returncode == 0, result.stderr
+        assert emulator.token_requests["rfc6749"] == 2
+        bad = run(*args[:-2], "--signing-alg", "RS256")
+        assert bad.returncode == 2
+        assert "signing_alg 'RS256' cannot be used" in bad.stderr
+
+
 def test_wrong_secret_is_one_clear_line() -> None:
     with Emulator() as emulator:
         result = run("token", "--provider", "figure", "--token-url",
@@ -105,9 +126,10 @@ def test_demo_behaves() -> None:
     lines = result.stdout.splitlines()
     assert any(line.startswith("provider") and "token requests" in line for line in lines)
     rows = [line for line in lines if line.split(" | ")[0].strip() in
-            ("fcc_finance", "fincalc", "figure")]
-    # The test extra installs every client: 3 providers x 5 clients.
-    assert len(rows) == 15
+            ("fcc_finance", "fincalc", "figure", "private_key_jwt")]
+    # The test extra installs every client: (3 providers + private_key_jwt) x 5 clients.
+    assert len(rows) == 20
+    assert all(line.rstrip().endswith("| ok") for line in rows)
     assert {row.split(" | ")[1].strip() for row in rows} == {
         "requests", "httpx sync", "httpx async", "httpx2 sync", "httpx2 async"
     }
@@ -140,7 +162,7 @@ def test_emulator_command_serves_until_interrupted() -> None:
     import time
 
     with subprocess.Popen(  # noqa: S603
-        [COMMAND, "emulator"], stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL
+        [*COMMAND, "emulator"], stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL
     ) as process:
         try:
             assert process.stdout is not None

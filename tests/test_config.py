@@ -87,7 +87,13 @@ def test_configuration_error_is_a_value_error() -> None:
         ({"leeway": "60"}, "leeway"),
         ({"timeout": 0}, "timeout"),
         ({"max_retries": -1}, "max_retries"),
-        ({"auth_method": "private_key_jwt"}, "accepted: client_secret_post, client_secret_basic"),
+        ({"auth_method": "private_key_jwt"}, "needs private_key= or client_assertion="),
+        ({"auth_method": "tls_client_auth"}, "accepted: client_secret_post, client_secret_basic, "
+                                             "client_secret_jwt, private_key_jwt"),
+        ({"auth_method": "private_key_jwt", "provider": "fcc_finance", "token_url": None},
+         "not accepted by provider 'fcc_finance'; accepted: client_secret_post$"),
+        ({"client_secret": None}, "client_secret is required with auth_method "
+                                  "'client_secret_post'"),
     ],
 )
 def test_bad_arguments(adapter: Any, kwargs: dict[str, Any], match: str) -> None:

@@ -200,9 +200,13 @@ class TestReviewedEdges:
     def test_basic_credentials_that_cannot_be_encoded(self) -> None:
         from oauth_cc_auth import ConfigurationError
 
-        config = build_config("id", "s\u20acret", token_url=URL,
-                              auth_method="client_secret_basic")
+        # A lone surrogate is no UTF-8: no body or RFC 6749 §2.3.1 header can carry it.
+        with pytest.raises(ConfigurationError, match="cannot be encoded") as info:
+            build_config("id", "s\ud800cret", token_url=URL, auth_method="client_secret_basic")
+        assert info.value.__context__ is None
+        assert "\ud800" not in str(info.value)
+        # A client id that a form body cannot carry is refused when the request is built.
+        config = build_config("\ud800", "secret", token_url=URL)
         with pytest.raises(ConfigurationError, match="cannot be encoded") as info:
             TokenManager(config, cache=MemoryCache())
         assert info.value.__context__ is None
-        assert "\u20ac" not in str(info.value)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from oauth_cc_auth.testing import Emulator
+from oauth_cc_auth.testing import EmulatedClient, Emulator
 
 HTTP = shutil.which("http") or "http"
 
@@ -84,3 +84,24 @@ def test_misconfiguration_is_one_line(tmp_path: Path) -> None:
         "http: error: oauth-cc: provider 'fincalc' requires scope "
         "(required: scope, email_address)"
     )
+
+
+def test_private_key_jwt_from_the_environment(tmp_path: Path) -> None:
+    from joserfc.jwk import RSAKey
+
+    key = RSAKey.generate_key(2048)
+    (tmp_path / "key.pem").write_bytes(key.as_pem(private=True))
+    with Emulator() as emulator:
+        emulator.register_client(EmulatedClient(
+            "rfc6749", "httpie-pkjwt", jwks={"keys": [key.as_dict(private=False)]}
+        ))
+        env = environment(emulator, "rfc6749", tmp_path)
+        env["OAUTH_CC_PRIVATE_KEY_FILE"] = str(tmp_path / "key.pem")
+        url = emulator.resource_url("rfc6749")
+        for _ in range(2):
+            result = http("-a", "httpie-pkjwt:", url, env=env)
+            assert result.returncode == 0, result.stderr
+        # Kept between invocations, sealed with a key derived from the private key.
+        assert emulator.token_requests["rfc6749"] == 1
+        [entry] = (tmp_path / "cache" / "oauth-cc-auth").glob("*.token")
+        assert b"access_token" not in entry.read_bytes()

@@ -6,6 +6,9 @@ from oauth_cc_auth.providers._base import (
     Provider as Provider,
 )
 from oauth_cc_auth.providers._base import (
+    client_credentials as client_credentials,
+)
+from oauth_cc_auth.providers._base import (
     decode_json_object as decode_json_object,
 )
 from oauth_cc_auth.providers._base import (
@@ -23,6 +26,7 @@ from oauth_cc_auth.providers._base import (
 
 __all__ = [
     "Provider",
+    "client_credentials",
     "decode_json_object",
     "decode_oauth_error",
     "decode_token_response",

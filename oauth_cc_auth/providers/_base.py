@@ -18,11 +18,13 @@ from authlib.common.urls import add_params_to_qs
 from authlib.oauth2 import ClientAuth
 from authlib.oauth2.rfc6749.parameters import prepare_token_request
 
+from oauth_cc_auth._client_auth import ASSERTION_TYPE, basic_authorization
 from oauth_cc_auth._messages import ClientSettings, TokenHTTPResponse, TokenRequest
 from oauth_cc_auth.errors import TokenResponseError
 
 __all__ = [
     "Provider",
+    "client_credentials",
     "decode_json_object",
     "decode_oauth_error",
     "decode_token_response",
@@ -31,7 +33,10 @@ __all__ = [
 ]
 
 #: Fields the package itself fills in; never accepted as ``extra``.
-RESERVED_FIELDS = frozenset({"grant_type", "client_id", "client_secret", "scope"})
+RESERVED_FIELDS = frozenset({
+    "grant_type", "client_id", "client_secret", "scope", "client_assertion",
+    "client_assertion_type",
+})
 
 Encoder = Callable[["Provider", ClientSettings], TokenRequest]
 Decoder = Callable[["Provider", TokenHTTPResponse], Mapping[str, Any]]
@@ -47,41 +52,66 @@ def _pairs(extra: Mapping[str, Any]) -> list[tuple[str, str]]:
     return pairs
 
 
+def client_credentials(client: ClientSettings) -> tuple[dict[str, str], list[tuple[str, Any]]]:
+    """The headers and body fields that authenticate *client* at the token endpoint.
+
+    ``client_secret_post``: ``client_id`` and ``client_secret`` in the body;
+    ``client_secret_basic``: an ``Authorization: Basic`` header form-encoded as RFC 6749
+    §2.3.1 says; ``client_secret_jwt`` / ``private_key_jwt``: ``client_id``,
+    ``client_assertion_type`` and the request's ``client_assertion`` (RFC 7523 §2.2).
+    Values keep their type (an int client id stays an int for JSON bodies).
+    """
+    method = client.auth_method
+    if method == "client_secret_basic":
+        if client.client_secret is None:
+            raise ValueError("client_secret_basic needs a client secret")
+        return {"Authorization": basic_authorization(client.client_id, client.client_secret)}, []
+    if method in ("client_secret_jwt", "private_key_jwt"):
+        if client.client_assertion is None:
+            raise ValueError(f"{method} needs the request's client_assertion")
+        return {}, [
+            ("client_id", client.client_id),
+            ("client_assertion_type", ASSERTION_TYPE),
+            ("client_assertion", client.client_assertion),
+        ]
+    if method == "client_secret_post":
+        if client.client_secret is None:
+            raise ValueError("client_secret_post needs a client secret")
+        return {}, [("client_id", client.client_id), ("client_secret", client.client_secret)]
+    raise ValueError(f"unknown client authentication method {method!r}")
+
+
 def encode_token_request(provider: Provider, client: ClientSettings) -> TokenRequest:
     """Word a client-credentials token request as RFC 6749 §4.4.2 does, or as JSON.
 
     The form body is built with Authlib's ``prepare_token_request``; the client authenticates
-    through Authlib's ``ClientAuth`` (``client_secret_post`` puts the credentials in the body,
-    ``client_secret_basic`` in an ``Authorization: Basic`` header, and any Authlib-shaped
-    callable such as ``ClientSecretJWT`` plugs in the same way).
+    as :func:`client_credentials` says, or through an Authlib-style callable given as
+    ``auth_method`` (Authlib's ``ClientAuth`` applies it).
     """
     headers = {"Accept": "application/json", **provider.headers}
     method = client.auth_method
+    by_authlib = not isinstance(method, str)
+    auth_headers, credentials = ({}, []) if by_authlib else client_credentials(client)
+    headers.update(auth_headers)
     if provider.body_format == "json":
-        payload: dict[str, Any] = {"grant_type": "client_credentials"}
-        if method == "client_secret_post":
-            # Values go on the wire as given: an int client id is a JSON number.
-            payload["client_id"] = client.client_id
-            payload["client_secret"] = client.client_secret
+        # Values go on the wire as given: an int client id is a JSON number.
+        payload: dict[str, Any] = {"grant_type": "client_credentials", **dict(credentials)}
         if client.scope is not None:
             payload["scope"] = client.scope
         payload.update(client.extra)
         headers["Content-Type"] = "application/json"
         body = json.dumps(payload, separators=(",", ":"))
-        if method == "client_secret_post":
-            return TokenRequest(client.token_url, headers, body.encode())
+    else:
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+        body = prepare_token_request("client_credentials", scope=client.scope)
+        body = add_params_to_qs(body, _pairs(client.extra))
+        body = add_params_to_qs(body, [(name, str(value)) for name, value in credentials])
+    url = client.token_url
+    if by_authlib:
         url, headers, body = ClientAuth(client.client_id, client.client_secret, method).prepare(
-            "POST", client.token_url, headers, body
+            "POST", url, headers, body
         )
-        return TokenRequest(url, headers, body.encode())
-
-    headers["Content-Type"] = "application/x-www-form-urlencoded"
-    form = prepare_token_request("client_credentials", scope=client.scope)
-    form = add_params_to_qs(form, _pairs(client.extra))
-    url, headers, form = ClientAuth(client.client_id, client.client_secret, method).prepare(
-        "POST", client.token_url, headers, form
-    )
-    return TokenRequest(url, headers, form.encode())
+    return TokenRequest(url, headers, body.encode())
 
 
 def decode_json_object(response: TokenHTTPResponse) -> dict[str, Any]:

@@ -5,6 +5,11 @@ requests as each provider's document describes them, issues opaque tokens with t
 lifetime or a configured one, and guards one protected resource per provider. Used as a
 context manager it serves itself on 127.0.0.1 in a background thread.
 
+The seed providers take ``client_secret_post`` only. The generic ``rfc6749`` site authenticates
+clients as a strict authorization server does: ``client_secret_post``, ``client_secret_basic``
+(RFC 6749 §2.3.1, form-encoded), ``client_secret_jwt`` and ``private_key_jwt`` (RFC 7523 §2.2,
+verified with joserfc, one-time ``jti``), and one method per request (RFC 6749 §2.3).
+
 Its state is guarded by one lock: any number of server threads may use it at once.
 """
 
@@ -14,6 +19,7 @@ import base64
 import contextlib
 import dataclasses
 import json
+import math
 import secrets
 import socket
 import sys
@@ -22,14 +28,27 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from socketserver import ThreadingMixIn
-from typing import Any
-from urllib.parse import parse_qsl, unquote
+from typing import Any, TypeGuard, cast
+from urllib.parse import parse_qsl, unquote_plus
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer, make_server
+
+from joserfc import jws, jwt
+from joserfc.errors import BadSignatureError, InvalidKeyIdError, JoseError
+from joserfc.jwk import KeyFlexible, KeySet, KeySetSerialization, OctKey
 
 __all__ = ["EmulatedClient", "Emulator", "ProviderSite"]
 
 StartResponse = Callable[..., Any]
 FORM = "application/x-www-form-urlencoded"
+#: RFC 7523 §2.2: the ``client_assertion_type`` of a JWT client assertion.
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+# client_secret_jwt: HMAC with the client secret. private_key_jwt: the client's public keys.
+# Kept apart so that an HMAC assertion is never checked against a public key (alg confusion).
+_HMAC_ALGS = ("HS256", "HS384", "HS512")
+_KEY_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
+             "ES256K", "EdDSA", "Ed25519", "Ed448")
+#: Seconds a client assertion's ``iat`` (or ``nbf``) may lie ahead of this host's clock.
+_CLOCK_SKEW = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,13 +77,18 @@ SITES: dict[str, ProviderSite] = {
 
 @dataclasses.dataclass(frozen=True)
 class EmulatedClient:
-    """A client registered with the emulator: what to configure an auth object with."""
+    """A client registered with the emulator: what to configure an auth object with.
+
+    A ``rfc6749`` client may have no secret and a public JWK Set (``jwks``, ``{"keys": [...]}``)
+    instead, for ``private_key_jwt``; the seed providers' clients need a secret.
+    """
 
     provider: str
     client_id: str | int
-    client_secret: str = dataclasses.field(repr=False)
+    client_secret: str | None = dataclasses.field(default=None, repr=False)
     scope: str | None = None
     extra: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    jwks: Mapping[str, Any] | None = None
 
     def options(self) -> dict[str, Any]:
         """Keyword arguments for ``ClientCredentialsAuth`` besides ``token_url``."""
@@ -138,8 +162,13 @@ class Emulator:
     Args:
         host: The loopback address to serve on.
         port: The port; 0 (the default) picks a free one.
-        clock: The clock token lifetimes run on (``time.monotonic`` by default).
+        clock: The clock token lifetimes run on (``time.monotonic`` by default). Client
+            assertions' ``exp`` and ``iat`` are wall-clock times: they are checked against
+            ``time.time()``.
     """
+
+    #: The longest ``exp - iat`` accepted in a client assertion, in seconds (Okta's rule).
+    max_assertion_lifetime: float = 3600.0
 
     def __init__(
         self, host: str = "127.0.0.1", port: int = 0, *, clock: Callable[[], float] = time.monotonic
@@ -150,6 +179,10 @@ class Emulator:
         self._clock = clock
         self._lock = threading.Lock()
         self._clients: dict[tuple[str, str], EmulatedClient] = {}
+        self._key_sets: dict[tuple[str, str], KeySet] = {}
+        # (client id, jti) of accepted client assertions -> their exp, forgotten after it.
+        self._seen_jtis: dict[tuple[str, str], float] = {}
+        self._client_assertions: list[str] = []
         self._tokens: dict[str, _Issued] = {}
         self._lifetimes: dict[str, float] = {}
         self._faults: list[_Fault] = []
@@ -165,11 +198,29 @@ class Emulator:
     # -- controls ---------------------------------------------------------------------------
 
     def register_client(self, client: EmulatedClient) -> EmulatedClient:
-        """Accept *client*'s credentials (and, for FinCalc, its ``email_address``)."""
+        """Accept *client*'s credentials (and, for FinCalc, its ``email_address``).
+
+        Raises:
+            ValueError: unknown provider; neither a secret nor a JWK Set (a seed provider's
+                client needs a secret); an empty secret; ``jwks`` not a set of public keys.
+        """
         if client.provider not in SITES:
             raise ValueError(f"unknown provider {client.provider!r}; known: {', '.join(SITES)}")
+        if client.client_secret == "":
+            raise ValueError("client_secret must not be empty (None: no secret)")
+        if client.client_secret is None and (client.jwks is None or client.provider != "rfc6749"):
+            raise ValueError(
+                "a client needs a client_secret" if client.provider != "rfc6749"
+                else "a client needs a client_secret or a jwks"
+            )
+        key_set = _public_key_set(client.jwks) if client.jwks is not None else None
+        key = (client.provider, str(client.client_id))
         with self._lock:
-            self._clients[(client.provider, str(client.client_id))] = client
+            self._clients[key] = client
+            if key_set is None:
+                self._key_sets.pop(key, None)
+            else:
+                self._key_sets[key] = key_set
         return client
 
     def client(self, provider: str) -> EmulatedClient:
@@ -211,10 +262,17 @@ class Emulator:
             self._faults.append(fault)
 
     def reset_counters(self) -> None:
-        """Set the request counters back to zero."""
+        """Set the request counters back to zero and forget the client assertions received."""
         with self._lock:
             self.token_requests.clear()
             self.resource_requests.clear()
+            self._client_assertions.clear()
+
+    @property
+    def client_assertions(self) -> list[str]:
+        """Every ``client_assertion`` received so far, in order, refused ones included (a copy)."""
+        with self._lock:
+            return list(self._client_assertions)
 
     # -- serving ----------------------------------------------------------------------------
 
@@ -225,6 +283,11 @@ class Emulator:
             raise RuntimeError("the emulator is not serving: use it as a context manager")
         host = f"[{self._host}]" if ":" in self._host else self._host
         return f"http://{host}:{self._server.server_port}"
+
+    @property
+    def issuer(self) -> str:
+        """The authorization server's identifier, its base URL: an ``aud`` it accepts."""
+        return self.url
 
     def token_url(self, provider: str) -> str:
         """The token endpoint of *provider*."""
@@ -331,8 +394,8 @@ class Emulator:
         if site.name == "fincalc":
             fields = self._fincalc_fields(content_type, raw)
         else:
-            fields = self._form_fields(site, content_type, raw, environ)
-        client = self._authenticate(site, fields)
+            fields = self._form_fields(site, content_type, raw)
+        client = self._authenticate(site, fields, environ)
         lifetime = self._lifetimes.get(site.name, site.lifetime)
         token = secrets.token_urlsafe(32)
         with self._lock:
@@ -368,34 +431,38 @@ class Emulator:
                 )
         return fields
 
-    def _form_fields(
-        self, site: ProviderSite, content_type: str, raw: bytes, environ: dict[str, Any]
-    ) -> dict[str, Any]:
+    def _form_fields(self, site: ProviderSite, content_type: str, raw: bytes) -> dict[str, Any]:
         if content_type != FORM:
             raise _Reply(400, {"error": "invalid_request",
                                "error_description": f"Content-Type must be {FORM}"})
-        fields: dict[str, Any] = dict(parse_qsl(raw.decode("utf-8", "replace")))
-        header = environ.get("HTTP_AUTHORIZATION", "")
-        if site.name == "rfc6749" and header.lower().startswith("basic "):
-            # RFC 6749 §2.3.1: client_secret_basic, form-encoded id and secret.
-            try:
-                decoded = base64.b64decode(header[6:]).decode()
-                client_id, _, secret = decoded.partition(":")
-            except ValueError:
-                raise _Reply(401, {"error": "invalid_client"}) from None
-            fields.setdefault("client_id", unquote(client_id))
-            fields.setdefault("client_secret", unquote(secret))
-        return fields
+        pairs = parse_qsl(raw.decode("utf-8", "replace"))
+        assertions = [value for name, value in pairs if name == "client_assertion"]
+        if assertions:
+            with self._lock:
+                self._client_assertions.extend(assertions)
+        if site.name == "rfc6749":
+            # RFC 6749 §3.2: parameters MUST NOT be included more than once.
+            repeated = sorted(name for name, count in Counter(n for n, _ in pairs).items()
+                              if count > 1)
+            if repeated:
+                raise _Reply(400, {"error": "invalid_request", "error_description":
+                                   f"repeated parameter: {', '.join(repeated)}"})
+        return dict(pairs)
 
-    def _authenticate(self, site: ProviderSite, fields: Mapping[str, Any]) -> EmulatedClient:
+    def _authenticate(
+        self, site: ProviderSite, fields: Mapping[str, Any], environ: dict[str, Any]
+    ) -> EmulatedClient:
         if fields.get("grant_type") != "client_credentials":
             if site.name == "fincalc":
                 raise self._fincalc_failure("The grant_type must be client_credentials.")
             raise _Reply(400, {"error": "unsupported_grant_type"})
+        if site.name == "rfc6749":
+            return self._authenticate_rfc6749(site, fields, environ)
+        # The seed providers: client_secret_post only (FinCalc's also in a JSON body).
         with self._lock:
             client = self._clients.get((site.name, str(fields.get("client_id"))))
         good = client is not None and secrets.compare_digest(
-            str(fields.get("client_secret", "")).encode(), client.client_secret.encode()
+            str(fields.get("client_secret", "")).encode(), (client.client_secret or "").encode()
         )
         if client is not None and good and site.name == "fincalc":
             good = fields.get("email_address") == client.extra.get("email_address")
@@ -405,6 +472,125 @@ class Emulator:
             raise _Reply(401, {"error": "invalid_client",
                                "error_description": "Client authentication failed."})
         return client
+
+    def _authenticate_rfc6749(
+        self, site: ProviderSite, fields: Mapping[str, Any], environ: dict[str, Any]
+    ) -> EmulatedClient:
+        basic = _basic_credentials(environ)
+        uses_assertion = "client_assertion" in fields or "client_assertion_type" in fields
+        methods = [name for name, used in (("client_secret_basic", basic is not None),
+                                           ("client_secret_post", "client_secret" in fields),
+                                           ("a client assertion", uses_assertion)) if used]
+        if len(methods) > 1:
+            # RFC 6749 §2.3: "The client MUST NOT use more than one authentication method in
+            # each request."
+            raise _Reply(400, {"error": "invalid_request", "error_description":
+                               f"more than one client authentication method: {', '.join(methods)}"})
+        if basic is not None:
+            client_id, secret = basic
+            if fields.get("client_id", client_id) != client_id:
+                raise _Reply(400, {"error": "invalid_request", "error_description":
+                                   "client_id differs from the Basic credentials' client id"})
+            return self._check_secret(site, client_id, secret, _BASIC_CHALLENGE)
+        if uses_assertion:
+            return self._check_assertion(site, fields, environ)
+        return self._check_secret(site, fields.get("client_id"), fields.get("client_secret"))
+
+    def _check_secret(
+        self, site: ProviderSite, client_id: object, secret: object,
+        headers: Iterable[tuple[str, str]] = (),
+    ) -> EmulatedClient:
+        with self._lock:
+            client = self._clients.get((site.name, str(client_id)))
+        expected = client.client_secret if client is not None else None
+        if (client is None or client_id is None or expected is None or not isinstance(secret, str)
+                or not secrets.compare_digest(secret.encode(), expected.encode())):
+            raise _Reply(401, {"error": "invalid_client",
+                               "error_description": "Client authentication failed."}, headers)
+        return client
+
+    def _check_assertion(
+        self, site: ProviderSite, fields: Mapping[str, Any], environ: dict[str, Any]
+    ) -> EmulatedClient:
+        """RFC 7523 §2.2 and §3: client_secret_jwt and private_key_jwt."""
+        if fields.get("client_assertion_type") != ASSERTION_TYPE:
+            raise _assertion_failure(f"client_assertion_type must be {ASSERTION_TYPE}")
+        assertion = fields.get("client_assertion")
+        if not assertion:
+            raise _Reply(400, {"error": "invalid_request",
+                               "error_description": "client_assertion is missing"})
+        # The client is named by the (not yet verified) sub, as in Authlib's
+        # JWTBearerClientAssertion: its keys are needed to verify the signature.
+        try:
+            unverified = jws.extract_compact(assertion.encode())
+            header = unverified.headers()
+            payload = json.loads(unverified.payload)
+        except (JoseError, ValueError):
+            raise _assertion_failure("client assertion is not a signed JWT") from None
+        subject = payload.get("sub") if isinstance(payload, dict) else None
+        if not isinstance(subject, str) or not subject:
+            raise _assertion_failure("client assertion has no sub")
+        if fields.get("client_id", subject) != subject:
+            raise _assertion_failure("client_id does not match the client assertion's sub")
+        with self._lock:
+            client = self._clients.get((site.name, subject))
+            key_set = self._key_sets.get((site.name, subject))
+        if client is None:
+            raise _assertion_failure("client assertion sub is not a registered client")
+        claims = _verify_signature(assertion, header, client, key_set)
+        self._check_claims(claims, subject, environ)
+        return client
+
+    def _check_claims(
+        self, claims: Mapping[str, Any], client_id: str, environ: dict[str, Any]
+    ) -> None:
+        if claims.get("iss") != client_id or claims.get("sub") != client_id:
+            raise _assertion_failure("client assertion iss and sub must both be the client id")
+        audience = claims.get("aud")
+        audiences = [audience] if isinstance(audience, str) else audience
+        accepted = self._audiences(environ)
+        if not isinstance(audiences, list) or not any(
+            isinstance(aud, str) and aud in accepted for aud in audiences
+        ):
+            raise _assertion_failure(
+                "client assertion aud names neither this token endpoint nor the issuer"
+            )
+        now = time.time()
+        exp, iat, nbf = claims.get("exp"), claims.get("iat"), claims.get("nbf")
+        if not _is_time(exp):
+            raise _assertion_failure("client assertion exp is missing or not a number")
+        if exp <= now:
+            raise _assertion_failure("client assertion has expired")
+        if not _is_time(iat):
+            raise _assertion_failure("client assertion iat is missing or not a number")
+        if iat > now + _CLOCK_SKEW:
+            raise _assertion_failure("client assertion iat is in the future")
+        if exp - iat > self.max_assertion_lifetime:
+            raise _assertion_failure(f"client assertion lifetime (exp - iat) is over "
+                                     f"{_seconds(self.max_assertion_lifetime)} s")
+        if nbf is not None and (not _is_time(nbf) or nbf > now + _CLOCK_SKEW):
+            raise _assertion_failure("client assertion is not valid yet (nbf)")
+        jti = claims.get("jti")
+        if not isinstance(jti, str) or not jti:
+            raise _assertion_failure("client assertion jti is missing")
+        # RFC 7523 §3: the server may keep jtis to refuse replays; checked last, so that only an
+        # otherwise valid assertion uses up its jti.
+        with self._lock:
+            self._seen_jtis = {seen: until for seen, until in self._seen_jtis.items()
+                               if until > now}
+            if (client_id, jti) in self._seen_jtis:
+                raise _assertion_failure("client assertion jti was already used")
+            self._seen_jtis[(client_id, jti)] = exp
+
+    def _audiences(self, environ: dict[str, Any]) -> set[str]:
+        """The token URL as the client addressed it, as the emulator names it, and the issuer."""
+        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        accepted = set()
+        if environ.get("HTTP_HOST"):
+            accepted.add(f"http://{environ['HTTP_HOST']}{path}")
+        if self._server is not None:
+            accepted.update((self.issuer, self.url + path))
+        return accepted
 
     def _resource(self, site: ProviderSite, environ: dict[str, Any]) -> None:
         with self._lock:
@@ -427,6 +613,96 @@ class Emulator:
 
 def _seconds(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
+
+
+_BASIC_CHALLENGE = (("WWW-Authenticate", 'Basic realm="oauth-cc-emulator"'),)
+
+
+def _basic_credentials(environ: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The client id and secret of an ``Authorization: Basic`` header, or ``None``.
+
+    RFC 6749 §2.3.1: both are form-encoded (``application/x-www-form-urlencoded``) before
+    base64, so ``+`` decodes to a space and ``%2B`` to ``+``.
+    """
+    scheme, _, value = str(environ.get("HTTP_AUTHORIZATION", "")).partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except ValueError:  # binascii.Error and UnicodeDecodeError both are
+        decoded = ""
+    client_id, colon, secret = decoded.partition(":")
+    if not colon or not client_id:
+        raise _Reply(401, {"error": "invalid_client", "error_description":
+                           "malformed Basic credentials"}, _BASIC_CHALLENGE)
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+def _assertion_failure(description: str) -> _Reply:
+    # RFC 7521 §4.2.1: an invalid client assertion is invalid_client. The description never
+    # quotes the assertion, a secret or a key.
+    return _Reply(401, {"error": "invalid_client", "error_description": description})
+
+
+def _is_time(value: object) -> TypeGuard[float]:
+    """A JWT NumericDate: a finite number (JSON also gives NaN and Infinity), not a bool."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _public_key_set(jwks: Mapping[str, Any]) -> KeySet:
+    """*jwks* as a joserfc key set; a ValueError unless it holds public keys only."""
+    try:
+        key_set = KeySet.import_key_set(cast(KeySetSerialization, dict(jwks)))
+    except (JoseError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"jwks is not a JWK Set of keys joserfc knows: {error}") from None
+    if any(key.is_private for key in key_set):
+        raise ValueError("jwks must hold public keys only, as the client publishes them")
+    return key_set
+
+
+def _verify_signature(
+    assertion: str, header: Mapping[str, Any], client: EmulatedClient, key_set: KeySet | None
+) -> Mapping[str, Any]:
+    """The claims of *assertion* once joserfc verified its signature with *client*'s keys."""
+    alg = header.get("alg")
+    algorithms: tuple[str, ...]
+    candidates: list[KeyFlexible]
+    if alg in _HMAC_ALGS:
+        # client_secret_jwt: only a client with a secret, and never with a public key.
+        if client.client_secret is None:
+            raise _assertion_failure("an HMAC client assertion needs a client secret; "
+                                     "this client has none")
+        if len(client.client_secret.encode()) < 14:
+            raise _assertion_failure("the client secret is too short for an HMAC client "
+                                     "assertion (under 112 bits)")
+        algorithms, candidates = _HMAC_ALGS, [OctKey.import_key(client.client_secret)]
+    elif alg in _KEY_ALGS:
+        if key_set is None:
+            raise _assertion_failure("a signed client assertion needs the client's jwks; "
+                                     "this client has none")
+        algorithms = _KEY_ALGS
+        if "kid" in header:
+            candidates = [key_set]  # joserfc picks the key by kid (and alg, use)
+        else:
+            # No kid: any key of the alg's type, meant for signing with this alg.
+            types = KeySet.algorithm_keys.get(str(alg), [])
+            candidates = [key for key in key_set if key.key_type in types
+                          and key.get("use") in (None, "sig") and key.get("alg") in (None, alg)]
+    else:
+        raise _assertion_failure("client assertion alg is not accepted (HS*, RS*, PS*, ES*, "
+                                 "EdDSA, Ed25519, Ed448)")
+    for key in candidates:
+        try:
+            return jwt.decode(assertion, key, algorithms=list(algorithms)).claims
+        except BadSignatureError:
+            continue
+        except InvalidKeyIdError:
+            raise _assertion_failure("no key of the client's jwks has this kid") from None
+        except (JoseError, ValueError) as error:
+            why = error.error if isinstance(error, JoseError) else "malformed"
+            raise _assertion_failure(f"client assertion refused: {why}") from None
+    raise _assertion_failure("client assertion signature is invalid")
 
 
 # -- the server ---------------------------------------------------------------------------------
