@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar, Self, TypedDict, Unpack
+from typing import Any, ClassVar, Self, Unpack
 from urllib.parse import urlsplit
 
 from oauth_cc_auth._caches import TokenCache, open_cache, without_password
+from oauth_cc_auth._client_auth import ClientAuthOptions
 from oauth_cc_auth._config import build_config
 from oauth_cc_auth._core import TokenManager, TransportFailure, run_sync, unsealable
 from oauth_cc_auth._memory import MemoryCache
@@ -22,7 +23,7 @@ __all__ = ["AuthOptions", "ClientCredentialsBase", "ConfigOptions", "origin"]
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-class ConfigOptions(TypedDict, total=False):
+class ConfigOptions(ClientAuthOptions, total=False):
     """The options :func:`build_config` validates."""
 
     provider: str | Provider
@@ -37,13 +38,6 @@ class ConfigOptions(TypedDict, total=False):
     backoff: float
     max_retry_after: float
     insecure_transport: bool
-    private_key: Any
-    private_key_id: str | None
-    signing_alg: str | None
-    certificate: Any
-    assertion_audience: str | None
-    assertion_lifetime: float
-    client_assertion: Any
 
 
 class AuthOptions(ConfigOptions, total=False):

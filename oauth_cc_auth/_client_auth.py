@@ -24,13 +24,14 @@ import stat
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from urllib.parse import quote_plus
 
 from oauth_cc_auth.errors import ConfigurationError
 
 __all__ = [
     "ASSERTION_TYPE",
+    "ClientAuthOptions",
     "ClientAuthentication",
     "basic_authorization",
     "build_authentication",
@@ -300,19 +301,42 @@ def _secret_digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+class ClientAuthOptions(TypedDict, total=False):
+    """The client-authentication keywords of ``ClientCredentialsAuth``."""
+
+    private_key: Any
+    private_key_id: str | None
+    signing_alg: str | None
+    certificate: Any
+    assertion_audience: str | None
+    assertion_lifetime: float
+    client_assertion: AssertionSource | None
+
+
 def build_authentication(
-    method: Any,
-    client_secret: str | None,
-    *,
-    private_key: Any = None,
-    private_key_id: str | None = None,
-    signing_alg: str | None = None,
-    certificate: Any = None,
-    assertion_audience: str | None = None,
-    assertion_lifetime: float = 60.0,
-    client_assertion: AssertionSource | None = None,
+    method: Any, client_secret: str | None, **options: Unpack[ClientAuthOptions]
 ) -> ClientAuthentication:
     """Validate the client-authentication options; every mistake is a ConfigurationError."""
+    private_key = options.get("private_key")
+    private_key_id = options.get("private_key_id")
+    signing_alg = options.get("signing_alg")
+    certificate = options.get("certificate")
+    assertion_audience = options.get("assertion_audience")
+    client_assertion = options.get("client_assertion")
+    assertion_lifetime = options.get("assertion_lifetime", 60.0)
+    if (
+        isinstance(assertion_lifetime, bool)
+        or not isinstance(assertion_lifetime, (int, float))
+        or not 1 <= assertion_lifetime <= 3600
+    ):
+        raise ConfigurationError(
+            f"assertion_lifetime must be a number of seconds from 1 to 3600, not "
+            f"{assertion_lifetime!r}"
+        )
+    if assertion_audience is not None and (
+        not isinstance(assertion_audience, str) or not assertion_audience
+    ):
+        raise ConfigurationError("assertion_audience must be a non-empty string")
     jwt_options = {
         "private_key_id": private_key_id,
         "signing_alg": signing_alg,
@@ -346,7 +370,7 @@ def build_authentication(
         key = OctKey.import_key(client_secret)
         kid_header = {"kid": private_key_id} if private_key_id else {}
         return _checked(ClientAuthentication(method, identity, material, key, alg, kid_header,
-                                             assertion_audience, assertion_lifetime))
+                                             assertion_audience, float(assertion_lifetime)))
 
     if method != "private_key_jwt":  # pragma: no cover - the config checks names first
         raise ConfigurationError(f"unknown auth_method {method!r}")
@@ -396,7 +420,7 @@ def build_authentication(
         headers["x5t#S256"] = _certificate_thumbprint(certificate, key)
     return _checked(ClientAuthentication(
         method, "key:" + key.thumbprint(), _key_material(key), key, alg, headers,
-        assertion_audience, assertion_lifetime,
+        assertion_audience, float(assertion_lifetime),
     ))
 
 

@@ -8,10 +8,14 @@ import ipaddress
 import json
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import urlsplit
 
-from oauth_cc_auth._client_auth import ClientAuthentication, build_authentication
+from oauth_cc_auth._client_auth import (
+    ClientAuthentication,
+    ClientAuthOptions,
+    build_authentication,
+)
 from oauth_cc_auth._messages import ClientSettings
 from oauth_cc_auth._registry import get_provider
 from oauth_cc_auth.errors import ConfigurationError
@@ -178,13 +182,7 @@ def build_config(
     backoff: float = 0.5,
     max_retry_after: float = 60.0,
     insecure_transport: bool = False,
-    private_key: Any = None,
-    private_key_id: str | None = None,
-    signing_alg: str | None = None,
-    certificate: Any = None,
-    assertion_audience: str | None = None,
-    assertion_lifetime: float = 60.0,
-    client_assertion: Any = None,
+    **client_auth: Unpack[ClientAuthOptions],
 ) -> Config:
     """Validate an adapter's arguments; every mistake is a :class:`ConfigurationError`."""
     prov = _resolve_provider(provider)
@@ -210,8 +208,9 @@ def build_config(
         )
     method = auth_method
     if method is None:
-        keyed = private_key is not None or client_assertion is not None
-        method = "private_key_jwt" if keyed else prov.auth_methods[0]
+        # A key or an external assertion means private_key_jwt; else the provider's first.
+        material = (client_auth.get("private_key"), client_auth.get("client_assertion"))
+        method = prov.auth_methods[0] if material == (None, None) else "private_key_jwt"
     if isinstance(method, str) and method not in prov.auth_methods:
         raise ConfigurationError(
             f"auth_method {method!r} is not accepted by provider {prov.name!r}; "
@@ -229,22 +228,7 @@ def build_config(
     timeout_s = _number("timeout", timeout)
     if timeout_s == 0:
         raise ConfigurationError("timeout must be more than 0 seconds")
-    if assertion_audience is not None and (
-        not isinstance(assertion_audience, str) or not assertion_audience
-    ):
-        raise ConfigurationError("assertion_audience must be a non-empty string")
-    lifetime = _number("assertion_lifetime", assertion_lifetime, minimum=1.0)
-    authentication = build_authentication(
-        method,
-        client_secret,
-        private_key=private_key,
-        private_key_id=private_key_id,
-        signing_alg=signing_alg,
-        certificate=certificate,
-        assertion_audience=assertion_audience,
-        assertion_lifetime=lifetime,
-        client_assertion=client_assertion,
-    )
+    authentication = build_authentication(method, client_secret, **client_auth)
     client = ClientSettings(url, client_id, client_secret, scope_text, fields, method)
     return Config(
         provider=prov,
