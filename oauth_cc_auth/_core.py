@@ -19,7 +19,7 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus
 
@@ -181,8 +181,30 @@ def retry_delay(
 
 
 def _secret_forms(secret: str) -> set[str]:
-    # The secret as an endpoint might echo it: raw, form-encoded, JSON-escaped.
-    return {secret, quote_plus(secret), quote(secret, safe=""), json.dumps(secret)[1:-1]}
+    """*secret* as an endpoint might echo it (raw, form-encoded, percent-encoded, JSON-escaped)
+    and as a message might show it (escaped by ``repr`` inside single or double quotes)."""
+    # repr() of a text holding both quote kinds escapes the single quotes: strip the 3-char
+    # tail and the delimiters again to get the secret's own escaped form.
+    in_single = repr(secret + "'\"")[1:-4]
+    return {
+        secret,
+        quote_plus(secret),
+        quote(secret, safe=""),
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        in_single,
+        in_single.replace("\\'", "'"),
+        ascii(secret + "'\"")[1:-4],
+    }
+
+
+def _preview(value: object, limit: int = 80) -> str:
+    """A short ``repr`` of a value from an answer, for a message (redacted after)."""
+    try:
+        text = repr(value)
+    except RecursionError:
+        return f"<a deeply nested {type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 #: Stands in for the client assertion when the request is built at construction.
@@ -247,10 +269,9 @@ class TokenManager:
     def fresh_token(self, after: int = 0) -> Token | None:
         """The cached token if it is to be used now, else ``None``; with *after* (from
         :meth:`invalidate`), only one requested after that 401."""
-        token = self.slot.token
+        # The fast path reads one attribute; a retry's check takes the slot's lock.
+        token = self.slot.token_since(after) if after else self.slot.token
         if token is not None and self.clock() < token.refresh_at:
-            if after and self.slot.token_generation < after:
-                return None
             return token
         return None
 
@@ -258,7 +279,8 @@ class TokenManager:
         """The resource server answered 401 to a request that carried *token*.
 
         Returns the generation to pass to :meth:`obtain` as *after* for the retry: its token
-        then comes from a token request made after this 401, not one already under way.
+        then comes from a token request made after the first 401 for *token* — never one
+        already under way or landed meanwhile — and all 401s for *token* share it.
         """
         forgotten, generation = self.slot.invalidate(token)
         if forgotten:
@@ -435,7 +457,7 @@ class TokenManager:
         if token is None:
             logger.debug("ignoring a token cache entry that is expired or cannot be read")
             return None
-        if token.access_token == self.slot.rejected or not token.is_fresh(now):
+        if self.slot.was_refused(token.access_token) or not token.is_fresh(now):
             return None
         logger.debug("token for client %s taken from %s", self.config.client.client_id,
                      shared.name)
@@ -479,11 +501,11 @@ class TokenManager:
     # -- reading answers ----------------------------------------------------------------------
 
     def _redact(self, text: str, extra: Iterable[str] = ()) -> str:
-        known = self.slot.token
+        """*text* without the secret, the request's assertion, or any token this client's
+        slot held or saw refused, in any of the forms an echo or a ``repr`` gives them."""
         secrets = set(self._secrets)
-        secrets.update(extra)
-        if known is not None:
-            secrets.add(known.access_token)
+        for value in (*extra, *self.slot.known_tokens()):
+            secrets.update(_secret_forms(value))
         return redact(text, secrets)
 
     def _refusal(self, response: TokenHTTPResponse, carried: Iterable[str] = ()) -> AuthError:
@@ -496,7 +518,10 @@ class TokenManager:
                 + (" (a redirect; token requests are not redirected)" if where else ""),
                 status_code=status,
             )
-        error, description = self.config.provider.read_error(response)
+        try:
+            error, description = self.config.provider.read_error(response)
+        except Exception:  # a provider's decoder failing on a malformed refusal
+            error = description = None
         error = self._redact(error, carried) if error else None
         description = self._redact(description, carried) if description else None
         message = f"token endpoint {url} refused the token request: HTTP {status}"
@@ -513,6 +538,8 @@ class TokenManager:
         unusable: TokenResponseError | None = None
         try:
             fields = self.config.provider.read_token(response)
+            if not isinstance(fields, Mapping):
+                raise TypeError(f"the provider read a {type(fields).__name__}, not a mapping")
         except (AuthError, ValueError) as exc:
             error = getattr(exc, "error", None)
             description = getattr(exc, "description", None)
@@ -521,6 +548,12 @@ class TokenManager:
                 status_code=response.status_code,
                 error=self._redact(error, carried) if error else None,
                 description=self._redact(description, carried) if description else None,
+            )
+        except Exception as exc:  # anything else a decoder raises on a malformed answer
+            unusable = TokenResponseError(
+                f"token endpoint {url} answered {response.status_code} with a body that "
+                f"cannot be read ({type(exc).__name__})",
+                status_code=response.status_code,
             )
         if unusable is not None:
             # Raised outside the except block: the provider's exception, which may hold the
@@ -539,13 +572,15 @@ class TokenManager:
             raise bad("without an access_token")
         token_type = fields.get("token_type", "Bearer")
         if not isinstance(token_type, str) or token_type.lower() != "bearer":
-            raise bad(f"with token_type {token_type!r}; only Bearer tokens are supported")
+            raise bad(f"with token_type {_preview(token_type)}; only Bearer tokens are supported")
         lifetime = _lifetime(fields.get("expires_in", None))
         if lifetime is False:
-            raise bad(f"with an unusable expires_in {fields.get('expires_in')!r}")
+            raise bad(f"with an unusable expires_in {_preview(fields.get('expires_in'))}")
         if lifetime is None:
             lifetime = self.config.provider.default_lifetime
         scope = fields.get("scope")
+        if isinstance(scope, str):  # shown by repr(token): never an echoed secret
+            scope = self._redact(scope, (*carried, access_token))
         token = Token.issued(
             access_token,
             obtained_at=sent_at,

@@ -12,13 +12,17 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
 from oauth_cc_auth._token import Token
 
 __all__ = ["Flight", "MemoryCache", "TokenSlot", "default_cache"]
+
+#: How many of its recent tokens a slot remembers (for redaction, and refused ones so as
+#: never to take them from a shared cache again). A token an hour: more than a week's worth.
+KNOWN_TOKENS = 256
 
 
 class Flight:
@@ -46,7 +50,8 @@ class TokenSlot:
     """The current token for one cache key, and the flight fetching its successor."""
 
     __slots__ = (
-        "__weakref__", "_lock", "flight", "generation", "rejected", "token", "token_generation"
+        "__weakref__", "_known", "_lock", "_refused", "flight", "generation", "token",
+        "token_generation",
     )
 
     def __init__(self) -> None:
@@ -54,12 +59,16 @@ class TokenSlot:
         self._lock = threading.Lock()
         self.token: Token | None = None
         self.flight: Flight | None = None
-        #: Counts the 401s that threw a token away.
+        #: Counts the tokens refused by a resource server (each one once).
         self.generation = 0
         #: The generation in which the current token was requested.
         self.token_generation = 0
-        #: The last token a resource server refused: never taken from a shared cache again.
-        self.rejected: str | None = None
+        #: Refused tokens -> the generation their first refusal began: never taken from a
+        #: shared cache again, and every later 401 for one of them waits for the same
+        #: renewal. The most recent ones are kept.
+        self._refused: OrderedDict[str, int] = OrderedDict()
+        #: Tokens this slot held or saw refused, most recent last, for redaction.
+        self._known: deque[str] = deque(maxlen=KNOWN_TOKENS)
 
     def join(self, loop: object, event_factory: Callable[[], Any] | None) -> tuple[Flight, bool]:
         """The flight in progress and ``False``, or a new one and ``True`` (the caller owns it)."""
@@ -93,22 +102,50 @@ class TokenSlot:
 
     def _put(self, token: Token, generation: int) -> None:
         self.token, self.token_generation = token, generation
-        if token.access_token != self.rejected:
-            self.rejected = None
+        self._known.append(token.access_token)
 
     def invalidate(self, token: Token) -> tuple[bool, int]:
-        """Forget *token* after a 401, unless it has been replaced already.
+        """A resource server refused *token*: forget it if it is the current one.
 
-        Returns whether it was forgotten, and the generation a retry's token must come from.
+        Returns whether it was forgotten, and the generation a retry's token must come from:
+        a token requested after the first refusal of *token*. So the retry never takes a
+        token requested before that 401 — not even one that replaced *token* meanwhile (a
+        refresh that started before a revocation) — while every 401 of one revocation
+        storm waits for the same renewal.
         """
         with self._lock:
-            self.rejected = token.access_token
+            value = token.access_token
+            first = self._refused.get(value)
+            if first is not None:
+                self._refused.move_to_end(value)
+                return False, first
+            self.generation += 1
+            self._refused[value] = self.generation
+            while len(self._refused) > KNOWN_TOKENS:
+                self._refused.popitem(last=False)
+            self._known.append(value)
             current = self.token
-            if current is not None and current.access_token == token.access_token:
+            if current is not None and current.access_token == value:
                 self.token = None
-                self.generation += 1
                 return True, self.generation
-            return False, self.token_generation
+            return False, self.generation
+
+    def token_since(self, generation: int) -> Token | None:
+        """The current token if it was requested in *generation* or later, else ``None``."""
+        with self._lock:
+            token, since = self.token, self.token_generation
+        return token if since >= generation else None
+
+    def was_refused(self, access_token: str) -> bool:
+        """Whether a resource server refused *access_token* (among the recent ones)."""
+        return access_token in self._refused
+
+    def known_tokens(self) -> tuple[str, ...]:
+        """The tokens this slot held or saw refused (the most recent ones), to redact."""
+        with self._lock:
+            current = self.token
+            known = tuple(self._known)
+        return (*known, current.access_token) if current is not None else known
 
     def reset_after_fork(self) -> None:
         """In a forked child: the parent's threads, and so its flight, are gone."""

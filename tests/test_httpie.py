@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +13,13 @@ import pytest
 
 from oauth_cc_auth.testing import EmulatedClient, Emulator
 
-HTTP = shutil.which("http") or "http"
+# HTTPie of this interpreter (which loads this package's plugin), never an `http` on PATH.
+HTTP = (sys.executable, "-m", "httpie")
 
 
 def http(*args: str, env: dict[str, str]) -> Any:
     return subprocess.run(  # noqa: S603
-        [HTTP, "--ignore-stdin", "--print=b", "-A", "oauth-cc", *args],
+        [*HTTP, "--ignore-stdin", "--print=b", "-A", "oauth-cc", *args],
         env=env, capture_output=True, text=True, timeout=60, check=False,
     )
 

@@ -118,7 +118,7 @@ def decode_json_object(response: TokenHTTPResponse) -> dict[str, Any]:
     """The answer's body as a JSON object, or a :class:`TokenResponseError` saying why not."""
     try:
         payload = json.loads(response.body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python's stack
         content_type = response.headers.get("Content-Type") or "no content type"
         raise TokenResponseError(
             f"token endpoint answered {response.status_code} with a body that is not JSON"
@@ -140,7 +140,7 @@ def json_object_or_none(body: bytes) -> dict[str, Any] | None:
     """*body* as a JSON object, or ``None`` if it is not one (for reading error answers)."""
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return payload if isinstance(payload, dict) else None
 
