@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Self, Unpack
 from urllib.parse import urlsplit
 
@@ -38,6 +38,7 @@ class ConfigOptions(ClientAuthOptions, total=False):
     backoff: float
     max_retry_after: float
     insecure_transport: bool
+    renew_on: Iterable[int]
 
 
 class AuthOptions(ConfigOptions, total=False):
@@ -70,6 +71,8 @@ class ClientCredentialsBase:
         **options: Unpack[ConfigOptions],
     ) -> None:
         self._config = build_config(client_id, client_secret, **options)
+        #: Statuses after which the token is renewed and the request re-sent (read per request).
+        self._renew_on = self._config.renew_on
         #: A cache this object opened from a URL, and so closes.
         self._owned_cache: TokenCache | None = None
         unsealed = self._config.authentication.sealing_material is None
@@ -95,7 +98,8 @@ class ClientCredentialsBase:
         secret; one trailing newline stripped), ``provider``, ``environment``, ``token_url``,
         ``scope``, ``extra`` (a mapping) and/or ``extra_<field>``, ``leeway``, ``timeout``,
         ``max_retries``, ``backoff``, ``max_retry_after``, ``auth_method``,
-        ``insecure_transport``, ``cache``; for private_key_jwt ``private_key`` or
+        ``insecure_transport``, ``cache``, ``renew_on`` (a list, or text such as
+        ``"401,403"``); for private_key_jwt ``private_key`` or
         ``private_key_file``, ``private_key_id``, ``signing_alg``, ``certificate`` or
         ``certificate_file``, ``assertion_audience``, ``assertion_lifetime``, or
         ``client_assertion_file``. *kwargs* (``session=``, ``client=``, ``cache=``...) are

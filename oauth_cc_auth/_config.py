@@ -7,7 +7,7 @@ import hashlib
 import ipaddress
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Unpack
 from urllib.parse import urlsplit
 
@@ -47,6 +47,8 @@ class Config:
     leeway: float
     timeout: float
     retry: RetryPolicy
+    #: The API statuses after which the token is renewed and the request re-sent once.
+    renew_on: frozenset[int]
     #: How the client authenticates, with what it signs or reads its assertions.
     authentication: ClientAuthentication = dataclasses.field(repr=False)
     #: Identifies the token in the cache: token URL, client id, scope, extra fields and a
@@ -182,6 +184,7 @@ def build_config(
     backoff: float = 0.5,
     max_retry_after: float = 60.0,
     insecure_transport: bool = False,
+    renew_on: Iterable[int] = (401,),
     **client_auth: Unpack[ClientAuthOptions],
 ) -> Config:
     """Validate an adapter's arguments; every mistake is a :class:`ConfigurationError`."""
@@ -236,9 +239,27 @@ def build_config(
         leeway=_number("leeway", leeway),
         timeout=timeout_s,
         retry=retry,
+        renew_on=_renew_on(renew_on),
         authentication=authentication,
         cache_key=_cache_key(client, authentication),
     )
+
+
+def _renew_on(statuses: object) -> frozenset[int]:
+    """``renew_on``: one or more 4xx statuses, 401 among them (a 401 always means the token)."""
+    if isinstance(statuses, int) and not isinstance(statuses, bool):
+        statuses = (statuses,)
+    if isinstance(statuses, (str, bytes)) or not isinstance(statuses, Iterable):
+        raise ConfigurationError(f"renew_on must be HTTP statuses such as (401, 403), "
+                                 f"not {statuses!r}")
+    chosen = tuple(statuses)
+    if not chosen or not all(
+        isinstance(s, int) and not isinstance(s, bool) and 400 <= s < 500 for s in chosen
+    ):
+        raise ConfigurationError(f"renew_on takes 4xx statuses such as (401, 403), not {chosen!r}")
+    if 401 not in chosen:
+        raise ConfigurationError("renew_on must include 401 (the status of a refused token)")
+    return frozenset(chosen)
 
 
 def _cache_key(client: ClientSettings, authentication: ClientAuthentication) -> str:

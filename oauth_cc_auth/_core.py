@@ -285,7 +285,7 @@ class TokenManager:
         forgotten, generation = self.slot.invalidate(token)
         if forgotten:
             logger.info(
-                "token for client %s rejected with 401; fetching a new one",
+                "token for client %s refused by the resource server; fetching a new one",
                 self.config.client.client_id,
             )
         return generation

@@ -269,8 +269,8 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
     # -- the API request -------------------------------------------------------------------
 
     def _retry_after(self, request: RequestT, response: ResponseT, token: Token) -> int | None:
-        """For a 401 that is ours to recover from, invalidate the token and return the
-        generation a new one must come from; else ``None``."""
+        """For a 401 (or other ``renew_on`` status) that is ours to recover from, invalidate
+        the token and return the generation a new one must come from; else ``None``."""
         # After redirects, the answer is to the last hop: only a 401 to a request that carried
         # our token at the origin it was meant for counts; a cross-origin redirect had it
         # stripped by the library and gets neither token nor retry.
@@ -286,9 +286,9 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
         request.headers["Authorization"] = token.authorization
         rewind = _rewinder(request, self._lib.ByteStream)
         response = yield request
-        # The common answer leaves at the first comparison, without another call. The token
-        # is invalidated also when the body cannot be sent again.
-        if response.status_code != 401:
+        # The common answer leaves at the first check, without another call. The token is
+        # invalidated also when the body cannot be sent again.
+        if response.status_code not in self._renew_on:
             return
         after = self._retry_after(request, response, token)
         if after is not None and rewind is not None:
@@ -304,7 +304,7 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
         request.headers["Authorization"] = token.authorization
         rewind = _rewinder(request, self._lib.ByteStream)
         response = yield request
-        if response.status_code != 401:
+        if response.status_code not in self._renew_on:
             return
         after = self._retry_after(request, response, token)
         if after is not None and rewind is not None:

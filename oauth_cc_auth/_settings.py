@@ -35,6 +35,7 @@ KEYS = (
     "private_key_file",
     "private_key_id",
     "provider",
+    "renew_on",
     "scope",
     "signing_alg",
     "timeout",
@@ -147,6 +148,12 @@ def from_mapping(mapping: Mapping[str, Any]) -> tuple[Any, str | None, dict[str,
         options["max_retries"] = _number("max_retries", options["max_retries"], int)
     if "insecure_transport" in options:
         options["insecure_transport"] = _bool("insecure_transport", options["insecure_transport"])
+    if isinstance(options.get("renew_on"), str):  # OAUTH_CC_RENEW_ON=401,403
+        text = options["renew_on"].replace(",", " ").split()
+        if not all(part.isdigit() for part in text):
+            raise ConfigurationError(f"renew_on must be statuses such as 401,403, not "
+                                     f"{options['renew_on']!r}")
+        options["renew_on"] = tuple(int(part) for part in text)
     return client_id, secret, options
 
 

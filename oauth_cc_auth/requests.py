@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Unpack
 import requests
 from requests.cookies import extract_cookies_to_jar
 from requests.exceptions import UnrewindableBodyError
+from requests.structures import CaseInsensitiveDict
 from requests.utils import rewind_body
 
 from oauth_cc_auth import errors
@@ -149,27 +150,33 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
         token = self._manager.fresh_token() or self.get_token()
         r.headers["Authorization"] = token.authorization
         url = r.url or ""
+        renew_on = self._renew_on
 
-        def handle_401(response: requests.Response, **kwargs: Any) -> requests.Response:
-            if response.status_code != 401:  # every answer passes here: leave at once
+        def renew(response: requests.Response, **kwargs: Any) -> requests.Response:
+            if response.status_code not in renew_on:  # every answer passes here: leave
                 return response
-            return self._handle_401(response, token, url, **kwargs)
+            return self._renew(response, token, url, r, **kwargs)
 
         # What register_hook() does, without its isinstance(hook, Callable) ABC check on
         # every request, for a hook that is a function.
-        r.hooks["response"].append(handle_401)
+        r.hooks["response"].append(renew)
         return r
 
-    def _handle_401(
-        self, r: requests.Response, token: Token, url: str, **kwargs: Any
+    def _renew(
+        self,
+        r: requests.Response,
+        token: Token,
+        url: str,
+        original: requests.PreparedRequest,
+        **kwargs: Any,
     ) -> requests.Response:
-        """Re-send a request once with a new token after the resource server's 401.
+        """Re-send a request once with a new token after the resource server's 401 (or
+        another ``renew_on`` status). *original* is the request the session sends (and
+        follows redirects from).
 
         Like ``requests.auth.HTTPDigestAuth.handle_401``: the re-sent request goes straight
         to the connection, so no hook (this one included) sees its answer — never a loop.
         """
-        if r.status_code != 401:
-            return r
         sent = r.request
         # Only a 401 to a request that carried our token, at the origin it was meant for: a
         # redirect to another host had the header stripped and gets neither token nor retry.
@@ -196,9 +203,25 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
         prep.prepare_cookies(cookies)
         authorization = self._token_on_this_thread(self._send, after).authorization
         prep.headers["Authorization"] = authorization
-        # Also on the original: requests copies it for the redirects that may follow.
-        sent.headers["Authorization"] = authorization
         retried: requests.Response = r.connection.send(prep, **kwargs)
         retried.history.append(r)
         retried.request = prep
+        if retried.is_redirect:
+            # The session follows a redirect from a copy of the original request: its copies
+            # get the new token (requests strips it for another host), while the original
+            # shows, in the history and in requests-mock's, the token it was sent with.
+            original.headers = _RenewedHeaders(original.headers, authorization)
         return retried
+
+
+class _RenewedHeaders(CaseInsensitiveDict[str]):
+    """The headers of a request as it was sent, whose copies carry the renewed token."""
+
+    def __init__(self, sent: Mapping[str, str], authorization: str) -> None:
+        super().__init__(sent)
+        self._authorization = authorization
+
+    def copy(self) -> CaseInsensitiveDict[str]:
+        copied: CaseInsensitiveDict[str] = CaseInsensitiveDict(self)
+        copied["Authorization"] = self._authorization
+        return copied

@@ -215,6 +215,61 @@ class TestRetryAfter401:
         assert harness.get(harness.auth()).status_code == 403
         assert len(harness.server.api_requests) == 1
 
+    def test_renew_on_403_for_apis_that_answer_a_bad_token_so(self, harness: Harness) -> None:
+        auth = harness.auth(renew_on=(401, 403))
+        ok(harness.get(auth))
+        harness.server.api_replies += [Reply(403, json={"detail": "forbidden"})]
+        response = harness.get(auth)
+        ok(response)
+        assert [r.status_code for r in response.history] == [403]
+        assert [r.headers["authorization"] for r in harness.server.api_requests] == [
+            "Bearer tok-1", "Bearer tok-1", "Bearer tok-2",
+        ]
+        # A second 403 (a real permission problem) is the caller's, once renewed.
+        harness.server.api_replies += [Reply(403), Reply(403)]
+        assert harness.get(auth).status_code == 403
+        assert len(harness.server.token_requests) == 3
+        assert len(harness.server.api_requests) == 5
+
+    @pytest.mark.parametrize("harness", ["requests"], indirect=True)
+    def test_the_first_answers_request_is_the_one_sent(self, harness: Harness) -> None:
+        auth = harness.auth()
+        ok(harness.get(auth))
+        harness.server.revoke_all()
+        response = harness.get(auth)
+        ok(response)
+        [refused] = response.history
+        assert refused.request.headers["Authorization"] == "Bearer tok-1"
+        assert response.request.headers["Authorization"] == "Bearer tok-2"
+
+
+def test_requests_mock_history_shows_what_was_sent_and_redirects_carry_the_new_token() -> None:
+    import requests_mock
+
+    from oauth_cc_auth import MemoryCache
+    from oauth_cc_auth.requests import ClientCredentialsAuth as RequestsAuth
+
+    tokens = iter(["tok-1", "tok-2"])
+    with requests_mock.Mocker() as mock:
+        mock.post(TOKEN_URL, json=lambda r, c: {"access_token": next(tokens), "expires_in": 60})
+        mock.get(API_URL, [{"status_code": 401},
+                           {"status_code": 302, "headers": {"Location": API_URL + "/moved"}}])
+        mock.get(API_URL + "/moved", json={"ok": True})
+        auth = RequestsAuth(CLIENT_ID, SECRET, token_url=TOKEN_URL, cache=MemoryCache())
+        with requests.Session() as session:
+            response = session.get(API_URL, auth=auth)
+        assert response.json() == {"ok": True}
+        api = [r for r in mock.request_history if r.url.startswith(API_URL)]
+        assert [(r.url, r.headers["Authorization"]) for r in api] == [
+            (API_URL, "Bearer tok-1"),
+            (API_URL, "Bearer tok-2"),
+            (API_URL + "/moved", "Bearer tok-2"),
+        ]
+        # requests rebuilds the history from the redirects (as with its digest auth).
+        [moved] = response.history
+        assert moved.status_code == 302
+        assert moved.request.headers["Authorization"] == "Bearer tok-2"
+
 
 def _sync_chunks() -> Iterator[bytes]:
     yield b"part-1;"

@@ -94,6 +94,10 @@ def test_configuration_error_is_a_value_error() -> None:
          "not accepted by provider 'fcc_finance'; accepted: client_secret_post$"),
         ({"client_secret": None}, "client_secret is required with auth_method "
                                   "'client_secret_post'"),
+        ({"renew_on": (403,)}, "must include 401"),
+        ({"renew_on": (401, 500)}, "4xx statuses"),
+        ({"renew_on": "401"}, "renew_on must be HTTP statuses"),
+        ({"renew_on": ()}, "4xx statuses"),
     ],
 )
 def test_bad_arguments(adapter: Any, kwargs: dict[str, Any], match: str) -> None:
@@ -140,3 +144,13 @@ def test_get_provider() -> None:
     assert "rfc6749" in oauth_cc_auth.available_providers()
     with pytest.raises(ConfigurationError, match=r"installed providers: .*rfc6749"):
         oauth_cc_auth.get_provider("missing")
+
+
+def test_renew_on_from_the_environment(adapter: Any) -> None:
+    env = {"OAUTH_CC_CLIENT_ID": "id", "OAUTH_CC_CLIENT_SECRET": "s",
+           "OAUTH_CC_TOKEN_URL": URL, "OAUTH_CC_RENEW_ON": "401, 403"}
+    assert adapter.from_env(env)._config.renew_on == {401, 403}
+    assert adapter.from_config({"client_id": "i", "client_secret": "s", "token_url": URL,
+                                "renew_on": [401, 403]})._config.renew_on == {401, 403}
+    with pytest.raises(ConfigurationError, match="statuses such as 401,403"):
+        adapter.from_env({**env, "OAUTH_CC_RENEW_ON": "401,forbidden"})
