@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 import math
+from collections.abc import AsyncIterator
 from typing import Any
 
 from oauth_cc_auth.errors import ConfigurationError
@@ -56,6 +58,15 @@ class TokenCache(abc.ABC):
     async def aunlock(self, key: str, handle: object) -> None:
         """:meth:`unlock` without blocking the event loop."""
         await _in_thread(self.unlock, key, handle)
+
+    @contextlib.asynccontextmanager
+    async def asession(self) -> AsyncIterator[None]:
+        """Surrounds the async calls of one token flow (in one task of one event loop).
+
+        A backend with an async client opens its connection for the flow's first call and
+        closes it here, so that nothing outlives the event loop. By default: nothing.
+        """
+        yield
 
     def close(self) -> None:  # noqa: B027 - optional for subclasses
         """Release the cache's connections, if it has any."""
