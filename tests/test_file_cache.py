@@ -361,3 +361,45 @@ class TestLockFiles:
         other = auth_for(oauth_cc_emulator, FileCache(directory, lock_timeout=lock_timeout))
         assert get(oauth_cc_emulator, other) == 200
         assert oauth_cc_emulator.token_requests[PROVIDER] == 1
+
+
+class TestFork:
+    """A forked child keeps none of its parent's locks."""
+
+    # Forking is the point here (Python 3.12+ warns when the test process has threads).
+    @pytest.mark.filterwarnings("ignore:.*fork\\(\\) may lead to deadlocks:DeprecationWarning")
+    def test_parent_dying_with_a_lock_frees_it_though_its_child_lives(
+        self, tmp_path: Path
+    ) -> None:
+        directory = private_dir(tmp_path / "cache")
+        cache = FileCache(directory)
+        handle = cache.try_lock(KEY, 5)
+        assert isinstance(handle, int)
+        ready_r, ready_w = os.pipe()
+        done_r, done_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child lives on while the parent "dies"
+            code = 1
+            try:
+                os.close(ready_r)
+                os.close(done_w)
+                os.write(ready_w, b"live")
+                os.read(done_r, 1)  # until the parent is done (or gone)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(ready_w)
+        os.close(done_r)
+        try:
+            assert in_thread(lambda: os.read(ready_r, 4)) == b"live"
+            os.close(handle)  # as a parent killed while holding the lock: no LOCK_UN
+            cache._held.discard(handle)
+            other = FileCache(directory)
+            again = other.try_lock(KEY, 5)  # free: the child kept no copy of it
+            assert again is not None
+            other.unlock(KEY, again)
+        finally:
+            os.close(done_w)  # the child exits
+            os.close(ready_r)
+            _, status = in_thread(lambda: os.waitpid(pid, 0))
+        assert os.waitstatus_to_exitcode(status) == 0
