@@ -41,7 +41,7 @@ _SYMLINK_ERRORS = (errno.ELOOP, errno.EMLINK)
 #: The handle of a lock that needs no file: the cache is memory-only (see ``memory_only``).
 _NO_LOCK = -1
 
-#: Default directories already warned about in this process (one warning each).
+#: Default directories and entries already warned about in this process (one warning each).
 _warned: set[str] = set()
 _warned_lock = threading.Lock()
 
@@ -113,8 +113,18 @@ def _read_entry(fd: int, path: Path) -> bytes | None:
             chunks.append(chunk)
             size += len(chunk)
         what = f"larger than {MAX_ENTRY_BYTES} bytes"
-    logger.warning("ignoring token cache entry %s: %s", path, what)
+    _ignoring(path, what)
     return None
+
+
+def _ignoring(path: Path, what: str) -> None:
+    """Log an entry ignored: a warning the first time for its path, then at debug level (a
+    process waiting for a lock looks at the entry many times a second)."""
+    with _warned_lock:
+        first = str(path) not in _warned
+        _warned.add(str(path))
+    logger.log(logging.WARNING if first else logging.DEBUG,
+               "ignoring token cache entry %s: %s", path, what)
 
 
 class FileCache(TokenCache):
@@ -202,8 +212,7 @@ class FileCache(TokenCache):
             except OSError as exc:
                 if exc.errno not in _SYMLINK_ERRORS:
                     raise
-                logger.warning("ignoring token cache entry %s: a symbolic link",
-                               self.directory / name)
+                _ignoring(self.directory / name, "a symbolic link")
                 return None
             try:
                 return _read_entry(fd, self.directory / name)
