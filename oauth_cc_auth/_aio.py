@@ -47,6 +47,19 @@ async def obtain_async(
     after: int = 0,
 ) -> Token:
     """Get a token without blocking the event loop, doing the I/O with *send*."""
+    shared = manager.shared
+    if shared is None:
+        return await _obtain(manager, send, after)
+    # A shared cache's async connections last as long as this flow: closed in its event loop.
+    async with shared.asession():
+        return await _obtain(manager, send, after)
+
+
+async def _obtain(
+    manager: TokenManager,
+    send: Callable[[TokenRequest], Awaitable[TokenHTTPResponse | TransportFailure]],
+    after: int,
+) -> Token:
     loop = current_loop()
     flow = manager.obtain(loop, anyio.Event, after)
     locks: list[tuple[TokenCache, str, object]] = []

@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import select
 import shutil
 import signal
 import socket
@@ -33,6 +34,7 @@ from oauth_cc_auth.requests import ClientCredentialsAuth as RequestsAuth
 from oauth_cc_auth.testing import Emulator
 
 WORKER = Path(__file__).with_name("fleet_worker.py")
+LOOP_WORKER = Path(__file__).with_name("loop_worker.py")
 PROVIDER = "fcc_finance"
 
 
@@ -391,6 +393,18 @@ class TestConfiguration:
         cache.unlock(key, again)
 
 
+def connections(server: RedisServer, expected: int) -> int:
+    """The server's client connections other than this check's, once they number *expected*
+    (a closed connection leaves the server's list a moment later), or after a deadline."""
+    with redis.Redis.from_url(server.url) as raw:
+        deadline = time.monotonic() + 10
+        while True:
+            count = len(raw.client_list()) - 1
+            if count == expected or time.monotonic() > deadline:
+                return count
+            time.sleep(0.01)
+
+
 def test_auth_closes_only_the_cache_it_opened(redis_server: RedisServer) -> None:
     url = "https://auth.example/token"
     opened = HttpxAuth("id", "secret", token_url=url, cache=redis_server.url)
@@ -398,10 +412,12 @@ def test_auth_closes_only_the_cache_it_opened(redis_server: RedisServer) -> None
     assert isinstance(cache, RedisCache)
 
     async def use_and_close() -> None:
-        assert await cache.aload("ab" * 32) is None  # opens its asyncio client
-        assert cache._async is not None
+        assert await cache.aload("ab" * 32) is None  # a connection for this call only
+        assert connections(redis_server, 0) == 0
+        assert cache.load("ab" * 32) is None  # the sync client's pool keeps one
+        assert connections(redis_server, 1) == 1
         await opened.aclose()
-        assert cache._async is None
+        assert connections(redis_server, 0) == 0
 
     asyncio.run(use_and_close())
     given = RedisCache(redis_server.url)
@@ -409,3 +425,150 @@ def test_auth_closes_only_the_cache_it_opened(redis_server: RedisServer) -> None
     auth.close()
     assert given.load("ab" * 32) is None  # still usable: the auth object did not close it
     given.close()
+
+
+def wait_for_child(pid: int, pipe: int, deadline: float) -> tuple[bytes, int]:
+    """What a forked child wrote to *pipe* until it closed it, and its exit status; the child
+    is killed if it is not done by *deadline* (time.monotonic())."""
+    chunks = []
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, "the child did not finish"
+            readable, _, _ = select.select([pipe], [], [], remaining)
+            if readable:
+                chunk = os.read(pipe, 65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return b"".join(chunks), os.waitstatus_to_exitcode(status)
+            assert time.monotonic() < deadline, "the child did not exit"
+            time.sleep(0.01)
+    except BaseException:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
+    finally:
+        os.close(pipe)
+
+
+class TestProcessesAndLoops:
+    """A Redis connection never crosses a fork or outlives an event loop."""
+
+    # Forking is the point here (Python 3.12+ warns when the test process has threads).
+    @pytest.mark.filterwarnings("ignore:.*fork\\(\\) may lead to deadlocks:DeprecationWarning")
+    def test_forked_child_opens_its_own_connection(self, redis_server: RedisServer) -> None:
+        cache = RedisCache(redis_server.url)
+        mine, theirs = "aa" * 32, "bb" * 32
+        cache.store(mine, b"stored by the parent", 60)  # the parent's connection is open
+        parent_client, parent_id = cache._client, cache._client.client_id()
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report, and exit whatever happens
+            code = 1
+            try:
+                os.close(read_end)
+                handle = cache.try_lock(theirs, 5)
+                cache.store(theirs, b"stored by the child", 60)
+                cache.unlock(theirs, handle)
+                report = {
+                    "own client": cache._client is not parent_client,
+                    "connection": cache._client.client_id(),
+                    "read": (cache.load(mine) or b"").decode(),
+                    "read async": (asyncio.run(cache.aload(mine)) or b"").decode(),
+                }
+                os.write(write_end, json.dumps(report).encode())
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        # Meanwhile the parent uses its connection.
+        assert [cache.load(mine) for _ in range(50)] == [b"stored by the parent"] * 50
+        out, status = wait_for_child(pid, read_end, time.monotonic() + 30)
+        assert status == 0
+        report = json.loads(out)
+        assert report["own client"]
+        assert report["connection"] != parent_id  # the server saw another connection
+        assert report["read"] == report["read async"] == "stored by the parent"
+        assert cache.load(theirs) == b"stored by the child"
+        assert cache._client is parent_client
+        assert cache._client.client_id() == parent_id  # the child left it alone
+        cache.close()
+
+    def test_async_flow_closes_its_connection(self, redis_server: RedisServer) -> None:
+        cache = RedisCache(redis_server.url)
+        calls = 0
+
+        def token_endpoint(request: httpx.Request) -> httpx.Response:
+            nonlocal calls
+            calls += 1
+            return httpx.Response(200, json={"access_token": "t", "expires_in": 60})
+
+        async def flow(client_id: str) -> int:
+            token_client = httpx.AsyncClient(transport=httpx.MockTransport(token_endpoint))
+            auth = HttpxAuth(client_id, "secret", token_url="https://idp.example/token",
+                             cache=cache, async_client=token_client)
+            auth._manager.slot = MemoryCache().slot("a process of its own")
+            api = httpx.MockTransport(lambda request: httpx.Response(200))
+            async with token_client, httpx.AsyncClient(transport=api) as http:
+                return (await http.get("https://api.example/", auth=auth)).status_code
+
+        assert asyncio.run(flow("first")) == 200  # load, lock, load, store, unlock
+        assert connections(redis_server, 0) == 0
+        assert asyncio.run(flow("first")) == 200  # another process's view: found in Redis
+        assert connections(redis_server, 0) == 0
+        assert calls == 1
+        cache.close()
+
+    def test_cancelled_flow_closes_its_connection_and_lock(
+        self, redis_server: RedisServer
+    ) -> None:
+        cache = RedisCache(redis_server.url)
+
+        async def main() -> None:
+            entered, never = asyncio.Event(), asyncio.Event()
+
+            async def token_endpoint(request: httpx.Request) -> httpx.Response:
+                entered.set()  # the flow holds the lock now
+                await never.wait()
+                raise AssertionError("not reached")
+
+            token_client = httpx.AsyncClient(transport=httpx.MockTransport(token_endpoint))
+            auth = HttpxAuth("client", "secret", token_url="https://idp.example/token",
+                             cache=cache, async_client=token_client)
+            api = httpx.MockTransport(lambda request: httpx.Response(200))
+            async with token_client, httpx.AsyncClient(transport=api) as http:
+                task = asyncio.create_task(http.get("https://api.example/", auth=auth))
+                await asyncio.wait_for(entered.wait(), 10)
+                assert connections(redis_server, 1) == 1
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+
+        asyncio.run(main())
+        assert connections(redis_server, 0) == 0
+        with redis.Redis.from_url(redis_server.url) as raw:
+            assert raw.keys("oauth-cc-auth:lock:*") == []  # released though cancelled
+        cache.close()
+
+    def test_no_connection_outlives_its_event_loop(self, redis_server: RedisServer) -> None:
+        # 100 event loops, each using an object used by all loops and one of its own.
+        result = subprocess.run(  # noqa: S603
+            [sys.executable, "-X", "dev", "-W", "error::ResourceWarning", str(LOOP_WORKER),
+             redis_server.url, "100"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "ResourceWarning" not in result.stderr
+        assert "nclosed" not in result.stderr  # unclosed / Unclosed, whoever reports it
+        assert "unavailable" not in result.stderr  # the Redis cache was used throughout
+        report = json.loads(result.stdout)
+        assert report["statuses"] == [200] * 200
+        # One token per distinct client: the loops after the first took theirs from Redis.
+        assert report["token_requests"] == 51
+        with redis.Redis.from_url(redis_server.url) as raw:
+            assert len(raw.keys("oauth-cc-auth:token:*")) == 51
+            assert raw.keys("oauth-cc-auth:lock:*") == []
