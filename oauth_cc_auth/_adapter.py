@@ -38,6 +38,7 @@ class ConfigOptions(ClientAuthOptions, total=False):
     backoff: float
     max_retry_after: float
     insecure_transport: bool
+    max_response_bytes: int
 
 
 class AuthOptions(ConfigOptions, total=False):
@@ -94,8 +95,8 @@ class ClientCredentialsBase:
         Keys: ``client_id``, ``client_secret`` or ``client_secret_file`` (a file holding the
         secret; one trailing newline stripped), ``provider``, ``environment``, ``token_url``,
         ``scope``, ``extra`` (a mapping) and/or ``extra_<field>``, ``leeway``, ``timeout``,
-        ``max_retries``, ``backoff``, ``max_retry_after``, ``auth_method``,
-        ``insecure_transport``, ``cache``; for private_key_jwt ``private_key`` or
+        ``max_retries``, ``backoff``, ``max_retry_after``, ``max_response_bytes``,
+        ``auth_method``, ``insecure_transport``, ``cache``; for private_key_jwt ``private_key`` or
         ``private_key_file``, ``private_key_id``, ``signing_alg``, ``certificate`` or
         ``certificate_file``, ``assertion_audience``, ``assertion_lifetime``, or
         ``client_assertion_file``. *kwargs* (``session=``, ``client=``, ``cache=``...) are
