@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Self, Unpack
 from urllib.parse import urlsplit
@@ -87,6 +89,13 @@ class ClientCredentialsBase:
         except ConfigurationError:
             self._close_cache()
             raise
+        _live_adapters.add(self)
+
+    def _forget_parent_clients(self) -> list[object]:
+        """In a forked child: stop using the token clients opened in the parent, whose
+        keep-alive connections the parent still uses, and return them (an adapter with
+        clients of its own overrides this)."""
+        return []
 
     @classmethod
     def from_config(cls, mapping: Mapping[str, Any], **kwargs: Any) -> Self:
@@ -189,3 +198,22 @@ class ClientCredentialsBase:
                 new.__dict__.update(attributes)
                 return new
         return exc
+
+
+# -- fork ------------------------------------------------------------------------------------
+
+# Every adapter alive, for the child of a fork.
+_live_adapters: weakref.WeakSet[ClientCredentialsBase] = weakref.WeakSet()
+#: The parent's token clients, in a forked child: never used, and never closed or collected
+#: either, as closing could wait for a lock a parent thread held at the fork (closing a
+#: socket's copy in the child would not disturb the parent; the process's exit closes them).
+_inherited: list[object] = []
+
+
+def _after_fork_in_child() -> None:
+    for adapter in list(_live_adapters):
+        _inherited.extend(adapter._forget_parent_clients())
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)

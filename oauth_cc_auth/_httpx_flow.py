@@ -206,6 +206,13 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
             own.close()
         self._close_cache()
 
+    def _forget_parent_clients(self) -> list[object]:
+        # In a forked child: a client of its own, on connections of its own. (Async flows
+        # open their client per token request: nothing of the parent's to forget there.)
+        self._lock = threading.Lock()
+        own, self._own_client = self._own_client, None
+        return [own] if own is not None else []
+
     async def aclose(self) -> None:
         """Close the token clients and the cache the auth object opened itself."""
         own, self._own_client = self._own_client, None

@@ -115,6 +115,12 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
             own.close()
         self._close_cache()
 
+    def _forget_parent_clients(self) -> list[object]:
+        # In a forked child: a session of its own, on connections of its own.
+        self._lock = threading.Lock()
+        own, self._own_session = self._own_session, None
+        return [own] if own is not None else []
+
     def __enter__(self) -> ClientCredentialsAuth:
         return self
 
