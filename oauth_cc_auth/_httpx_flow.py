@@ -197,6 +197,9 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
         self._client = client
         self._async_client = async_client
         self._own_client: ClientT | None = None
+        #: The TLS settings of the AsyncClients opened per token request, built once: what
+        #: the library builds by default, which takes tens of milliseconds each time.
+        self._ssl_context: Any = None
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -229,6 +232,12 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
             if self._own_client is None:
                 self._own_client = self._lib.Client(timeout=self._config.timeout)
             return self._own_client
+
+    def _token_ssl_context(self) -> Any:
+        with self._lock:
+            if self._ssl_context is None:
+                self._ssl_context = self._lib.create_ssl_context()
+            return self._ssl_context
 
     def _build(self, client: _Client | _AsyncClient, request: TokenRequest) -> Any:
         # The timeout also for a client given by the user.
@@ -329,7 +338,11 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
             client = self._async_client
             if client is None:
                 if not opened:
-                    opened.append(self._lib.AsyncClient(timeout=self._config.timeout))
+                    opened.append(
+                        self._lib.AsyncClient(
+                            timeout=self._config.timeout, verify=self._token_ssl_context()
+                        )
+                    )
                 client = opened[0]
             return await self._asend(client, token_request)
 
