@@ -186,7 +186,8 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
                 By default the auth object opens one per event loop.
             **options: ``provider``, ``environment``, ``token_url``, ``scope``, ``extra``,
                 ``leeway``, ``auth_method``, ``timeout``, ``max_retries``, ``backoff``,
-                ``max_retry_after``, ``insecure_transport``, ``private_key``,
+                ``max_retry_after``, ``max_response_bytes``, ``insecure_transport``,
+                ``private_key``,
                 ``private_key_id``, ``signing_alg``, ``certificate``, ``assertion_audience``,
                 ``assertion_lifetime``, ``client_assertion``, ``cache``, ``clock``: see README.
 

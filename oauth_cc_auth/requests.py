@@ -74,7 +74,8 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
             uses the session of the API request.
         **options: ``provider``, ``environment``, ``token_url``, ``scope``, ``extra``,
             ``leeway``, ``auth_method``, ``timeout``, ``max_retries``, ``backoff``,
-            ``max_retry_after``, ``insecure_transport``, ``private_key``, ``private_key_id``,
+            ``max_retry_after``, ``max_response_bytes``, ``insecure_transport``,
+            ``private_key``, ``private_key_id``,
             ``signing_alg``, ``certificate``, ``assertion_audience``, ``assertion_lifetime``,
             ``client_assertion``, ``cache``, ``clock``: see README.
 
