@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Self, Unpack
 from urllib.parse import urlsplit
@@ -39,6 +41,7 @@ class ConfigOptions(ClientAuthOptions, total=False):
     max_retry_after: float
     insecure_transport: bool
     renew_on: Iterable[int]
+    max_response_bytes: int
 
 
 class AuthOptions(ConfigOptions, total=False):
@@ -89,6 +92,13 @@ class ClientCredentialsBase:
         except ConfigurationError:
             self._close_cache()
             raise
+        _live_adapters.add(self)
+
+    def _forget_parent_clients(self) -> list[object]:
+        """In a forked child: stop using the token clients opened in the parent, whose
+        keep-alive connections the parent still uses, and return them (an adapter with
+        clients of its own overrides this)."""
+        return []
 
     @classmethod
     def from_config(cls, mapping: Mapping[str, Any], **kwargs: Any) -> Self:
@@ -97,9 +107,9 @@ class ClientCredentialsBase:
         Keys: ``client_id``, ``client_secret`` or ``client_secret_file`` (a file holding the
         secret; one trailing newline stripped), ``provider``, ``environment``, ``token_url``,
         ``scope``, ``extra`` (a mapping) and/or ``extra_<field>``, ``leeway``, ``timeout``,
-        ``max_retries``, ``backoff``, ``max_retry_after``, ``auth_method``,
-        ``insecure_transport``, ``cache``, ``renew_on`` (a list, or text such as
-        ``"401,403"``); for private_key_jwt ``private_key`` or
+        ``max_retries``, ``backoff``, ``max_retry_after``, ``max_response_bytes``,
+        ``auth_method``, ``insecure_transport``, ``cache``, ``renew_on`` (a list, or text
+        such as ``"401,403"``); for private_key_jwt ``private_key`` or
         ``private_key_file``, ``private_key_id``, ``signing_alg``, ``certificate`` or
         ``certificate_file``, ``assertion_audience``, ``assertion_lifetime``, or
         ``client_assertion_file``. *kwargs* (``session=``, ``client=``, ``cache=``...) are
@@ -192,3 +202,22 @@ class ClientCredentialsBase:
                 new.__dict__.update(attributes)
                 return new
         return exc
+
+
+# -- fork ------------------------------------------------------------------------------------
+
+# Every adapter alive, for the child of a fork.
+_live_adapters: weakref.WeakSet[ClientCredentialsBase] = weakref.WeakSet()
+#: The parent's token clients, in a forked child: never used, and never closed or collected
+#: either, as closing could wait for a lock a parent thread held at the fork (closing a
+#: socket's copy in the child would not disturb the parent; the process's exit closes them).
+_inherited: list[object] = []
+
+
+def _after_fork_in_child() -> None:
+    for adapter in list(_live_adapters):
+        _inherited.extend(adapter._forget_parent_clients())
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)

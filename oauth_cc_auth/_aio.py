@@ -74,10 +74,15 @@ async def _obtain(
             elif isinstance(action, Wait):
                 flight = action.flight
                 if flight.loop == loop:
-                    await flight.event.wait()
+                    with anyio.move_on_after(action.timeout):
+                        await flight.event.wait()
+                    outcome = None if flight.event.is_set() else False
                 else:
                     # Fetched by a thread or by another event loop: wait off the loop.
-                    await anyio.to_thread.run_sync(flight.done.wait, abandon_on_cancel=True)
+                    ended = await anyio.to_thread.run_sync(
+                        flight.done.wait, action.timeout, abandon_on_cancel=True
+                    )
+                    outcome = None if ended else False
             elif isinstance(action, CacheLoad):
                 outcome = await _cache_call(action.cache.aload, action.key)
             elif isinstance(action, CacheStore):

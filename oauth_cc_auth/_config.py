@@ -21,7 +21,10 @@ from oauth_cc_auth._registry import get_provider
 from oauth_cc_auth.errors import ConfigurationError
 from oauth_cc_auth.providers._base import RESERVED_FIELDS, Provider
 
-__all__ = ["Config", "RetryPolicy", "build_config"]
+__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "Config", "RetryPolicy", "build_config"]
+
+#: The largest token-endpoint answer read by default (1 MiB); a token answer is a few KiB.
+DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -54,6 +57,23 @@ class Config:
     #: Identifies the token in the cache: token URL, client id, scope, extra fields and a
     #: digest of the secret or the key's thumbprint (never the secret or key itself).
     cache_key: str = dataclasses.field(repr=False)
+    #: Answers from the token endpoint larger than this are not read further.
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+
+    def longest_token_request(self) -> float:
+        """The longest a token request (all its attempts) may take, in seconds: a caller
+        waiting for another's token request waits no longer than this.
+
+        Every attempt is bounded by ``timeout``; between attempts the backoff is at most
+        ``max_backoff`` (or the ``Retry-After`` cap, whichever is longer); one more
+        ``timeout`` is added as slack for building requests and scheduling.
+        """
+        retry = self.retry
+        waits = sum(
+            max(min(retry.max_backoff, retry.backoff * 2.0**n), retry.max_retry_after)
+            for n in range(retry.max_retries)
+        )
+        return (retry.max_retries + 2) * self.timeout + waits
 
 
 def _is_utf8(text: str) -> bool:
@@ -185,6 +205,7 @@ def build_config(
     max_retry_after: float = 60.0,
     insecure_transport: bool = False,
     renew_on: Iterable[int] = (401,),
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     **client_auth: Unpack[ClientAuthOptions],
 ) -> Config:
     """Validate an adapter's arguments; every mistake is a :class:`ConfigurationError`."""
@@ -229,8 +250,16 @@ def build_config(
         max_retry_after=_number("max_retry_after", max_retry_after),
     )
     timeout_s = _number("timeout", timeout)
-    if timeout_s == 0:
-        raise ConfigurationError("timeout must be more than 0 seconds")
+    if timeout_s == 0 or math.isinf(timeout_s):
+        raise ConfigurationError(f"timeout must be a finite number of seconds > 0, not {timeout!r}")
+    if (
+        isinstance(max_response_bytes, bool)
+        or not isinstance(max_response_bytes, int)
+        or max_response_bytes < 1
+    ):
+        raise ConfigurationError(
+            f"max_response_bytes must be an int >= 1, not {max_response_bytes!r}"
+        )
     authentication = build_authentication(method, client_secret, **client_auth)
     client = ClientSettings(url, client_id, client_secret, scope_text, fields, method)
     return Config(
@@ -242,6 +271,7 @@ def build_config(
         renew_on=_renew_on(renew_on),
         authentication=authentication,
         cache_key=_cache_key(client, authentication),
+        max_response_bytes=max_response_bytes,
     )
 
 

@@ -84,9 +84,11 @@ class Sleep:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Wait:
-    """Wait until this flight has ended, then answer ``None``."""
+    """Wait until this flight has ended, then answer ``None``; or, when it has not ended
+    after *timeout* seconds (the longest its token request may take), answer ``False``."""
 
     flight: Flight
+    timeout: float
 
 
 def describe(exc: BaseException) -> str:
@@ -275,6 +277,12 @@ class TokenManager:
             return token
         return None
 
+    def longest_wait(self) -> float:
+        """How long a caller waits for another caller's token request: as long as that
+        request may take (with a shared cache, its lock wait too)."""
+        lock_wait = self.shared.lock_timeout if self.shared is not None else 0.0
+        return self.config.longest_token_request() + lock_wait
+
     def invalidate(self, token: Token) -> int:
         """The resource server answered 401 to a request that carried *token*.
 
@@ -318,7 +326,11 @@ class TokenManager:
                     token = yield from self._refresh()
                     self.slot.put(token)
                     return token
-                yield Wait(flight)
+                if (yield Wait(flight, self.longest_wait())) is False:
+                    raise TokenEndpointError(
+                        f"the token request to {self.config.client.token_url} that this "
+                        f"caller waited for did not end within {self.longest_wait():.3g} s"
+                    )
                 if flight.generation < after:
                     continue  # requested before our 401: not to be trusted
                 if flight.error is not None:
@@ -389,6 +401,8 @@ class TokenManager:
                 failure = self._redact(outcome.description, carried)
             elif isinstance(outcome, TokenHTTPResponse):
                 status = outcome.status_code
+                if outcome.too_large and status != 429 and status < 500:
+                    raise self._too_large(outcome)
                 if 200 <= status < 300:
                     return self._token_from(outcome, sent_at, carried)
                 if status != 429 and status < 500:
@@ -412,6 +426,18 @@ class TokenManager:
             attempt += 1
             if delay > 0:
                 yield Sleep(delay)
+
+    def _too_large(self, response: TokenHTTPResponse) -> AuthError:
+        """An answer not read to its end for its size: the class its status says (a 5xx or
+        429 is retried without reading its body)."""
+        status = response.status_code
+        message = (
+            f"token endpoint {self.config.client.token_url} answered {status} with more than "
+            f"max_response_bytes={self.config.max_response_bytes}; not read further"
+        )
+        if 400 <= status < 500:
+            return TokenRequestError(message, status_code=status)
+        return TokenResponseError(message, status_code=status)
 
     # -- the shared cache ----------------------------------------------------------------------
 
@@ -646,7 +672,7 @@ def run_sync(
             elif isinstance(action, Sleep):
                 sleep(action.seconds)
             elif isinstance(action, Wait):
-                action.flight.done.wait()
+                outcome = None if action.flight.done.wait(action.timeout) else False
             elif isinstance(action, CacheLoad):
                 outcome = _cache_call(action.cache.load, action.key)
             elif isinstance(action, CacheStore):

@@ -14,14 +14,31 @@ This module imports neither library, so that importing one adapter never imports
 from __future__ import annotations
 
 import inspect
+import socket
 import threading
-from collections.abc import AsyncGenerator, Callable, Generator, Mapping, MutableMapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterator,
+    Mapping,
+    MutableMapping,
+)
 from types import ModuleType
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, Unpack
 
 from oauth_cc_auth import errors
 from oauth_cc_auth._adapter import AuthOptions, ClientCredentialsBase, origin
 from oauth_cc_auth._core import TransportFailure, describe
+from oauth_cc_auth._limits import (
+    Deadline,
+    aread_capped,
+    declared_too_large,
+    read_capped,
+    shutdown_socket,
+    timed_out,
+)
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth._token import Token
 
@@ -51,16 +68,20 @@ class _TokenResponse(_Response, Protocol):
     @property
     def headers(self) -> Mapping[str, str]: ...
     @property
-    def content(self) -> bytes: ...
-    def read(self) -> bytes: ...
-    async def aread(self) -> bytes: ...
+    def extensions(self) -> Mapping[str, Any]: ...
+    def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]: ...
+    def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]: ...
+    def close(self) -> None: ...
+    async def aclose(self) -> None: ...
 
 
 class _Client(Protocol):
     def build_request(
         self, method: str, url: str, *, content: bytes, headers: dict[str, str], timeout: float
     ) -> Any: ...
-    def send(self, request: Any, *, auth: None, follow_redirects: bool) -> _TokenResponse: ...
+    def send(
+        self, request: Any, *, auth: None, follow_redirects: bool, stream: bool
+    ) -> _TokenResponse: ...
     def close(self) -> None: ...
 
 
@@ -69,7 +90,7 @@ class _AsyncClient(Protocol):
         self, method: str, url: str, *, content: bytes, headers: dict[str, str], timeout: float
     ) -> Any: ...
     async def send(
-        self, request: Any, *, auth: None, follow_redirects: bool
+        self, request: Any, *, auth: None, follow_redirects: bool, stream: bool
     ) -> _TokenResponse: ...
     async def aclose(self) -> None: ...
 
@@ -124,6 +145,15 @@ def _nothing() -> None:
     return None
 
 
+def _shutter(response: _TokenResponse) -> Callable[[], None] | None:
+    """How to interrupt a read of *response* blocked at the deadline: shut its socket down
+    (httpcore's ``network_stream`` extension); ``None`` without one (a mock transport)."""
+    stream = response.extensions.get("network_stream")
+    get_extra_info = getattr(stream, "get_extra_info", None)
+    sock = get_extra_info("socket") if get_extra_info is not None else None
+    return shutdown_socket(sock) if isinstance(sock, socket.socket) else None
+
+
 class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, ClientT, AsyncClientT]):
     """An ``Auth`` of httpx or httpx2 that fetches, caches and attaches a client-credentials
     token; a subclass names the library (``_lib``) and adds the library's ``Auth`` as a base.
@@ -156,7 +186,8 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
                 By default the auth object opens one per event loop.
             **options: ``provider``, ``environment``, ``token_url``, ``scope``, ``extra``,
                 ``leeway``, ``auth_method``, ``timeout``, ``max_retries``, ``backoff``,
-                ``max_retry_after``, ``insecure_transport``, ``private_key``,
+                ``max_retry_after``, ``max_response_bytes``, ``insecure_transport``,
+                ``private_key``,
                 ``private_key_id``, ``signing_alg``, ``certificate``, ``assertion_audience``,
                 ``assertion_lifetime``, ``client_assertion``, ``cache``, ``clock``: see README.
 
@@ -167,8 +198,9 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
         self._client = client
         self._async_client = async_client
         self._own_client: ClientT | None = None
-        # An AsyncClient belongs to the event loop it was first used in: keep the loop too.
-        self._own_async: tuple[object, AsyncClientT] | None = None
+        #: The TLS settings of the AsyncClients opened per token request, built once: what
+        #: the library builds by default, which takes tens of milliseconds each time.
+        self._ssl_context: Any = None
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -178,14 +210,18 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
             own.close()
         self._close_cache()
 
+    def _forget_parent_clients(self) -> list[object]:
+        # In a forked child: a client of its own, on connections of its own. (Async flows
+        # open their client per token request: nothing of the parent's to forget there.)
+        self._lock = threading.Lock()
+        own, self._own_client = self._own_client, None
+        return [own] if own is not None else []
+
     async def aclose(self) -> None:
         """Close the token clients and the cache the auth object opened itself."""
         own, self._own_client = self._own_client, None
         if own is not None:
             own.close()
-        own_async, self._own_async = self._own_async, None
-        if own_async is not None:
-            await own_async[1].aclose()
         await self._aclose_cache()
 
     # -- the token exchange ----------------------------------------------------------------
@@ -198,16 +234,11 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
                 self._own_client = self._lib.Client(timeout=self._config.timeout)
             return self._own_client
 
-    def _async_client_for(self, loop: object) -> AsyncClientT:
-        if self._async_client is not None:
-            return self._async_client
+    def _token_ssl_context(self) -> Any:
         with self._lock:
-            own = self._own_async
-            if own is None or own[0] != loop:
-                # A client of a loop that has ended cannot be closed from this one; its
-                # connections went with that loop.
-                own = self._own_async = (loop, self._lib.AsyncClient(timeout=self._config.timeout))
-            return own[1]
+            if self._ssl_context is None:
+                self._ssl_context = self._lib.create_ssl_context()
+            return self._ssl_context
 
     def _build(self, client: _Client | _AsyncClient, request: TokenRequest) -> Any:
         # The timeout also for a client given by the user.
@@ -217,16 +248,67 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
         )
 
     def _send(self, request: TokenRequest) -> TokenHTTPResponse | TransportFailure:
+        # The timeout bounds the whole attempt (DESIGN §7); the library's bounds each read.
+        config = self._config
+        deadline = Deadline(config.timeout)
         client = self._sync_client()
         try:
             # auth=None: never the client's own auth (a user's client may carry one).
             response = client.send(
-                self._build(client, request), auth=None, follow_redirects=False
+                self._build(client, request), auth=None, follow_redirects=False, stream=True
             )
-            response.read()
         except self._lib.HTTPError as exc:
             return TransportFailure(describe(exc))
-        return TokenHTTPResponse(response.status_code, response.headers, response.content)
+        limit = config.max_response_bytes
+        body: bytes | TransportFailure | None = None
+        try:
+            if not declared_too_large(response.headers, limit):
+                body = read_capped(
+                    response.iter_bytes(),
+                    limit=limit,
+                    deadline=deadline,
+                    stop=_shutter(response),
+                    errors=(self._lib.HTTPError, OSError),
+                )
+        finally:
+            # Read to its end, the connection goes back to the pool; else it is closed.
+            response.close()
+        if isinstance(body, TransportFailure):
+            return body
+        if body is None:
+            return TokenHTTPResponse(response.status_code, response.headers, b"", too_large=True)
+        return TokenHTTPResponse(response.status_code, response.headers, body)
+
+    async def _asend(
+        self, client: _AsyncClient, request: TokenRequest
+    ) -> TokenHTTPResponse | TransportFailure:
+        """One attempt from an async flow: all of it (connect, send, the whole answer)
+        within the timeout, in a cancel scope, so asyncio and trio alike."""
+        import anyio
+
+        config = self._config
+        result: TokenHTTPResponse | TransportFailure | None = None
+        with anyio.move_on_after(config.timeout):
+            try:
+                response = await client.send(
+                    self._build(client, request), auth=None, follow_redirects=False, stream=True
+                )
+                try:
+                    body = None
+                    if not declared_too_large(response.headers, config.max_response_bytes):
+                        body = await aread_capped(
+                            response.aiter_bytes(), limit=config.max_response_bytes
+                        )
+                finally:
+                    # Also when cancelled: not read to its end, the connection is closed.
+                    with anyio.CancelScope(shield=True):
+                        await response.aclose()
+            except self._lib.HTTPError as exc:
+                return TransportFailure(describe(exc))
+            result = TokenHTTPResponse(
+                response.status_code, response.headers, body or b"", too_large=body is None
+            )
+        return result if result is not None else timed_out(config.timeout)
 
     def get_token(self, request: RequestT | None = None) -> Token:
         """The current token, fetched on this thread if needed (*request*: the API request
@@ -245,25 +327,37 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
         token = self._manager.fresh_token(after)
         if token is not None:
             return token
-        from oauth_cc_auth._aio import current_loop, obtain_async
+        from oauth_cc_auth._aio import obtain_async
 
-        client = self._async_client_for(current_loop())
+        # The auth object's own AsyncClient lives as long as this token request, in this task:
+        # closed before its event loop can end, never left to the garbage collector (DESIGN
+        # §7 "Processes and loops"). Token requests are rare; a client given by the user is
+        # used as it is, and left open.
+        opened: list[AsyncClientT] = []
 
         async def send(token_request: TokenRequest) -> TokenHTTPResponse | TransportFailure:
-            try:
-                response = await client.send(
-                    self._build(client, token_request), auth=None, follow_redirects=False
-                )
-                await response.aread()
-            except self._lib.HTTPError as exc:
-                return TransportFailure(describe(exc))
-            return TokenHTTPResponse(response.status_code, response.headers, response.content)
+            client = self._async_client
+            if client is None:
+                if not opened:
+                    opened.append(
+                        self._lib.AsyncClient(
+                            timeout=self._config.timeout, verify=self._token_ssl_context()
+                        )
+                    )
+                client = opened[0]
+            return await self._asend(client, token_request)
 
         failure: errors.AuthError | None = None
         try:
             return await obtain_async(self._manager, send, after)
         except errors.AuthError as exc:
             failure = self._translate(exc, _request=request)
+        finally:
+            if opened:
+                import anyio
+
+                with anyio.CancelScope(shield=True):
+                    await opened[0].aclose()
         raise failure  # outside the except block: no __context__ to keep alive
 
     # -- the API request -------------------------------------------------------------------

@@ -47,3 +47,6 @@ class TokenHTTPResponse:
     status_code: int
     headers: Mapping[str, str]
     body: bytes = dataclasses.field(repr=False)
+    #: The answer was larger than ``max_response_bytes``: it was not read further, and
+    #: *body* is empty. The core decides from the status which error that is.
+    too_large: bool = False

@@ -29,6 +29,7 @@ KEYS = (
     "extra",
     "insecure_transport",
     "leeway",
+    "max_response_bytes",
     "max_retries",
     "max_retry_after",
     "private_key",
@@ -144,8 +145,9 @@ def from_mapping(mapping: Mapping[str, Any]) -> tuple[Any, str | None, dict[str,
     for name in _FLOATS:
         if name in options:
             options[name] = _number(name, options[name], float)
-    if "max_retries" in options:
-        options["max_retries"] = _number("max_retries", options["max_retries"], int)
+    for name in ("max_retries", "max_response_bytes"):
+        if name in options:
+            options[name] = _number(name, options[name], int)
     if "insecure_transport" in options:
         options["insecure_transport"] = _bool("insecure_transport", options["insecure_transport"])
     if isinstance(options.get("renew_on"), str):  # OAUTH_CC_RENEW_ON=401,403

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Unpack
 
 import requests
@@ -15,6 +15,7 @@ from requests.utils import rewind_body
 from oauth_cc_auth import errors
 from oauth_cc_auth._adapter import AuthOptions, ClientCredentialsBase, origin
 from oauth_cc_auth._core import TransportFailure, describe
+from oauth_cc_auth._limits import READ_CHUNK, Deadline, declared_too_large, read_capped
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth._token import Token
 
@@ -47,6 +48,16 @@ class TokenEndpointError(errors.TokenEndpointError, requests.ConnectionError):
     response = None
 
 
+def _shutter(response: requests.Response) -> Callable[[], None] | None:
+    """How to interrupt a read of *response* blocked at the deadline: urllib3 (2.3+) shuts
+    its socket down; ``None`` where it cannot (requests-mock, older urllib3)."""
+    shutdown = getattr(response.raw, "shutdown", None)
+    if shutdown is None or getattr(response.raw, "_sock_shutdown", None) is None:
+        return None
+    stop: Callable[[], None] = shutdown
+    return stop
+
+
 def _no_auth(request: requests.PreparedRequest) -> requests.PreparedRequest:
     # Passed as the token request's auth so that requests does not add .netrc credentials.
     return request
@@ -64,7 +75,8 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
             uses the session of the API request.
         **options: ``provider``, ``environment``, ``token_url``, ``scope``, ``extra``,
             ``leeway``, ``auth_method``, ``timeout``, ``max_retries``, ``backoff``,
-            ``max_retry_after``, ``insecure_transport``, ``private_key``, ``private_key_id``,
+            ``max_retry_after``, ``max_response_bytes``, ``insecure_transport``,
+            ``private_key``, ``private_key_id``,
             ``signing_alg``, ``certificate``, ``assertion_audience``, ``assertion_lifetime``,
             ``client_assertion``, ``cache``, ``clock``: see README.
 
@@ -105,6 +117,12 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
             own.close()
         self._close_cache()
 
+    def _forget_parent_clients(self) -> list[object]:
+        # In a forked child: a session of its own, on connections of its own.
+        self._lock = threading.Lock()
+        own, self._own_session = self._own_session, None
+        return [own] if own is not None else []
+
     def __enter__(self) -> ClientCredentialsAuth:
         return self
 
@@ -122,19 +140,39 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
             return self._own_session
 
     def _send(self, request: TokenRequest) -> TokenHTTPResponse | TransportFailure:
+        # The timeout bounds the whole attempt (DESIGN §7): requests' own bounds each read.
+        config = self._config
+        deadline = Deadline(config.timeout)
         try:
             response = self._token_session().request(
                 request.method,
                 request.url,
                 data=request.body,
                 headers=dict(request.headers),
-                timeout=self._config.timeout,
+                timeout=config.timeout,
                 allow_redirects=False,
                 auth=_no_auth,
+                stream=True,  # read below, within the deadline and the size cap
             )
         except requests.RequestException as exc:
             return TransportFailure(describe(exc))
-        return TokenHTTPResponse(response.status_code, response.headers, response.content)
+        limit = config.max_response_bytes
+        body: bytes | TransportFailure | None = None
+        if not declared_too_large(response.headers, limit):
+            body = read_capped(
+                response.iter_content(READ_CHUNK),
+                limit=limit,
+                deadline=deadline,
+                stop=_shutter(response),
+                errors=(requests.RequestException, OSError),
+            )
+        if not isinstance(body, bytes):
+            # Not read to its end: the connection is closed, never returned to the pool.
+            response.close()
+            if isinstance(body, TransportFailure):
+                return body
+            return TokenHTTPResponse(response.status_code, response.headers, b"", too_large=True)
+        return TokenHTTPResponse(response.status_code, response.headers, body)
 
     def get_token(self) -> Token:
         """The current token: the cached one while it is fresh, else a new one.

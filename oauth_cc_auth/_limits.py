@@ -1,0 +1,178 @@
+"""The limits of one token request, shared by the adapters: a deadline for the whole exchange
+and a cap on the answer's size (DESIGN §7 "Token request limits").
+
+An HTTP library's timeout bounds each socket operation, not an exchange: a server that sends
+one byte at a time never trips it. So each attempt has a :class:`Deadline`; the answer is read
+in chunks, checked against it and against ``max_response_bytes`` after every chunk, and a read
+blocked at the deadline is interrupted by a :class:`Watchdog` shutting the socket down (a read
+of the libraries' ``iter_content`` waits for a whole chunk). Async adapters use a cancel scope
+instead. An answer not read to its end is never returned to the connection pool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from types import TracebackType
+
+from oauth_cc_auth._core import TransportFailure
+
+__all__ = [
+    "READ_CHUNK",
+    "Deadline",
+    "Watchdog",
+    "aread_capped",
+    "declared_too_large",
+    "read_capped",
+    "shutdown_socket",
+    "timed_out",
+]
+
+#: Bytes asked for per read of an answer.
+READ_CHUNK = 16 * 1024
+
+
+class Deadline:
+    """A point in time (``time.monotonic()``) by which a token request must be done."""
+
+    __slots__ = ("at", "seconds")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        """Seconds left, never negative."""
+        return max(0.0, self.at - time.monotonic())
+
+    def expired(self) -> bool:
+        """Whether the deadline has passed."""
+        return time.monotonic() >= self.at
+
+
+def timed_out(seconds: float) -> TransportFailure:
+    """What an attempt that hit its deadline answers: a timeout, retried like any other."""
+    return TransportFailure(f"TimeoutError: no complete answer within timeout={seconds:g} s")
+
+
+def declared_too_large(headers: Mapping[str, str], limit: int) -> bool:
+    """Whether the answer's ``Content-Length`` already says it is larger than *limit*."""
+    value = headers.get("Content-Length")
+    if value is None:
+        return False
+    value = value.strip()
+    return value.isascii() and value.isdigit() and int(value) > limit
+
+
+def shutdown_socket(sock: socket.socket) -> Callable[[], None]:
+    """A watchdog's *stop* for a plain or TLS socket: shut it down, so that a read blocked in
+    another thread returns at once (``close`` would not wake it)."""
+
+    def stop() -> None:
+        # socket.socket's own shutdown also for an SSLSocket, whose override drops its TLS
+        # object under the reading thread's feet.
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    return stop
+
+
+class Watchdog:
+    """Calls *stop* from a timer thread when *deadline* passes while the ``with`` block runs.
+
+    After the block, :attr:`fired` says whether it did: the answer is then incomplete.
+    """
+
+    def __init__(self, deadline: Deadline, stop: Callable[[], None] | None) -> None:
+        self.fired = False
+        self._stop = stop
+        self._lock = threading.Lock()
+        self._done = False
+        self._timer: threading.Timer | None = None
+        if stop is not None:
+            self._timer = threading.Timer(deadline.remaining(), self._fire)
+            self._timer.daemon = True
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._done or self._stop is None:
+                return
+            self.fired = True
+            # Already closed or released: the read is over anyway.
+            with contextlib.suppress(OSError, ValueError, RuntimeError):
+                self._stop()
+
+    def __enter__(self) -> Watchdog:
+        if self._timer is not None:
+            self._timer.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        with self._lock:
+            self._done = True
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+def read_capped(
+    chunks: Iterator[bytes],
+    *,
+    limit: int,
+    deadline: Deadline,
+    stop: Callable[[], None] | None,
+    errors: tuple[type[BaseException], ...],
+) -> bytes | TransportFailure | None:
+    """The whole answer from *chunks*; ``None`` as soon as it is larger than *limit*; a
+    ``TransportFailure`` when *deadline* passes (*stop* interrupts a blocked read) or reading
+    fails with one of *errors*. Unless bytes are returned, the caller closes the response."""
+    parts: list[bytes] = []
+    size = 0
+    failure: TransportFailure | None = None
+    with Watchdog(deadline, stop) as watchdog:
+        try:
+            for chunk in chunks:
+                size += len(chunk)
+                if size > limit:
+                    return None
+                parts.append(chunk)
+                if deadline.expired():
+                    break
+        except errors as exc:
+            failure = TransportFailure(f"{type(exc).__name__}: {exc}")
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                with contextlib.suppress(*errors):
+                    close()
+    if watchdog.fired or deadline.expired():
+        return timed_out(deadline.seconds)
+    return failure if failure is not None else b"".join(parts)
+
+
+async def aread_capped(chunks: AsyncIterator[bytes], *, limit: int) -> bytes | None:
+    """The whole answer from *chunks*, or ``None`` as soon as it is larger than *limit*; the
+    caller bounds it in time with a cancel scope."""
+    import anyio  # only with the async adapters' extras
+
+    parts: list[bytes] = []
+    size = 0
+    with anyio.CancelScope() as scope:
+        async for chunk in chunks:
+            if scope.cancel_called:
+                continue  # past the cap: dropped until the cancellation lands
+            size += len(chunk)
+            if size > limit:
+                # Leaving the loop would abandon the library's nested async generators
+                # half-way (a ResourceWarning under trio when they are collected). Cancelled
+                # at its next read instead, the library ends them all, and its connection.
+                scope.cancel()
+                continue
+            parts.append(chunk)
+    return None if scope.cancel_called else b"".join(parts)

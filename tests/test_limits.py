@@ -1,0 +1,423 @@
+"""Token request limits (DESIGN §7): ``timeout=`` bounds a whole token request whatever the
+server's pace, answers larger than ``max_response_bytes`` are not read, and a caller waiting
+for another's token request waits no longer than that request may take.
+
+Real loopback servers, written here byte by byte: a token endpoint that drips its answer, one
+that never stops answering, one with a 5 MB answer. Every flavour: requests, httpx and httpx2
+sync, httpx and httpx2 async (asyncio and trio).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import threading
+import time
+import tracemalloc
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import anyio
+import httpx
+import httpx2
+import pytest
+import trio
+
+import oauth_cc_auth
+from oauth_cc_auth import MemoryCache
+from oauth_cc_auth.httpx import ClientCredentialsAuth as HttpxAuth
+from oauth_cc_auth.httpx2 import ClientCredentialsAuth as Httpx2Auth
+from oauth_cc_auth.requests import ClientCredentialsAuth as RequestsAuth
+
+#: How long any single wait of these tests may last before the test fails.
+DEADLINE = 30.0
+BIG = 5 * 1024 * 1024
+DRIP_PACE = 0.2
+
+
+class RawServer:
+    """A loopback HTTP/1.1 server answering each path as scripted, byte by byte.
+
+    ``/token`` answers a token (keep-alive); ``/drip`` sends its headers, then one byte every
+    0.2 s; ``/drip-headers`` drips its status line and headers; ``/endless`` sends a chunked
+    answer that never ends; ``/big`` 5 MB (``?status=400``, ``&length=1`` to declare a
+    Content-Length). ``ended`` counts the connections the client closed on an answer in
+    progress.
+    """
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.stop = threading.Event()
+        self.paths: list[str] = []
+        self.ended = 0
+        self.changed = threading.Condition()
+        self.threads: list[threading.Thread] = []
+        self.connections: list[socket.socket] = []
+        accept = threading.Thread(target=self._accept, daemon=True)
+        accept.start()
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections.append(conn)
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self.threads.append(thread)
+            thread.start()
+
+    def wait_for(self, predicate: Callable[[], bool]) -> bool:
+        with self.changed:
+            return self.changed.wait_for(predicate, timeout=DEADLINE)
+
+    def _serve(self, conn: socket.socket) -> None:
+        buffer = b""
+        with conn:
+            while not self.stop.is_set():
+                while b"\r\n\r\n" not in buffer:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buffer += data
+                head, _, buffer = buffer.partition(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                target = lines[0].split(" ")[1]
+                length = 0
+                for line in lines[1:]:
+                    name, _, value = line.partition(":")
+                    if name.strip().lower() == "content-length":
+                        length = int(value)
+                while len(buffer) < length:
+                    buffer += conn.recv(65536)
+                buffer = buffer[length:]
+                with self.changed:
+                    self.paths.append(target)
+                    self.changed.notify_all()
+                try:
+                    keep = self._answer(conn, target)
+                except OSError:  # the client went away mid-answer
+                    with self.changed:
+                        self.ended += 1
+                        self.changed.notify_all()
+                    return
+                if not keep:
+                    return
+
+    def _answer(self, conn: socket.socket, target: str) -> bool:
+        path, _, query = target.partition("?")
+        if path == "/token":
+            body = json.dumps({"access_token": "tok", "expires_in": 3600}).encode()
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            return True
+        if path == "/drip":
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 100000\r\n\r\n")
+            while not self.stop.wait(DRIP_PACE):
+                conn.sendall(b" ")
+            return False
+        if path == "/drip-headers":
+            for byte in b"HTTP/1.1 200 OK\r\n" + b"X-Slow: " + b"x" * 10000:
+                if self.stop.wait(DRIP_PACE):
+                    break
+                conn.sendall(bytes([byte]))
+            return False
+        if path == "/endless":
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         b"Transfer-Encoding: chunked\r\n\r\n")
+            chunk = b"%x\r\n%s\r\n" % (65536, b" " * 65536)
+            while not self.stop.is_set():
+                conn.sendall(chunk)
+            return False
+        if path == "/big":
+            status = b"400 Bad Request" if "status=400" in query else b"200 OK"
+            piece = b" " * 65536
+            if "length=1" in query:
+                conn.sendall(b"HTTP/1.1 %s\r\nContent-Length: %d\r\n\r\n" % (status, BIG))
+                for _ in range(BIG // len(piece)):
+                    conn.sendall(piece)
+            else:
+                conn.sendall(b"HTTP/1.1 %s\r\nTransfer-Encoding: chunked\r\n\r\n" % status)
+                for _ in range(BIG // len(piece)):
+                    conn.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+                conn.sendall(b"0\r\n\r\n")
+            return True
+        conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+        return True
+
+    def close(self) -> None:
+        self.stop.set()
+        self.listener.close()
+        for conn in self.connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        for thread in self.threads:
+            thread.join(DEADLINE)
+
+
+@pytest.fixture
+def raw() -> Iterator[RawServer]:
+    server = RawServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+FLAVOURS = [
+    "requests", "httpx-sync", "httpx2-sync", "httpx-asyncio", "httpx2-asyncio", "httpx-trio",
+    "httpx2-trio",
+]
+
+
+def make_auth(flavour: str, url: str, **options: Any) -> Any:
+    options.setdefault("cache", MemoryCache())
+    cls = {"requests": RequestsAuth, "httpx": HttpxAuth, "httpx2": Httpx2Auth}[
+        flavour.split("-")[0]
+    ]
+    return cls("id", "secret", token_url=url, **options)
+
+
+def get_token(flavour: str, auth: Any) -> Any:
+    """``get_token()`` through *flavour*, on this thread; the token or the exception."""
+    try:
+        if flavour.endswith("-asyncio"):
+            return asyncio.run(auth.aget_token())
+        if flavour.endswith("-trio"):
+            return trio.run(auth.aget_token)
+        return auth.get_token()
+    except Exception as exc:
+        return exc
+    finally:
+        if not flavour.endswith(("-asyncio", "-trio")):
+            auth.close()
+
+
+class TestWholeRequestDeadline:
+    """``timeout=`` bounds a token request answered at any pace, for every flavour."""
+
+    @pytest.mark.parametrize("flavour", FLAVOURS)
+    def test_a_dripping_answer_times_out(self, raw: RawServer, flavour: str) -> None:
+        timeout, attempts = 0.5, 2
+        auth = make_auth(flavour, f"{raw.base}/drip", timeout=timeout, max_retries=1, backoff=0)
+        started = time.monotonic()
+        result = get_token(flavour, auth)
+        elapsed = time.monotonic() - started
+        assert isinstance(result, oauth_cc_auth.TokenEndpointError), result
+        assert "2 attempt(s)" in str(result)
+        assert "timeout=0.5 s" in str(result)
+        # Each attempt waits for its deadline, no longer. Fudge factor 3: a busy 2-core box.
+        assert timeout * attempts * 0.9 <= elapsed < 3 * timeout * attempts
+        assert raw.paths == ["/drip", "/drip"]
+        # Both connections were closed by the client, not kept in a pool.
+        assert raw.wait_for(lambda: raw.ended == 2)
+
+    @pytest.mark.parametrize("flavour", ["httpx-asyncio", "httpx2-asyncio", "httpx-trio"])
+    def test_async_bounds_dripping_headers_too(self, raw: RawServer, flavour: str) -> None:
+        timeout = 0.5
+        auth = make_auth(flavour, f"{raw.base}/drip-headers", timeout=timeout, max_retries=0)
+        started = time.monotonic()
+        result = get_token(flavour, auth)
+        elapsed = time.monotonic() - started
+        assert isinstance(result, oauth_cc_auth.TokenEndpointError), result
+        assert elapsed < 3 * timeout
+
+    @pytest.mark.parametrize("flavour", FLAVOURS)
+    def test_an_endless_answer_stops_at_the_size_cap(self, raw: RawServer, flavour: str) -> None:
+        auth = make_auth(flavour, f"{raw.base}/endless", timeout=10, max_retries=0)
+        tracemalloc.start()
+        try:
+            started = time.monotonic()
+            result = get_token(flavour, auth)
+            elapsed = time.monotonic() - started
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert isinstance(result, oauth_cc_auth.TokenResponseError), result
+        assert "max_response_bytes=1048576" in str(result)
+        assert result.status_code == 200
+        assert peak < 8 * 1024 * 1024  # the default cap is 1 MiB; never the whole stream
+        assert elapsed < 10  # stopped at the cap, not at the deadline
+        assert raw.paths == ["/endless"]  # not retried
+        assert raw.wait_for(lambda: raw.ended == 1)  # the connection was closed
+
+    @pytest.mark.parametrize("flavour", FLAVOURS)
+    @pytest.mark.parametrize(
+        ("status", "error"),
+        [(200, oauth_cc_auth.TokenResponseError), (400, oauth_cc_auth.TokenRequestError)],
+    )
+    @pytest.mark.parametrize("declared", [False, True], ids=["chunked", "content-length"])
+    def test_a_5mb_answer_is_the_error_its_status_says(
+        self, raw: RawServer, flavour: str, status: int, error: type[Exception], declared: bool
+    ) -> None:
+        url = f"{raw.base}/big?status={status}&length={int(declared)}"
+        auth = make_auth(flavour, url, timeout=10, max_retries=2, max_response_bytes=100_000)
+        tracemalloc.start()
+        try:
+            result = get_token(flavour, auth)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert isinstance(result, error)
+        assert result.status_code == status
+        assert "max_response_bytes=100000" in str(result)
+        assert peak < BIG / 2
+        assert len(raw.paths) == 1  # a refusal is not retried
+        assert raw.wait_for(lambda: raw.ended == 1)
+
+    @pytest.mark.parametrize("flavour", FLAVOURS)
+    def test_an_answer_within_the_cap_is_a_token(self, raw: RawServer, flavour: str) -> None:
+        auth = make_auth(flavour, f"{raw.base}/token", max_response_bytes=200)
+        token = get_token(flavour, auth)
+        assert not isinstance(token, Exception), token
+        assert token.access_token == "tok"
+
+
+class TestWaiters:
+    """Callers waiting on another caller's token request are released when it is bounded."""
+
+    def test_threads_waiting_on_a_dripping_request_share_its_timeout(
+        self, raw: RawServer
+    ) -> None:
+        timeout = 0.5
+        auth = make_auth("requests", f"{raw.base}/drip", timeout=timeout, max_retries=0)
+        results: list[Any] = []
+
+        def work() -> None:
+            try:
+                results.append(auth.get_token())
+            except Exception as exc:
+                results.append(exc)
+
+        owner = threading.Thread(target=work)
+        started = time.monotonic()
+        owner.start()
+        assert raw.wait_for(lambda: raw.paths == ["/drip"])
+        waiters = [threading.Thread(target=work) for _ in range(4)]
+        for thread in waiters:
+            thread.start()
+        for thread in [owner, *waiters]:
+            thread.join(DEADLINE)
+            assert not thread.is_alive()
+        elapsed = time.monotonic() - started
+        assert len(results) == 5
+        assert all(isinstance(r, oauth_cc_auth.TokenEndpointError) for r in results), results
+        assert raw.paths == ["/drip"]  # one token request for all of them
+        assert elapsed < 3 * timeout
+        auth.close()
+
+    @pytest.mark.parametrize("where", ["thread", "asyncio", "trio"])
+    def test_a_waiter_gives_up_when_the_request_outlives_its_bound(self, where: str) -> None:
+        # An owner stuck where no deadline of ours reaches (here a user's transport that
+        # never answers): a waiter gets a TokenEndpointError after the longest the token
+        # request may take: (max_retries + 2) × timeout + backoff caps = 2 × 0.2 s.
+        release = threading.Event()
+        entered = threading.Event()
+
+        def hang(request: httpx.Request) -> httpx.Response:
+            entered.set()
+            release.wait(DEADLINE)
+            return httpx.Response(503)
+
+        client = httpx.Client(transport=httpx.MockTransport(hang))
+        auth = HttpxAuth("id", "s", token_url="https://auth.example/token", client=client,
+                         cache=MemoryCache(), timeout=0.2, max_retries=0, max_retry_after=0)
+        owner = threading.Thread(target=_swallow_sync, args=(auth.get_token,))
+        owner.start()
+        try:
+            assert entered.wait(DEADLINE)
+            started = time.monotonic()
+            result: Any
+            try:
+                if where == "thread":
+                    result = auth.get_token()
+                elif where == "asyncio":
+                    result = asyncio.run(auth.aget_token())
+                else:
+                    result = trio.run(auth.aget_token)
+            except oauth_cc_auth.TokenEndpointError as exc:
+                result = exc
+            elapsed = time.monotonic() - started
+        finally:
+            release.set()
+            owner.join(DEADLINE)
+            client.close()
+        assert isinstance(result, oauth_cc_auth.TokenEndpointError), result
+        assert "did not end within 0.4 s" in str(result)
+        assert 0.35 <= elapsed < 3 * 0.4
+
+    def test_a_task_waiting_on_a_task_of_its_loop_gives_up_too(self) -> None:
+        release = anyio.Event()
+        entered = anyio.Event()
+
+        async def hang(request: httpx2.Request) -> httpx2.Response:
+            entered.set()
+            with anyio.CancelScope(shield=True):  # deaf to the deadline's cancellation
+                await release.wait()
+            return httpx2.Response(503)
+
+        async def main() -> tuple[Any, float]:
+            async_client = httpx2.AsyncClient(transport=httpx2.MockTransport(hang))
+            auth = Httpx2Auth("id", "s", token_url="https://auth.example/token",
+                              async_client=async_client, cache=MemoryCache(), timeout=0.2,
+                              max_retries=0, max_retry_after=0)
+            with anyio.fail_after(DEADLINE):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(_swallow, auth.aget_token)
+                    await entered.wait()
+                    started = time.monotonic()
+                    try:
+                        result: Any = await auth.aget_token()
+                    except oauth_cc_auth.TokenEndpointError as exc:
+                        result = exc
+                    elapsed = time.monotonic() - started
+                    release.set()
+            await async_client.aclose()
+            return result, elapsed
+
+        result, elapsed = asyncio.run(main())
+        assert isinstance(result, oauth_cc_auth.TokenEndpointError), result
+        assert "did not end within 0.4 s" in str(result)
+        assert 0.35 <= elapsed < 3 * 0.4
+
+
+def _swallow_sync(function: Callable[[], Any]) -> None:
+    with contextlib.suppress(oauth_cc_auth.AuthError):
+        function()
+
+
+async def _swallow(function: Callable[[], Any]) -> None:
+    with contextlib.suppress(oauth_cc_auth.AuthError):
+        await function()
+
+
+class TestOptions:
+    """``max_response_bytes`` is validated and read by ``from_config`` and ``from_env``."""
+
+    def test_default_and_validation(self) -> None:
+        auth = RequestsAuth("id", "s", token_url="https://auth.example/token")
+        assert auth._config.max_response_bytes == 1048576
+        for bad in (0, -1, 1.5, True, "10"):
+            with pytest.raises(oauth_cc_auth.ConfigurationError, match="max_response_bytes"):
+                RequestsAuth("id", "s", token_url="https://auth.example/token",
+                             max_response_bytes=bad)
+        with pytest.raises(oauth_cc_auth.ConfigurationError, match="timeout"):
+            RequestsAuth("id", "s", token_url="https://auth.example/token",
+                         timeout=float("inf"))
+
+    def test_from_config_and_env(self) -> None:
+        base = {"client_id": "id", "client_secret": "s", "token_url": "https://a.example/t"}
+        auth = HttpxAuth.from_config({**base, "max_response_bytes": 4096})
+        assert auth._config.max_response_bytes == 4096
+        env = {"OAUTH_CC_" + k.upper(): v for k, v in base.items()}
+        auth = Httpx2Auth.from_env({**env, "OAUTH_CC_MAX_RESPONSE_BYTES": "2048"})
+        assert auth._config.max_response_bytes == 2048
+        with pytest.raises(oauth_cc_auth.ConfigurationError, match="max_response_bytes"):
+            RequestsAuth.from_env({**env, "OAUTH_CC_MAX_RESPONSE_BYTES": "lots"})
