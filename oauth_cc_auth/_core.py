@@ -401,8 +401,8 @@ class TokenManager:
                 failure = self._redact(outcome.description, carried)
             elif isinstance(outcome, TokenHTTPResponse):
                 status = outcome.status_code
-                if outcome.too_large and status != 429 and status < 500:
-                    raise self._too_large(outcome)
+                if outcome.unread is not None and status != 429 and status < 500:
+                    raise self._unread(outcome)
                 if 200 <= status < 300:
                     return self._token_from(outcome, sent_at, carried)
                 if status != 429 and status < 500:
@@ -427,13 +427,18 @@ class TokenManager:
             if delay > 0:
                 yield Sleep(delay)
 
-    def _too_large(self, response: TokenHTTPResponse) -> AuthError:
-        """An answer not read to its end for its size: the class its status says (a 5xx or
-        429 is retried without reading its body)."""
+    def _unread(self, response: TokenHTTPResponse) -> AuthError:
+        """An answer not read to its end (too large, or its encoding undecodable): the class
+        its status says (a 5xx or 429 is retried without reading its body)."""
         status = response.status_code
+        what = (
+            f"more than max_response_bytes={self.config.max_response_bytes}"
+            if response.unread == "too large"
+            else "a body whose Content-Encoding cannot be decoded"
+        )
         message = (
-            f"token endpoint {self.config.client.token_url} answered {status} with more than "
-            f"max_response_bytes={self.config.max_response_bytes}; not read further"
+            f"token endpoint {self.config.client.token_url} answered {status} with {what}; "
+            "not read further"
         )
         if 400 <= status < 500:
             return TokenRequestError(message, status_code=status)

@@ -33,6 +33,7 @@ from oauth_cc_auth._adapter import AuthOptions, ClientCredentialsBase, origin
 from oauth_cc_auth._core import TransportFailure, describe
 from oauth_cc_auth._limits import (
     Deadline,
+    Unread,
     aread_capped,
     declared_too_large,
     read_capped,
@@ -260,7 +261,7 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
         except self._lib.HTTPError as exc:
             return TransportFailure(describe(exc))
         limit = config.max_response_bytes
-        body: bytes | TransportFailure | None = None
+        body: bytes | TransportFailure | Unread = "too large"
         try:
             if not declared_too_large(response.headers, limit):
                 body = read_capped(
@@ -269,14 +270,15 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
                     deadline=deadline,
                     stop=_shutter(response),
                     errors=(self._lib.HTTPError, OSError),
+                    undecodable=(self._lib.DecodingError,),
                 )
         finally:
             # Read to its end, the connection goes back to the pool; else it is closed.
             response.close()
         if isinstance(body, TransportFailure):
             return body
-        if body is None:
-            return TokenHTTPResponse(response.status_code, response.headers, b"", too_large=True)
+        if isinstance(body, str):
+            return TokenHTTPResponse(response.status_code, response.headers, b"", unread=body)
         return TokenHTTPResponse(response.status_code, response.headers, body)
 
     async def _asend(
@@ -293,21 +295,25 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
                 response = await client.send(
                     self._build(client, request), auth=None, follow_redirects=False, stream=True
                 )
+                body: bytes | Unread = "too large"
                 try:
-                    body = None
                     if not declared_too_large(response.headers, config.max_response_bytes):
                         body = await aread_capped(
                             response.aiter_bytes(), limit=config.max_response_bytes
                         )
+                except self._lib.DecodingError:
+                    body = "undecodable"
                 finally:
                     # Also when cancelled: not read to its end, the connection is closed.
                     with anyio.CancelScope(shield=True):
                         await response.aclose()
             except self._lib.HTTPError as exc:
                 return TransportFailure(describe(exc))
-            result = TokenHTTPResponse(
-                response.status_code, response.headers, body or b"", too_large=body is None
-            )
+            if isinstance(body, str):
+                result = TokenHTTPResponse(response.status_code, response.headers, b"",
+                                           unread=body)
+            else:
+                result = TokenHTTPResponse(response.status_code, response.headers, body)
         return result if result is not None else timed_out(config.timeout)
 
     def get_token(self, request: RequestT | None = None) -> Token:

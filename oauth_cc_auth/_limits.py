@@ -17,12 +17,14 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from types import TracebackType
+from typing import Literal
 
 from oauth_cc_auth._core import TransportFailure
 
 __all__ = [
     "READ_CHUNK",
     "Deadline",
+    "Unread",
     "Watchdog",
     "aread_capped",
     "declared_too_large",
@@ -31,6 +33,8 @@ __all__ = [
     "timed_out",
 ]
 
+#: Why an answer was not read to its end (``TokenHTTPResponse.unread``).
+Unread = Literal["too large", "undecodable"]
 #: Bytes asked for per read of an answer.
 READ_CHUNK = 16 * 1024
 
@@ -128,8 +132,10 @@ def read_capped(
     deadline: Deadline,
     stop: Callable[[], None] | None,
     errors: tuple[type[BaseException], ...],
-) -> bytes | TransportFailure | None:
-    """The whole answer from *chunks*; ``None`` as soon as it is larger than *limit*; a
+    undecodable: tuple[type[BaseException], ...] = (),
+) -> bytes | TransportFailure | Unread:
+    """The whole answer from *chunks*; ``"too large"`` as soon as it is larger than *limit*;
+    ``"undecodable"`` when its Content-Encoding fails to decode (one of *undecodable*); a
     ``TransportFailure`` when *deadline* passes (*stop* interrupts a blocked read) or reading
     fails with one of *errors*. Unless bytes are returned, the caller closes the response."""
     parts: list[bytes] = []
@@ -140,10 +146,12 @@ def read_capped(
             for chunk in chunks:
                 size += len(chunk)
                 if size > limit:
-                    return None
+                    return "too large"
                 parts.append(chunk)
                 if deadline.expired():
                     break
+        except undecodable:
+            return "undecodable"
         except errors as exc:
             failure = TransportFailure(f"{type(exc).__name__}: {exc}")
         finally:
@@ -156,9 +164,11 @@ def read_capped(
     return failure if failure is not None else b"".join(parts)
 
 
-async def aread_capped(chunks: AsyncIterator[bytes], *, limit: int) -> bytes | None:
-    """The whole answer from *chunks*, or ``None`` as soon as it is larger than *limit*; the
-    caller bounds it in time with a cancel scope."""
+async def aread_capped(
+    chunks: AsyncIterator[bytes], *, limit: int
+) -> bytes | Literal["too large"]:
+    """The whole answer from *chunks*, or ``"too large"`` as soon as it is larger than
+    *limit*; the caller bounds it in time with a cancel scope."""
     import anyio  # only with the async adapters' extras
 
     parts: list[bytes] = []
@@ -175,4 +185,4 @@ async def aread_capped(chunks: AsyncIterator[bytes], *, limit: int) -> bytes | N
                 scope.cancel()
                 continue
             parts.append(chunk)
-    return None if scope.cancel_called else b"".join(parts)
+    return "too large" if scope.cancel_called else b"".join(parts)

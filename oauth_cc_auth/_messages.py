@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 __all__ = ["ClientSettings", "TokenHTTPResponse", "TokenRequest"]
 
@@ -47,6 +47,7 @@ class TokenHTTPResponse:
     status_code: int
     headers: Mapping[str, str]
     body: bytes = dataclasses.field(repr=False)
-    #: The answer was larger than ``max_response_bytes``: it was not read further, and
-    #: *body* is empty. The core decides from the status which error that is.
-    too_large: bool = False
+    #: Why the body was not read to its end (*body* is then empty): ``"too large"`` (more
+    #: than ``max_response_bytes``) or ``"undecodable"`` (a ``Content-Encoding`` that cannot
+    #: be decoded). The core decides from the status which error that is.
+    unread: Literal["too large", "undecodable"] | None = None

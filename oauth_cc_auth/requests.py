@@ -15,7 +15,13 @@ from requests.utils import rewind_body
 from oauth_cc_auth import errors
 from oauth_cc_auth._adapter import AuthOptions, ClientCredentialsBase, origin
 from oauth_cc_auth._core import TransportFailure, describe
-from oauth_cc_auth._limits import READ_CHUNK, Deadline, declared_too_large, read_capped
+from oauth_cc_auth._limits import (
+    READ_CHUNK,
+    Deadline,
+    Unread,
+    declared_too_large,
+    read_capped,
+)
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth._token import Token
 
@@ -157,7 +163,7 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
         except requests.RequestException as exc:
             return TransportFailure(describe(exc))
         limit = config.max_response_bytes
-        body: bytes | TransportFailure | None = None
+        body: bytes | TransportFailure | Unread = "too large"
         if not declared_too_large(response.headers, limit):
             body = read_capped(
                 response.iter_content(READ_CHUNK),
@@ -165,13 +171,14 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
                 deadline=deadline,
                 stop=_shutter(response),
                 errors=(requests.RequestException, OSError),
+                undecodable=(requests.exceptions.ContentDecodingError,),
             )
         if not isinstance(body, bytes):
             # Not read to its end: the connection is closed, never returned to the pool.
             response.close()
             if isinstance(body, TransportFailure):
                 return body
-            return TokenHTTPResponse(response.status_code, response.headers, b"", too_large=True)
+            return TokenHTTPResponse(response.status_code, response.headers, b"", unread=body)
         return TokenHTTPResponse(response.status_code, response.headers, body)
 
     def get_token(self) -> Token:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import socket
 import threading
 import time
 import tracemalloc
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -149,6 +151,13 @@ class RawServer:
                     conn.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
                 conn.sendall(b"0\r\n\r\n")
             return True
+        if path == "/garbled":  # gzip announced, garbage sent
+            status = query.partition("status=")[2] or "200"
+            body = b"\x1f\x8b\x08\x00 this is no gzip stream at all" * 4
+            conn.sendall(b"HTTP/1.1 %s Status\r\nContent-Type: application/json\r\n"
+                         b"Content-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s"
+                         % (status.encode(), len(body), body))
+            return True
         conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
         return True
 
@@ -271,6 +280,29 @@ class TestWholeRequestDeadline:
         assert peak < BIG / 2
         assert len(raw.paths) == 1  # a refusal is not retried
         assert raw.wait_for(lambda: raw.ended == 1)
+
+    @pytest.mark.parametrize("flavour", FLAVOURS)
+    @pytest.mark.parametrize(
+        ("status", "error", "attempts"),
+        [(200, oauth_cc_auth.TokenResponseError, 1), (401, oauth_cc_auth.TokenRequestError, 1),
+         (503, oauth_cc_auth.TokenEndpointError, 2)],
+    )
+    def test_an_undecodable_content_encoding_is_the_error_its_status_says(
+        self, raw: RawServer, flavour: str, status: int, error: type[Exception], attempts: int
+    ) -> None:
+        auth = make_auth(flavour, f"{raw.base}/garbled?status={status}", max_retries=1,
+                         backoff=0)
+        with warnings.catch_warnings():
+            # httpx's decoder fails inside its own async generators, which it leaves
+            # unfinished; trio (unlike asyncio) warns when they are collected.
+            warnings.filterwarnings("ignore", "Async generator", ResourceWarning)
+            result = get_token(flavour, auth)
+            gc.collect()
+        assert isinstance(result, error), result
+        assert result.status_code == status
+        if status != 503:
+            assert "Content-Encoding cannot be decoded" in str(result)
+        assert len(raw.paths) == attempts  # only a 5xx is tried again
 
     @pytest.mark.parametrize("flavour", FLAVOURS)
     def test_an_answer_within_the_cap_is_a_token(self, raw: RawServer, flavour: str) -> None:
