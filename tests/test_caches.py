@@ -195,9 +195,12 @@ class TestFleet:
         (tmp_path / "b").mkdir()
         waiter, go_b = start_fleet(emulator, url, 1, 4, "threads", tmp_path / "b")
         while not (tmp_path / "b" / "ready-0").exists():
+            assert time.monotonic() < deadline
             time.sleep(0.01)
         go_b.touch()
-        time.sleep(0.3)  # the waiter is now waiting for the holder's lock
+        # Time for the waiter to reach the holder's lock. The assertions below hold whether or
+        # not it has (a dead holder's lock costs at most lock_timeout either way).
+        time.sleep(0.3)
         started = time.monotonic()
         holder[0].send_signal(signal.SIGKILL)
         holder[0].communicate()
