@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Unpack
 
@@ -196,11 +197,12 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
         r.headers["Authorization"] = token.authorization
         url = r.url or ""
         renew_on = self._renew_on
+        original = weakref.ref(r)  # not r itself: the hook, stored on r, would keep it alive
 
         def renew(response: requests.Response, **kwargs: Any) -> requests.Response:
             if response.status_code not in renew_on:  # every answer passes here: leave
                 return response
-            return self._renew(response, token, url, r, **kwargs)
+            return self._renew(response, token, url, original(), **kwargs)
 
         # What register_hook() does, without its isinstance(hook, Callable) ABC check on
         # every request, for a hook that is a function.
@@ -212,11 +214,11 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
         r: requests.Response,
         token: Token,
         url: str,
-        original: requests.PreparedRequest,
+        original: requests.PreparedRequest | None,
         **kwargs: Any,
     ) -> requests.Response:
         """Re-send a request once with a new token after the resource server's 401 (or
-        another ``renew_on`` status). *original* is the request the session sends (and
+        another ``renew_on`` status). *original* is the request the session sent (and
         follows redirects from).
 
         Like ``requests.auth.HTTPDigestAuth.handle_401``: the re-sent request goes straight
@@ -252,10 +254,15 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
         retried.history.append(r)
         retried.request = prep
         if retried.is_redirect:
-            # The session follows a redirect from a copy of the original request: its copies
-            # get the new token (requests strips it for another host), while the original
-            # shows, in the history and in requests-mock's, the token it was sent with.
-            original.headers = _RenewedHeaders(original.headers, authorization)
+            # The session follows a redirect from a copy of the request it sent (the
+            # original, or the redirect hop this answer is to): its copies get the new token
+            # (requests strips it for another host), while it shows, in the history and in
+            # requests-mock's, the token it was sent with.
+            followed = [original] if original is not None else []
+            if isinstance(sent, requests.PreparedRequest) and sent is not original:
+                followed.append(sent)
+            for request in followed:
+                request.headers = _RenewedHeaders(request.headers, authorization)
         return retried
 
 
