@@ -184,7 +184,7 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
             client: The library's ``Client`` for token requests from sync flows. By default
                 the auth object uses its own; never the client of the API request.
             async_client: The library's ``AsyncClient`` for token requests from async flows.
-                By default the auth object opens one per event loop.
+                By default the auth object opens one per token request, closed with it.
             **options: ``provider``, ``environment``, ``token_url``, ``scope``, ``extra``,
                 ``leeway``, ``auth_method``, ``timeout``, ``max_retries``, ``backoff``,
                 ``max_retry_after``, ``max_response_bytes``, ``insecure_transport``,
