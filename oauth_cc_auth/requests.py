@@ -166,8 +166,13 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
         limit = config.max_response_bytes
         body: bytes | TransportFailure | Unread = "too large"
         if not declared_too_large(response.headers, limit):
+            # A mounted adapter that built its answer in memory has no raw stream to read.
+            chunks = (
+                response.iter_content(READ_CHUNK) if response.raw is not None
+                else iter((response.content or b"",))
+            )
             body = read_capped(
-                response.iter_content(READ_CHUNK),
+                chunks,
                 limit=limit,
                 deadline=deadline,
                 stop=_shutter(response),

@@ -453,3 +453,31 @@ class TestOptions:
         assert auth._config.max_response_bytes == 2048
         with pytest.raises(oauth_cc_auth.ConfigurationError, match="max_response_bytes"):
             RequestsAuth.from_env({**env, "OAUTH_CC_MAX_RESPONSE_BYTES": "lots"})
+
+
+def test_a_mounted_requests_adapter_that_answers_from_memory() -> None:
+    """A transport adapter of the user's that builds its answer in memory (no raw stream)."""
+    import requests
+    from requests.adapters import BaseAdapter
+
+    class InMemory(BaseAdapter):
+        def send(self, request: Any, **kwargs: Any) -> requests.Response:
+            response = requests.Response()
+            response.status_code = 200
+            response.headers["Content-Type"] = "application/json"
+            response._content = json.dumps({"access_token": "mem", "expires_in": 60}).encode()
+            response.request, response.url = request, request.url
+            return response
+
+        def close(self) -> None:
+            pass
+
+    session = requests.Session()
+    session.mount("https://", InMemory())
+    auth = RequestsAuth("id", "secret", token_url="https://auth.example/token",
+                        session=session, cache=MemoryCache())
+    assert auth.get_token().access_token == "mem"
+    too_small = RequestsAuth("id", "secret", token_url="https://auth.example/token",
+                             session=session, cache=MemoryCache(), max_response_bytes=10)
+    with pytest.raises(oauth_cc_auth.TokenResponseError, match="max_response_bytes=10"):
+        too_small.get_token()
