@@ -1,4 +1,4 @@
-"""What every adapter shares: construction, repr, origin checks, error translation."""
+"""What every adapter shares: construction, repr, token on this thread, error translation."""
 
 from __future__ import annotations
 
@@ -20,9 +20,8 @@ from oauth_cc_auth._token import Token
 from oauth_cc_auth.errors import AuthError, ConfigurationError
 from oauth_cc_auth.providers._base import Provider
 
-__all__ = ["AuthOptions", "ClientCredentialsBase", "ConfigOptions", "origin"]
+__all__ = ["AuthOptions", "ClientCredentialsBase", "ConfigOptions"]
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class ConfigOptions(ClientAuthOptions, total=False):
@@ -49,13 +48,6 @@ class AuthOptions(ConfigOptions, total=False):
 
     cache: MemoryCache | TokenCache | str | None
     clock: Callable[[], float]
-
-
-def origin(url: str) -> tuple[str, str, int | None]:
-    """RFC 6454 origin of *url*: scheme, host and port (the scheme's default filled in)."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme)
 
 
 class ClientCredentialsBase:
@@ -173,11 +165,11 @@ class ClientCredentialsBase:
         self,
         send: Callable[[TokenRequest], TokenHTTPResponse | TransportFailure],
         after: int = 0,
-        **error_attributes: Any,
+        request: object = None,
     ) -> Token:
         """The fresh token, or one obtained on this thread with *send* doing the I/O (from a
         token request made after generation *after*); errors raised as this adapter's
-        classes, with *error_attributes* set on them."""
+        classes, carrying *request* (the API request that needed the token), if given."""
         token = self._manager.fresh_token(after)
         if token is not None:
             return token
@@ -185,12 +177,13 @@ class ClientCredentialsBase:
         try:
             return run_sync(self._manager.obtain(after=after), send)
         except AuthError as exc:
-            failure = self._translate(exc, **error_attributes)
+            failure = self._translate(exc, request)
         raise failure  # outside the except block: no __context__ to keep alive
 
-    def _translate(self, exc: AuthError, **attributes: Any) -> AuthError:
+    def _translate(self, exc: AuthError, request: object = None) -> AuthError:
         """*exc* as this adapter's subclass of its class, so that HTTP-library ``except``
-        clauses catch it; the core's instance is shared by waiters, so a copy is made."""
+        clauses catch it, carrying *request*; the core's instance is shared by waiters, so a
+        copy is made."""
         for base, cls in self._error_classes.items():
             if isinstance(exc, base):
                 new = cls(
@@ -199,9 +192,14 @@ class ClientCredentialsBase:
                     error=exc.error,
                     description=exc.description,
                 )
-                new.__dict__.update(attributes)
+                if request is not None:
+                    self._attach(new, request)
                 return new
         return exc
+
+    def _attach(self, error: AuthError, request: object) -> None:
+        """Make *request* the ``.request`` of an adapter's *error* (the HTTP library's error
+        API); an adapter whose errors carry their request overrides this."""
 
 
 # -- fork ------------------------------------------------------------------------------------

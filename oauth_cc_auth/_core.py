@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, urlsplit
 
 from oauth_cc_auth._caches import TokenCache
 from oauth_cc_auth._config import Config, RetryPolicy
@@ -51,6 +51,7 @@ __all__ = [
     "TransportFailure",
     "Wait",
     "describe",
+    "origin",
     "run_sync",
     "unsealable",
 ]
@@ -89,6 +90,16 @@ class Wait:
 
     flight: Flight
     timeout: float
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """RFC 6454 origin of *url*: scheme, host and port (the scheme's default filled in)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme)
 
 
 def describe(exc: BaseException) -> str:
@@ -282,6 +293,22 @@ class TokenManager:
         request may take (with a shared cache, its lock wait too)."""
         lock_wait = self.shared.lock_timeout if self.shared is not None else 0.0
         return self.config.longest_token_request() + lock_wait
+
+    def refused(
+        self, token: Token, sent_authorization: str | None, sent_url: str, meant_url: str
+    ) -> int | None:
+        """The resource server refused (401, or another ``renew_on`` status) a request sent
+        to *sent_url* with *sent_authorization*, for which *token* was attached at
+        *meant_url*: if that refusal is of our token, invalidate it and return the generation
+        for the retry (see :meth:`invalidate`); else ``None``, and no retry.
+
+        After redirects the answer is to the last hop: only a request that carried our token,
+        at the origin it was meant for, counts — a redirect to another origin had the header
+        stripped by the HTTP library and gets neither a token nor a retry.
+        """
+        if sent_authorization != token.authorization or origin(sent_url) != origin(meant_url):
+            return None
+        return self.invalidate(token)
 
     def invalidate(self, token: Token) -> int:
         """The resource server answered 401 to a request that carried *token*.

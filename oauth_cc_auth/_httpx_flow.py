@@ -29,7 +29,7 @@ from types import ModuleType
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, Unpack
 
 from oauth_cc_auth import errors
-from oauth_cc_auth._adapter import AuthOptions, ClientCredentialsBase, origin
+from oauth_cc_auth._adapter import AuthOptions, ClientCredentialsBase
 from oauth_cc_auth._core import TransportFailure, describe
 from oauth_cc_auth._limits import (
     Deadline,
@@ -323,7 +323,7 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
         Raises:
             TokenRequestError, TokenResponseError, TokenEndpointError: as for a request.
         """
-        return self._token_on_this_thread(self._send, _request=request)
+        return self._token_on_this_thread(self._send, request=request)
 
     async def aget_token(self, request: RequestT | None = None) -> Token:
         """The current token, fetched without blocking the event loop if needed."""
@@ -357,7 +357,7 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
         try:
             return await obtain_async(self._manager, send, after)
         except errors.AuthError as exc:
-            failure = self._translate(exc, _request=request)
+            failure = self._translate(exc, request)
         finally:
             if opened:
                 import anyio
@@ -369,17 +369,15 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
     # -- the API request -------------------------------------------------------------------
 
     def _retry_after(self, request: RequestT, response: ResponseT, token: Token) -> int | None:
-        """For a 401 (or other ``renew_on`` status) that is ours to recover from, invalidate
-        the token and return the generation a new one must come from; else ``None``."""
-        # After redirects, the answer is to the last hop: only a 401 to a request that carried
-        # our token at the origin it was meant for counts; a cross-origin redirect had it
-        # stripped by the library and gets neither token nor retry.
+        """The core's :meth:`~oauth_cc_auth._core.TokenManager.refused` for this answer."""
         sent = response.request
-        if sent.headers.get("Authorization") != token.authorization or origin(
-            str(sent.url)
-        ) != origin(str(request.url)):
-            return None
-        return self._manager.invalidate(token)
+        return self._manager.refused(
+            token, sent.headers.get("Authorization"), str(sent.url), str(request.url)
+        )
+
+    def _attach(self, error: errors.AuthError, request: object) -> None:
+        if isinstance(error, LibraryError):  # what the library's HTTPError.request reads
+            error._request = request
 
     def sync_auth_flow(self, request: RequestT) -> Generator[RequestT, ResponseT, None]:
         token = self._manager.fresh_token() or self.get_token(request)
@@ -394,7 +392,7 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
         if after is not None and rewind is not None:
             rewind()
             del request.headers["Authorization"]  # an error's .request: not the refused token
-            new = self._token_on_this_thread(self._send, after, _request=request)
+            new = self._token_on_this_thread(self._send, after, request)
             request.headers["Authorization"] = new.authorization
             yield request
 

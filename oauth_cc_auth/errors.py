@@ -85,9 +85,16 @@ class TokenRequestError(AuthError, OAuth2Error):  # type: ignore[misc]  # authli
 
     ``error`` and ``description`` come from the answer's body when it has them (RFC 6749
     §5.2 ``error``/``error_description``, or a provider's own envelope), else ``None``.
+    Authlib's error API works on it (``get_body()``, ``get_headers()``, calling it).
     """
 
     status_code: int | None
+    # What OAuth2Error.__init__ would set (it is not called: see AuthError.__init__). A token
+    # endpoint's refusal has no error_uri to pass on, no state and no redirect.
+    uri: str | None = None
+    state: str | None = None
+    redirect_uri: str | None = None
+    redirect_fragment: bool = False
 
 
 class TokenResponseError(AuthError):

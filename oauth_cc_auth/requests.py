@@ -14,7 +14,7 @@ from requests.structures import CaseInsensitiveDict
 from requests.utils import rewind_body
 
 from oauth_cc_auth import errors
-from oauth_cc_auth._adapter import AuthOptions, ClientCredentialsBase, origin
+from oauth_cc_auth._adapter import AuthOptions, ClientCredentialsBase
 from oauth_cc_auth._core import TransportFailure, describe
 from oauth_cc_auth._limits import (
     READ_CHUNK,
@@ -230,13 +230,11 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
         to the connection, so no hook (this one included) sees its answer — never a loop.
         """
         sent = r.request
-        # Only a 401 to a request that carried our token, at the origin it was meant for: a
-        # redirect to another host had the header stripped and gets neither token nor retry.
-        if sent.headers.get("Authorization") != token.authorization or origin(
-            sent.url or ""
-        ) != origin(url):
+        after = self._manager.refused(
+            token, sent.headers.get("Authorization"), sent.url or "", url
+        )
+        if after is None:
             return r
-        after = self._manager.invalidate(token)
         prep = sent.copy()
         body = prep.body
         if body is not None and not isinstance(body, (bytes, str)):

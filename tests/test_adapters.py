@@ -492,6 +492,18 @@ def test_token_request_error_is_authlibs_oauth2_error() -> None:
     err = oauth_cc_auth.TokenRequestError("refused", status_code=400, error="invalid_scope")
     assert isinstance(err, OAuth2Error)
     assert (err.error, err.status_code, str(err)) == ("invalid_scope", 400, "refused")
+    # Authlib's error API, as code that handles OAuth2Error calls it.
+    assert err.get_body() == [("error", "invalid_scope")]
+    described = oauth_cc_auth.TokenRequestError(
+        "refused", status_code=401, error="invalid_client", description="no such client"
+    )
+    assert described.get_body() == [("error", "invalid_client"),
+                                    ("error_description", "no such client")]
+    status, body, headers = described()
+    assert (status, body) == (401, {"error": "invalid_client",
+                                    "error_description": "no such client"})
+    assert ("Content-Type", "application/json") in headers
+    assert described.get_headers() == headers
 
 
 def _chain(error: BaseException) -> list[BaseException]:

@@ -32,6 +32,35 @@ def test_top_level_names() -> None:
         assert hasattr(oauth_cc_auth, name)
 
 
+def test_the_provider_api() -> None:
+    """What a provider author imports: the hooks' value types and the default hooks."""
+    from oauth_cc_auth import providers
+
+    assert providers.__all__ == [
+        "ClientSettings",
+        "Provider",
+        "TokenHTTPResponse",
+        "TokenRequest",
+        "client_credentials",
+        "decode_json_object",
+        "decode_oauth_error",
+        "decode_token_response",
+        "encode_token_request",
+        "json_object_or_none",
+    ]
+    client = providers.ClientSettings("https://auth.example/token", "id", "s+cret",
+                                      auth_method="client_secret_basic")
+    request = providers.encode_token_request(oauth_cc_auth.get_provider("rfc6749"), client)
+    assert isinstance(request, providers.TokenRequest)
+    assert providers.client_credentials(client) == (
+        {"Authorization": request.headers["Authorization"]}, []
+    )
+    answer = providers.TokenHTTPResponse(400, {}, b'{"error": "invalid_client"}')
+    assert providers.decode_oauth_error(oauth_cc_auth.Provider("x"), answer) == (
+        "invalid_client", None
+    )
+
+
 def test_import_pulls_in_no_http_library() -> None:
     code = (
         "import sys, oauth_cc_auth\n"

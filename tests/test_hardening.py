@@ -270,3 +270,17 @@ def test_endpoint_down_after_a_401_is_an_error_not_the_refused_token() -> None:
     after = m.invalidate(old)
     with pytest.raises(TokenEndpointError):
         run_sync(m.obtain(after=after), lambda r: reply(503, b""))
+
+
+def test_only_a_refusal_of_our_token_at_its_origin_is_ours() -> None:
+    m = manager()
+    token = run_sync(m.obtain(), lambda r: ok_answer("tok-1"))
+    api = "https://api.example/things"
+    assert m.refused(token, "Bearer other", api, api) is None
+    assert m.refused(token, None, "https://elsewhere.example/x", api) is None
+    assert m.refused(token, token.authorization, "http://api.example/things", api) is None
+    assert m.fresh_token() is token  # none of those touched it
+    generation = m.refused(token, token.authorization, "https://API.example:443/other", api)
+    assert generation is not None
+    assert m.fresh_token() is None
+    assert m.fresh_token(generation) is None
