@@ -25,6 +25,7 @@ from collections.abc import (
     Mapping,
     MutableMapping,
 )
+from functools import partial
 from types import ModuleType
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, Unpack
 
@@ -33,7 +34,9 @@ from oauth_cc_auth._adapter import AuthOptions, ClientCredentialsBase
 from oauth_cc_auth._core import TransportFailure, describe
 from oauth_cc_auth._limits import (
     Deadline,
+    SocketHolder,
     Unread,
+    Watchdog,
     aread_capped,
     declared_too_large,
     read_capped,
@@ -78,7 +81,8 @@ class _TokenResponse(_Response, Protocol):
 
 class _Client(Protocol):
     def build_request(
-        self, method: str, url: str, *, content: bytes, headers: dict[str, str], timeout: float
+        self, method: str, url: str, *, content: bytes, headers: dict[str, str], timeout: float,
+        extensions: dict[str, Any],
     ) -> Any: ...
     def send(
         self, request: Any, *, auth: None, follow_redirects: bool, stream: bool
@@ -88,7 +92,8 @@ class _Client(Protocol):
 
 class _AsyncClient(Protocol):
     def build_request(
-        self, method: str, url: str, *, content: bytes, headers: dict[str, str], timeout: float
+        self, method: str, url: str, *, content: bytes, headers: dict[str, str], timeout: float,
+        extensions: dict[str, Any],
     ) -> Any: ...
     async def send(
         self, request: Any, *, auth: None, follow_redirects: bool, stream: bool
@@ -144,6 +149,15 @@ def _rewinder(request: _Request, byte_stream: type) -> Callable[[], None] | None
 
 def _nothing() -> None:
     return None
+
+
+def _note_socket(holder: SocketHolder, event: str, info: Mapping[str, Any]) -> None:
+    """httpcore's trace callback: note the socket of a connection just opened."""
+    if event in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+        get_extra_info = getattr(info.get("return_value"), "get_extra_info", None)
+        sock = get_extra_info("socket") if get_extra_info is not None else None
+        if isinstance(sock, socket.socket):
+            holder.sock = sock
 
 
 def _shutter(response: _TokenResponse) -> Callable[[], None] | None:
@@ -241,11 +255,16 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
                 self._ssl_context = self._lib.create_ssl_context()
             return self._ssl_context
 
-    def _build(self, client: _Client | _AsyncClient, request: TokenRequest) -> Any:
+    def _build(
+        self,
+        client: _Client | _AsyncClient,
+        request: TokenRequest,
+        extensions: dict[str, Any] | None = None,
+    ) -> Any:
         # The timeout also for a client given by the user.
         return client.build_request(
             request.method, request.url, content=request.body, headers=dict(request.headers),
-            timeout=self._config.timeout,
+            timeout=self._config.timeout, extensions=extensions or {},
         )
 
     def _send(self, request: TokenRequest) -> TokenHTTPResponse | TransportFailure:
@@ -253,13 +272,26 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
         config = self._config
         deadline = Deadline(config.timeout)
         client = self._sync_client()
+        # A new connection's socket, from httpcore's trace, lets the watchdog bound the wait
+        # for the status line and headers too (a reused connection's is bounded per read).
+        holder = SocketHolder()
+        extensions = {"trace": partial(_note_socket, holder)}
+        failure: TransportFailure | None = None
         try:
-            # auth=None: never the client's own auth (a user's client may carry one).
-            response = client.send(
-                self._build(client, request), auth=None, follow_redirects=False, stream=True
-            )
+            with Watchdog(deadline, holder.stop) as watchdog:
+                # auth=None: never the client's own auth (a user's client may carry one).
+                response = client.send(
+                    self._build(client, request, extensions), auth=None,
+                    follow_redirects=False, stream=True,
+                )
         except self._lib.HTTPError as exc:
-            return TransportFailure(describe(exc))
+            failure = TransportFailure(describe(exc))
+        if watchdog.fired:
+            if failure is None:
+                response.close()
+            return timed_out(deadline.seconds)
+        if failure is not None:
+            return failure
         limit = config.max_response_bytes
         body: bytes | TransportFailure | Unread = "too large"
         try:

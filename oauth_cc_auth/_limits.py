@@ -24,6 +24,7 @@ from oauth_cc_auth._core import TransportFailure
 __all__ = [
     "READ_CHUNK",
     "Deadline",
+    "SocketHolder",
     "Unread",
     "Watchdog",
     "aread_capped",
@@ -81,6 +82,21 @@ def shutdown_socket(sock: socket.socket) -> Callable[[], None]:
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
     return stop
+
+
+class SocketHolder:
+    """The socket an attempt's request is sent on, once an adapter learns it (before the
+    answer's status line and headers are read): what a :class:`Watchdog` shuts down."""
+
+    __slots__ = ("sock",)
+
+    def __init__(self) -> None:
+        self.sock: socket.socket | None = None
+
+    def stop(self) -> None:
+        """Shut the socket down, if one is known."""
+        if self.sock is not None:
+            shutdown_socket(self.sock)()
 
 
 class Watchdog:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Unpack
 
 import requests
+import requests.adapters
+import urllib3.connection
+import urllib3.connectionpool
+import urllib3.poolmanager
 from requests.cookies import extract_cookies_to_jar
 from requests.exceptions import UnrewindableBodyError
 from requests.structures import CaseInsensitiveDict
@@ -19,9 +24,12 @@ from oauth_cc_auth._core import TransportFailure, describe
 from oauth_cc_auth._limits import (
     READ_CHUNK,
     Deadline,
+    SocketHolder,
     Unread,
+    Watchdog,
     declared_too_large,
     read_capped,
+    timed_out,
 )
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth._token import Token
@@ -63,6 +71,60 @@ def _shutter(response: requests.Response) -> Callable[[], None] | None:
         return None
     stop: Callable[[], None] = shutdown
     return stop
+
+
+# -- the token session's connections: their socket for the attempt's watchdog ------------------
+
+#: The attempt in progress on this thread (``holder``: its SocketHolder, or None).
+_attempt = threading.local()
+
+
+class _HandsOverSocket:
+    """A urllib3 connection that, before reading an answer, gives its socket to the attempt
+    in progress on this thread, so that a watchdog can interrupt a dripping status line."""
+
+    sock: socket.socket | None
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        holder = getattr(_attempt, "holder", None)
+        if holder is not None:
+            holder.sock = self.sock
+        return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+
+
+class _HTTPConnection(_HandsOverSocket, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_HandsOverSocket, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPPool(urllib3.connectionpool.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+class _DeadlineAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter, with connections that hand their socket to the attempt's watchdog;
+    for the auth object's own token session only."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        # An HTTP(S) proxy's pools are urllib3's own; a SOCKS proxy's are left as they are.
+        if manager.pool_classes_by_scheme is urllib3.poolmanager.pool_classes_by_scheme:
+            manager.pool_classes_by_scheme = _POOLS
+        return manager
 
 
 def _no_auth(request: requests.PreparedRequest) -> requests.PreparedRequest:
@@ -143,26 +205,44 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
             return self._session
         with self._lock:
             if self._own_session is None:
-                self._own_session = requests.Session()
+                session = requests.Session()
+                adapter = _DeadlineAdapter()
+                session.mount("https://", adapter)
+                session.mount("http://", adapter)
+                self._own_session = session
             return self._own_session
 
     def _send(self, request: TokenRequest) -> TokenHTTPResponse | TransportFailure:
         # The timeout bounds the whole attempt (DESIGN §7): requests' own bounds each read.
         config = self._config
         deadline = Deadline(config.timeout)
+        # Our own session's connections hand their socket over before the status line and
+        # headers are read: the watchdog bounds that wait too (a session given by the user
+        # bounds it per read).
+        holder = _attempt.holder = SocketHolder()
+        failure: TransportFailure | None = None
         try:
-            response = self._token_session().request(
-                request.method,
-                request.url,
-                data=request.body,
-                headers=dict(request.headers),
-                timeout=config.timeout,
-                allow_redirects=False,
-                auth=_no_auth,
-                stream=True,  # read below, within the deadline and the size cap
-            )
+            with Watchdog(deadline, holder.stop) as watchdog:
+                response = self._token_session().request(
+                    request.method,
+                    request.url,
+                    data=request.body,
+                    headers=dict(request.headers),
+                    timeout=config.timeout,
+                    allow_redirects=False,
+                    auth=_no_auth,
+                    stream=True,  # read below, within the deadline and the size cap
+                )
         except requests.RequestException as exc:
-            return TransportFailure(describe(exc))
+            failure = TransportFailure(describe(exc))
+        finally:
+            _attempt.holder = None
+        if watchdog.fired:
+            if failure is None:
+                response.close()
+            return timed_out(deadline.seconds)
+        if failure is not None:
+            return failure
         limit = config.max_response_bytes
         body: bytes | TransportFailure | Unread = "too large"
         if not declared_too_large(response.headers, limit):
