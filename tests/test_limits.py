@@ -111,6 +111,8 @@ class RawServer:
                     return
 
     def _answer(self, conn: socket.socket, target: str) -> bool:
+        if target.startswith("http://"):  # asked as a forward proxy: the same answers
+            target = "/" + target.split("/", 3)[3]
         path, _, query = target.partition("?")
         if path == "/token":
             body = json.dumps({"access_token": "tok", "expires_in": 3600}).encode()
@@ -487,3 +489,20 @@ def test_a_mounted_requests_adapter_that_answers_from_memory() -> None:
                              session=session, cache=MemoryCache(), max_response_bytes=10)
     with pytest.raises(oauth_cc_auth.TokenResponseError, match="max_response_bytes=10"):
         too_small.get_token()
+
+
+def test_requests_through_a_proxy_bounds_dripping_headers(
+    raw: RawServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The token session's own connections also through an HTTP proxy (the environment's)."""
+    monkeypatch.setenv("HTTP_PROXY", raw.base)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    auth = RequestsAuth("id", "secret", token_url="http://auth.example/drip-headers",
+                        insecure_transport=True, timeout=0.5, max_retries=0,
+                        cache=MemoryCache())
+    started = time.monotonic()
+    result = get_token("requests", auth)
+    assert isinstance(result, oauth_cc_auth.TokenEndpointError), result
+    assert time.monotonic() - started < 1.5
+    assert raw.paths == ["http://auth.example/drip-headers"]
