@@ -12,7 +12,8 @@ from urllib.parse import urlsplit
 from oauth_cc_auth._caches import TokenCache, open_cache, without_password
 from oauth_cc_auth._client_auth import ClientAuthOptions
 from oauth_cc_auth._config import build_config
-from oauth_cc_auth._core import TokenManager, TransportFailure, run_sync, unsealable
+from oauth_cc_auth._core import TokenManager, TransportFailure, unsealable
+from oauth_cc_auth._drivers import run_sync
 from oauth_cc_auth._memory import MemoryCache
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth._settings import from_environ, from_mapping

@@ -3,8 +3,9 @@
 The core performs no I/O. Getting a token is a generator (:meth:`TokenManager.obtain`) that
 yields *actions* — :class:`Send` this token request, :class:`Sleep` this long, :class:`Wait`
 for another caller's token request — and receives their results. The adapters drive it with
-their own HTTP client: :func:`run_sync` here for threads, ``_aio.run_async`` for async tasks.
-So the protocol — retries, parsing, expiry, single flight, invalidation — exists once.
+their own HTTP client through the drivers of ``_drivers`` (``run_sync`` for threads,
+``run_async`` for async tasks). So the protocol — retries, parsing, expiry, single flight,
+invalidation — exists once.
 
 Single flight within the process is the :class:`~oauth_cc_auth._memory.TokenSlot`'s; across
 processes, a shared cache's lock (``CacheLock``).
@@ -41,10 +42,12 @@ if TYPE_CHECKING:
     from oauth_cc_auth._sealed import Sealer
 
 __all__ = [
+    "Action",
     "CacheFailure",
     "CacheLoad",
     "CacheLock",
     "CacheStore",
+    "Outcome",
     "Send",
     "Sleep",
     "TokenManager",
@@ -52,7 +55,6 @@ __all__ = [
     "Wait",
     "describe",
     "origin",
-    "run_sync",
     "unsealable",
 ]
 
@@ -676,61 +678,3 @@ def _lifetime(value: object) -> float | bool | None:
     if not math.isfinite(seconds) or seconds <= 0:
         return False
     return seconds
-
-
-# -- the sync driver ---------------------------------------------------------------------------
-
-
-def _cache_call(function: Callable[..., Any], *args: Any) -> Any:
-    try:
-        return function(*args)
-    except Exception as exc:  # a cache failure is never a request failure
-        return CacheFailure(describe(exc))
-
-
-def run_sync(
-    flow: Generator[Action, Outcome, Token],
-    send: Callable[[TokenRequest], TokenHTTPResponse | TransportFailure],
-    sleep: Callable[[float], None] = time.sleep,
-) -> Token:
-    """Drive a token flow on the calling thread, doing its I/O with *send* and *sleep*."""
-    locks: list[tuple[TokenCache, str, object]] = []
-    try:
-        action = next(flow)
-        while True:
-            outcome: Outcome = None
-            if isinstance(action, Send):
-                outcome = send(action.request)
-            elif isinstance(action, Sleep):
-                sleep(action.seconds)
-            elif isinstance(action, Wait):
-                outcome = None if action.flight.done.wait(action.timeout) else False
-            elif isinstance(action, CacheLoad):
-                outcome = _cache_call(action.cache.load, action.key)
-            elif isinstance(action, CacheStore):
-                outcome = _cache_call(action.cache.store, action.key, action.value, action.ttl)
-            else:
-                cache = action.cache
-                handle = _cache_call(cache.try_lock, action.key, cache.lock_timeout)
-                outcome = lock_outcome(locks, cache, action.key, handle)
-            action = flow.send(outcome)
-    except StopIteration as stop:
-        token: Token = stop.value
-        return token
-    finally:
-        flow.close()
-        for cache, key, handle in locks:
-            if isinstance(_cache_call(cache.unlock, key, handle), CacheFailure):
-                logger.debug("could not release a lock of %s", cache.name)
-
-
-def lock_outcome(
-    locks: list[tuple[TokenCache, str, object]], cache: TokenCache, key: str, handle: object
-) -> bool | CacheFailure:
-    """What a driver answers to ``CacheLock``, remembering a lock taken so as to release it."""
-    if isinstance(handle, CacheFailure):
-        return handle
-    if handle is None:
-        return False
-    locks.append((cache, key, handle))
-    return True

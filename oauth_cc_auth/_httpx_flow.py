@@ -365,7 +365,7 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
         token = self._manager.fresh_token(after)
         if token is not None:
             return token
-        from oauth_cc_auth._aio import obtain_async
+        from oauth_cc_auth._drivers import run_async
 
         # The auth object's own AsyncClient lives as long as this token request, in this task:
         # closed before its event loop can end, never left to the garbage collector (DESIGN
@@ -387,7 +387,7 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
 
         failure: errors.AuthError | None = None
         try:
-            return await obtain_async(self._manager, send, after)
+            return await run_async(self._manager, send, after)
         except errors.AuthError as exc:
             failure = self._translate(exc, request)
         finally:

@@ -20,8 +20,8 @@ from oauth_cc_auth._core import (
     Wait,
     parse_retry_after,
     retry_delay,
-    run_sync,
 )
+from oauth_cc_auth._drivers import run_sync
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth.testing import FakeClock
 

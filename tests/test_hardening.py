@@ -24,7 +24,8 @@ from oauth_cc_auth import (
     get_provider,
 )
 from oauth_cc_auth._config import build_config
-from oauth_cc_auth._core import TokenManager, run_sync
+from oauth_cc_auth._core import TokenManager
+from oauth_cc_auth._drivers import run_sync
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth.testing import FakeClock
 

@@ -1,0 +1,198 @@
+"""The drivers of the core's token flow: :func:`run_sync` on the calling thread and
+:func:`run_async` on the running event loop (anyio: asyncio and trio alike), side by side.
+
+The flow (``TokenManager.obtain``) yields actions; a driver performs each with its own I/O
+and sends the outcome back: the same answers, blocking or awaited. The shared-cache locks a
+flow takes are kept in a :class:`HeldLocks` and released when the flow ends, however it ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any
+
+from oauth_cc_auth._core import (
+    Action,
+    CacheFailure,
+    CacheLoad,
+    CacheLock,
+    CacheStore,
+    Outcome,
+    Send,
+    Sleep,
+    TokenManager,
+    TransportFailure,
+    Wait,
+    describe,
+)
+from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
+from oauth_cc_auth._token import Token
+from oauth_cc_auth._token_cache import TokenCache
+
+__all__ = ["HeldLocks", "current_loop", "run_async", "run_sync"]
+
+logger = logging.getLogger("oauth_cc_auth")
+
+
+class HeldLocks:
+    """The shared-cache locks one flow holds, to release when it ends."""
+
+    __slots__ = ("_held",)
+
+    def __init__(self) -> None:
+        self._held: list[tuple[TokenCache, str, object]] = []
+
+    def taken(self, cache: TokenCache, key: str, handle: object) -> bool | CacheFailure:
+        """The outcome of ``CacheLock`` from what ``try_lock`` gave; a lock taken is kept."""
+        if isinstance(handle, CacheFailure):
+            return handle
+        if handle is None:
+            return False
+        self._held.append((cache, key, handle))
+        return True
+
+    def release(self) -> None:
+        for cache, key, handle in self._held:
+            if isinstance(_call(cache.unlock, key, handle), CacheFailure):
+                logger.debug("could not release a lock of %s", cache.name)
+        self._held.clear()
+
+    async def arelease(self) -> None:
+        for cache, key, handle in self._held:
+            if isinstance(await _acall(cache.aunlock, key, handle), CacheFailure):
+                logger.debug("could not release a lock of %s", cache.name)
+        self._held.clear()
+
+    def __bool__(self) -> bool:
+        return bool(self._held)
+
+
+def _call(function: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return function(*args)
+    except Exception as exc:  # a cache failure is never a request failure
+        return CacheFailure(describe(exc))
+
+
+async def _acall(function: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+    try:
+        return await function(*args)
+    except Exception as exc:  # a cache failure is never a request failure
+        return CacheFailure(describe(exc))
+
+
+# -- on the calling thread -----------------------------------------------------------------------
+
+
+def run_sync(
+    flow: Generator[Action, Outcome, Token],
+    send: Callable[[TokenRequest], TokenHTTPResponse | TransportFailure],
+    sleep: Callable[[float], None] = time.sleep,
+) -> Token:
+    """Drive a token flow on the calling thread, doing its I/O with *send* and *sleep*."""
+    locks = HeldLocks()
+    try:
+        action = next(flow)
+        while True:
+            outcome: Outcome = None
+            if isinstance(action, Send):
+                outcome = send(action.request)
+            elif isinstance(action, Sleep):
+                sleep(action.seconds)
+            elif isinstance(action, Wait):
+                outcome = None if action.flight.done.wait(action.timeout) else False
+            elif isinstance(action, CacheLoad):
+                outcome = _call(action.cache.load, action.key)
+            elif isinstance(action, CacheStore):
+                outcome = _call(action.cache.store, action.key, action.value, action.ttl)
+            elif isinstance(action, CacheLock):
+                cache = action.cache
+                handle = _call(cache.try_lock, action.key, cache.lock_timeout)
+                outcome = locks.taken(cache, action.key, handle)
+            action = flow.send(outcome)
+    except StopIteration as stop:
+        token: Token = stop.value
+        return token
+    finally:
+        flow.close()
+        locks.release()
+
+
+# -- on the running event loop -------------------------------------------------------------------
+
+
+def current_loop() -> object:
+    """An object identifying the running event loop (equal for the same loop)."""
+    import anyio.lowlevel  # only with the async adapters' extras
+
+    return anyio.lowlevel.current_token()
+
+
+async def run_async(
+    manager: TokenManager,
+    send: Callable[[TokenRequest], Awaitable[TokenHTTPResponse | TransportFailure]],
+    after: int = 0,
+) -> Token:
+    """Get a token without blocking the event loop, doing the I/O with *send*."""
+    shared = manager.shared
+    if shared is None:
+        return await _run_async(manager, send, after)
+    # A shared cache's async connections last as long as this flow: closed in its event loop.
+    async with shared.asession():
+        return await _run_async(manager, send, after)
+
+
+async def _run_async(
+    manager: TokenManager,
+    send: Callable[[TokenRequest], Awaitable[TokenHTTPResponse | TransportFailure]],
+    after: int,
+) -> Token:
+    import anyio
+    import anyio.to_thread
+
+    loop = current_loop()
+    flow = manager.obtain(loop, anyio.Event, after)
+    locks = HeldLocks()
+    try:
+        action = next(flow)
+        while True:
+            outcome: Outcome = None
+            if isinstance(action, Send):
+                outcome = await send(action.request)
+            elif isinstance(action, Sleep):
+                await anyio.sleep(action.seconds)
+            elif isinstance(action, Wait):
+                flight = action.flight
+                if flight.loop == loop:
+                    with anyio.move_on_after(action.timeout):
+                        await flight.event.wait()
+                    outcome = None if flight.event.is_set() else False
+                else:
+                    # Fetched by a thread or by another event loop: wait off the loop.
+                    ended = await anyio.to_thread.run_sync(
+                        flight.done.wait, action.timeout, abandon_on_cancel=True
+                    )
+                    outcome = None if ended else False
+            elif isinstance(action, CacheLoad):
+                outcome = await _acall(action.cache.aload, action.key)
+            elif isinstance(action, CacheStore):
+                outcome = await _acall(action.cache.astore, action.key, action.value, action.ttl)
+            elif isinstance(action, CacheLock):
+                cache = action.cache
+                # Shielded (it is bounded by the cache's own timeout): cancelled between the
+                # backend taking the lock and the handle reaching us, nobody would release it.
+                with anyio.CancelScope(shield=True):
+                    handle = await _acall(cache.atry_lock, action.key, cache.lock_timeout)
+                outcome = locks.taken(cache, action.key, handle)
+            action = flow.send(outcome)
+    except StopIteration as stop:
+        token: Token = stop.value
+        return token
+    finally:
+        flow.close()
+        if locks:
+            # Released also when cancelled: shielded from the cancellation.
+            with anyio.CancelScope(shield=True):
+                await locks.arelease()
