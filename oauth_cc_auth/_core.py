@@ -14,11 +14,11 @@ processes, a shared cache's lock (``CacheLock``).
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import logging
 import math
 import random
-import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -53,6 +53,7 @@ __all__ = [
     "TokenManager",
     "TransportFailure",
     "Wait",
+    "Waited",
     "describe",
     "origin",
     "unsealable",
@@ -87,11 +88,25 @@ class Sleep:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Wait:
-    """Wait until this flight has ended, then answer ``None``; or, when it has not ended
-    after *timeout* seconds (the longest its token request may take), answer ``False``."""
+    """Wait until this flight has ended, at most *timeout* seconds (the longest its token
+    request may take); answer how that went, a :class:`Waited`."""
 
     flight: Flight
     timeout: float
+
+
+@enum.unique
+class Waited(enum.Enum):
+    """What a driver answers to :class:`Wait`."""
+
+    #: The flight ended: its token, or its error, is there.
+    ENDED = "ended"
+    #: It did not end within the timeout.
+    TIMED_OUT = "timed out"
+    #: Waiting would never end: the flight's owner is a task of the event loop that this
+    #: (sync) caller's thread runs, and that this caller blocks (a notebook, a sync client
+    #: inside an async app). The drivers decide this; the core then fetches separately.
+    WOULD_DEADLOCK = "would deadlock"
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -156,7 +171,7 @@ class TransportFailure:
 
 
 Action = Send | Sleep | Wait | CacheLoad | CacheStore | CacheLock
-Outcome = TokenHTTPResponse | TransportFailure | CacheFailure | bytes | bool | None
+Outcome = TokenHTTPResponse | TransportFailure | CacheFailure | Waited | bytes | bool | None
 
 
 # -- retries ---------------------------------------------------------------------------------
@@ -345,17 +360,12 @@ class TokenManager:
                 return token
             flight, owner = self.slot.join(loop, event_factory)
             if not owner:
-                if (
-                    loop is None
-                    and flight.loop is not None
-                    and flight.thread == threading.get_ident()
-                ):
-                    # An async task of this thread's own event loop is fetching, and this sync
-                    # caller blocks that loop: waiting would never end. Fetch separately.
-                    token = yield from self._refresh()
+                waited = yield Wait(flight, self.longest_wait())
+                if waited is Waited.WOULD_DEADLOCK:
+                    token = yield from self._refresh()  # separately, as the driver says
                     self.slot.put(token)
                     return token
-                if (yield Wait(flight, self.longest_wait())) is False:
+                if waited is Waited.TIMED_OUT:
                     raise TokenEndpointError(
                         f"the token request to {self.config.client.token_url} that this "
                         f"caller waited for did not end within {self.longest_wait():.3g} s"

@@ -9,6 +9,7 @@ flow takes are kept in a :class:`HeldLocks` and released when the flow ends, how
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any
@@ -25,6 +26,7 @@ from oauth_cc_auth._core import (
     TokenManager,
     TransportFailure,
     Wait,
+    Waited,
     describe,
 )
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
@@ -102,7 +104,15 @@ def run_sync(
             elif isinstance(action, Sleep):
                 sleep(action.seconds)
             elif isinstance(action, Wait):
-                outcome = None if action.flight.done.wait(action.timeout) else False
+                flight = action.flight
+                if flight.loop is not None and flight.thread == threading.get_ident():
+                    # A task of the event loop this thread runs is fetching: this caller
+                    # blocks that loop, so the task would never finish.
+                    outcome = Waited.WOULD_DEADLOCK
+                elif flight.done.wait(action.timeout):
+                    outcome = Waited.ENDED
+                else:
+                    outcome = Waited.TIMED_OUT
             elif isinstance(action, CacheLoad):
                 outcome = _call(action.cache.load, action.key)
             elif isinstance(action, CacheStore):
@@ -168,13 +178,13 @@ async def _run_async(
                 if flight.loop == loop:
                     with anyio.move_on_after(action.timeout):
                         await flight.event.wait()
-                    outcome = None if flight.event.is_set() else False
+                    ended = flight.event.is_set()
                 else:
                     # Fetched by a thread or by another event loop: wait off the loop.
                     ended = await anyio.to_thread.run_sync(
                         flight.done.wait, action.timeout, abandon_on_cancel=True
                     )
-                    outcome = None if ended else False
+                outcome = Waited.ENDED if ended else Waited.TIMED_OUT
             elif isinstance(action, CacheLoad):
                 outcome = await _acall(action.cache.aload, action.key)
             elif isinstance(action, CacheStore):

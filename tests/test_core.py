@@ -18,6 +18,7 @@ from oauth_cc_auth._core import (
     TokenManager,
     TransportFailure,
     Wait,
+    Waited,
     parse_retry_after,
     retry_delay,
 )
@@ -121,8 +122,28 @@ class TestFlow:
             owner.send(answer())
         assert wait.flight.done.is_set()
         with pytest.raises(StopIteration) as waited:
-            waiter.send(None)
+            waiter.send(Waited.ENDED)
         assert waited.value.value is stop.value.value
+
+    def test_a_waiter_that_would_deadlock_fetches_separately(self) -> None:
+        # The drivers say so for a sync caller on the thread of the loop whose task fetches.
+        m = manager()
+        owner, waiter = m.obtain(), m.obtain()
+        assert isinstance(next(owner), Send)
+        assert isinstance(next(waiter), Wait)
+        assert isinstance(waiter.send(Waited.WOULD_DEADLOCK), Send)
+        with pytest.raises(StopIteration) as stop:
+            waiter.send(answer(body={"access_token": "own", "expires_in": 60}))
+        assert stop.value.value.access_token == "own"
+        assert m.slot.flight is not None  # the owner's request is still its own
+
+    def test_a_wait_that_times_out_is_an_endpoint_error(self) -> None:
+        m = manager()
+        owner, waiter = m.obtain(), m.obtain()
+        next(owner)
+        next(waiter)
+        with pytest.raises(TokenEndpointError, match="did not end within"):
+            waiter.send(Waited.TIMED_OUT)
 
     def test_abandoned_flight_is_taken_over(self) -> None:
         m = manager()
@@ -132,7 +153,7 @@ class TestFlow:
         assert isinstance(wait, Wait)
         owner.close()  # the owner was cancelled
         assert wait.flight.done.is_set()
-        assert isinstance(waiter.send(None), Send)  # the waiter fetches itself
+        assert isinstance(waiter.send(Waited.ENDED), Send)  # the waiter fetches itself
 
     def test_invalidation_is_keyed_to_the_failed_token(self) -> None:
         m = manager()
@@ -174,7 +195,7 @@ class TestReviewedEdges:
         with pytest.raises(StopIteration):
             refresh.send(answer(body={"access_token": "t2", "expires_in": 100}))
         # t2 was requested before the 401: the retry makes a token request of its own.
-        assert isinstance(retry.send(None), Send)
+        assert isinstance(retry.send(Waited.ENDED), Send)
         with pytest.raises(StopIteration) as stop:
             retry.send(answer(body={"access_token": "t3", "expires_in": 100}))
         assert stop.value.value.access_token == "t3"
