@@ -36,10 +36,9 @@ from oauth_cc_auth._limits import (
     Deadline,
     SocketHolder,
     Unread,
-    Watchdog,
     aread_capped,
     declared_too_large,
-    read_capped,
+    exchange,
     shutdown_socket,
     timed_out,
 )
@@ -269,49 +268,30 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
 
     def _send(self, request: TokenRequest) -> TokenHTTPResponse | TransportFailure:
         # The timeout bounds the whole attempt (DESIGN §7); the library's bounds each read.
-        config = self._config
-        deadline = Deadline(config.timeout)
-        client = self._sync_client()
-        # A new connection's socket, from httpcore's trace, lets the watchdog bound the wait
+        # A new connection's socket, from httpcore's trace, lets the deadline bound the wait
         # for the status line and headers too (a reused connection's is bounded per read).
+        config = self._config
+        client = self._sync_client()
         holder = SocketHolder()
         extensions = {"trace": partial(_note_socket, holder)}
-        failure: TransportFailure | None = None
-        try:
-            with Watchdog(deadline, holder.stop) as watchdog:
-                # auth=None: never the client's own auth (a user's client may carry one).
-                response = client.send(
-                    self._build(client, request, extensions), auth=None,
-                    follow_redirects=False, stream=True,
-                )
-        except self._lib.HTTPError as exc:
-            failure = TransportFailure(describe(exc))
-        if watchdog.fired:
-            if failure is None:
-                response.close()
-            return timed_out(deadline.seconds)
-        if failure is not None:
-            return failure
-        limit = config.max_response_bytes
-        body: bytes | TransportFailure | Unread = "too large"
-        try:
-            if not declared_too_large(response.headers, limit):
-                body = read_capped(
-                    response.iter_bytes(),
-                    limit=limit,
-                    deadline=deadline,
-                    stop=_shutter(response),
-                    errors=(self._lib.HTTPError, OSError),
-                    undecodable=(self._lib.DecodingError,),
-                )
-        finally:
-            # Read to its end, the connection goes back to the pool; else it is closed.
-            response.close()
-        if isinstance(body, TransportFailure):
-            return body
-        if isinstance(body, str):
-            return TokenHTTPResponse(response.status_code, response.headers, b"", unread=body)
-        return TokenHTTPResponse(response.status_code, response.headers, body)
+
+        def send() -> _TokenResponse:
+            # auth=None: never the client's own auth (a user's client may carry one).
+            return client.send(
+                self._build(client, request, extensions), auth=None,
+                follow_redirects=False, stream=True,
+            )
+
+        return exchange(
+            send,
+            lambda response: response.iter_bytes(),
+            _shutter,
+            deadline=Deadline(config.timeout),
+            holder=holder,
+            limit=config.max_response_bytes,
+            errors=(self._lib.HTTPError, OSError),
+            undecodable=(self._lib.DecodingError,),
+        )
 
     async def _asend(
         self, client: _AsyncClient, request: TokenRequest

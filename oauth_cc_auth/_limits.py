@@ -17,9 +17,10 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from types import TracebackType
-from typing import Literal
+from typing import Literal, Protocol, TypeVar
 
-from oauth_cc_auth._core import TransportFailure
+from oauth_cc_auth._core import TransportFailure, describe
+from oauth_cc_auth._messages import TokenHTTPResponse
 
 __all__ = [
     "READ_CHUNK",
@@ -29,6 +30,7 @@ __all__ = [
     "Watchdog",
     "aread_capped",
     "declared_too_large",
+    "exchange",
     "read_capped",
     "shutdown_socket",
     "timed_out",
@@ -178,6 +180,68 @@ def read_capped(
     if watchdog.fired or deadline.expired():
         return timed_out(deadline.seconds)
     return failure if failure is not None else b"".join(parts)
+
+
+class _Answer(Protocol):
+    """What :func:`exchange` uses of a library's streamed response."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    def close(self) -> None: ...
+
+
+AnswerT = TypeVar("AnswerT", bound=_Answer)
+
+
+def exchange(
+    send: Callable[[], AnswerT],
+    chunks: Callable[[AnswerT], Iterator[bytes]],
+    stop: Callable[[AnswerT], Callable[[], None] | None],
+    *,
+    deadline: Deadline,
+    holder: SocketHolder,
+    limit: int,
+    errors: tuple[type[BaseException], ...],
+    undecodable: tuple[type[BaseException], ...],
+) -> TokenHTTPResponse | TransportFailure:
+    """One token-request attempt of a sync adapter, within *deadline* and *limit*.
+
+    *send* sends the request and returns the streamed answer once its status line and
+    headers are in, while a watchdog shuts *holder*'s socket at the deadline; the body is
+    then read from *chunks* by :func:`read_capped` (*stop* interrupts a read blocked at the
+    deadline). *errors* are the library's transport errors, *undecodable* its decoding
+    errors. An answer not read to its end is closed, never returned to a pool.
+    """
+    failure: TransportFailure | None = None
+    try:
+        with Watchdog(deadline, holder.stop) as watchdog:
+            answer = send()
+    except errors as exc:
+        failure = TransportFailure(describe(exc))
+    if watchdog.fired:
+        if failure is None:
+            answer.close()
+        return timed_out(deadline.seconds)
+    if failure is not None:
+        return failure
+    body: bytes | TransportFailure | Unread = "too large"
+    if not declared_too_large(answer.headers, limit):
+        body = read_capped(
+            chunks(answer),
+            limit=limit,
+            deadline=deadline,
+            stop=stop(answer),
+            errors=errors,
+            undecodable=undecodable,
+        )
+    if isinstance(body, bytes):
+        return TokenHTTPResponse(answer.status_code, answer.headers, body)
+    answer.close()
+    if isinstance(body, TransportFailure):
+        return body
+    return TokenHTTPResponse(answer.status_code, answer.headers, b"", unread=body)
 
 
 async def aread_capped(

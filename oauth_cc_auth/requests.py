@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, Unpack
 
 import requests
@@ -20,17 +20,8 @@ from requests.utils import rewind_body
 
 from oauth_cc_auth import errors
 from oauth_cc_auth._adapter import AuthOptions, ClientCredentialsBase
-from oauth_cc_auth._core import TransportFailure, describe
-from oauth_cc_auth._limits import (
-    READ_CHUNK,
-    Deadline,
-    SocketHolder,
-    Unread,
-    Watchdog,
-    declared_too_large,
-    read_capped,
-    timed_out,
-)
+from oauth_cc_auth._core import TransportFailure
+from oauth_cc_auth._limits import READ_CHUNK, Deadline, SocketHolder, exchange
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth._token import Token
 
@@ -61,6 +52,14 @@ class TokenEndpointError(errors.TokenEndpointError, requests.ConnectionError):
 
     request = None
     response = None
+
+
+def _chunks(response: requests.Response) -> Iterator[bytes]:
+    """The answer's body; a mounted adapter that built it in memory has no raw stream."""
+    if response.raw is None:
+        return iter((response.content or b"",))
+    chunks: Iterator[bytes] = response.iter_content(READ_CHUNK)
+    return chunks
 
 
 def _shutter(response: requests.Response) -> Callable[[], None] | None:
@@ -214,16 +213,16 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
 
     def _send(self, request: TokenRequest) -> TokenHTTPResponse | TransportFailure:
         # The timeout bounds the whole attempt (DESIGN §7): requests' own bounds each read.
+        # Our own session's connections hand their socket to *holder* before the status line
+        # and headers are read, so the deadline bounds that wait too (a session given by the
+        # user bounds it per read).
         config = self._config
-        deadline = Deadline(config.timeout)
-        # Our own session's connections hand their socket over before the status line and
-        # headers are read: the watchdog bounds that wait too (a session given by the user
-        # bounds it per read).
-        holder = _attempt.holder = SocketHolder()
-        failure: TransportFailure | None = None
-        try:
-            with Watchdog(deadline, holder.stop) as watchdog:
-                response = self._token_session().request(
+        holder = SocketHolder()
+
+        def send() -> requests.Response:
+            _attempt.holder = holder
+            try:
+                return self._token_session().request(
                     request.method,
                     request.url,
                     data=request.body,
@@ -231,41 +230,21 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
                     timeout=config.timeout,
                     allow_redirects=False,
                     auth=_no_auth,
-                    stream=True,  # read below, within the deadline and the size cap
+                    stream=True,  # read by exchange(), within the deadline and the size cap
                 )
-        except requests.RequestException as exc:
-            failure = TransportFailure(describe(exc))
-        finally:
-            _attempt.holder = None
-        if watchdog.fired:
-            if failure is None:
-                response.close()
-            return timed_out(deadline.seconds)
-        if failure is not None:
-            return failure
-        limit = config.max_response_bytes
-        body: bytes | TransportFailure | Unread = "too large"
-        if not declared_too_large(response.headers, limit):
-            # A mounted adapter that built its answer in memory has no raw stream to read.
-            chunks = (
-                response.iter_content(READ_CHUNK) if response.raw is not None
-                else iter((response.content or b"",))
-            )
-            body = read_capped(
-                chunks,
-                limit=limit,
-                deadline=deadline,
-                stop=_shutter(response),
-                errors=(requests.RequestException, OSError),
-                undecodable=(requests.exceptions.ContentDecodingError,),
-            )
-        if not isinstance(body, bytes):
-            # Not read to its end: the connection is closed, never returned to the pool.
-            response.close()
-            if isinstance(body, TransportFailure):
-                return body
-            return TokenHTTPResponse(response.status_code, response.headers, b"", unread=body)
-        return TokenHTTPResponse(response.status_code, response.headers, body)
+            finally:
+                _attempt.holder = None
+
+        return exchange(
+            send,
+            _chunks,
+            _shutter,
+            deadline=Deadline(config.timeout),
+            holder=holder,
+            limit=config.max_response_bytes,
+            errors=(requests.RequestException, OSError),
+            undecodable=(requests.exceptions.ContentDecodingError,),
+        )
 
     def get_token(self) -> Token:
         """The current token: the cached one while it is fresh, else a new one.
