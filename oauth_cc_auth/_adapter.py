@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import time
-import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Self, Unpack
 from urllib.parse import urlsplit
@@ -14,6 +12,7 @@ from oauth_cc_auth._client_auth import ClientAuthOptions
 from oauth_cc_auth._config import build_config
 from oauth_cc_auth._core import TokenManager, TransportFailure, unsealable
 from oauth_cc_auth._drivers import run_sync
+from oauth_cc_auth._fork import reset_in_child
 from oauth_cc_auth._memory import MemoryCache
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth._settings import from_environ, from_mapping
@@ -85,7 +84,11 @@ class ClientCredentialsBase:
         except ConfigurationError:
             self._close_cache()
             raise
-        _live_adapters.add(self)
+        reset_in_child(self)
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: keep the parent's token clients, unused, in ``_inherited``."""
+        _inherited.extend(self._forget_parent_clients())
 
     def _forget_parent_clients(self) -> list[object]:
         """In a forked child: stop using the token clients opened in the parent, whose
@@ -205,18 +208,7 @@ class ClientCredentialsBase:
 
 # -- fork ------------------------------------------------------------------------------------
 
-# Every adapter alive, for the child of a fork.
-_live_adapters: weakref.WeakSet[ClientCredentialsBase] = weakref.WeakSet()
 #: The parent's token clients, in a forked child: never used, and never closed or collected
 #: either, as closing could wait for a lock a parent thread held at the fork (closing a
 #: socket's copy in the child would not disturb the parent; the process's exit closes them).
 _inherited: list[object] = []
-
-
-def _after_fork_in_child() -> None:
-    for adapter in list(_live_adapters):
-        _inherited.extend(adapter._forget_parent_clients())
-
-
-if hasattr(os, "register_at_fork"):  # POSIX
-    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -17,10 +17,10 @@ import os
 import secrets
 import stat
 import threading
-import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
+from oauth_cc_auth._fork import reset_in_child
 from oauth_cc_auth._token_cache import TokenCache, checked_lock_timeout
 from oauth_cc_auth.errors import ConfigurationError
 
@@ -166,7 +166,7 @@ class FileCache(TokenCache):
                 _warned.add(str(self.directory))
             if first:
                 logger.warning("%s; using the in-process cache only", exc)
-        _live.add(self)
+        reset_in_child(self)
 
     def _prepare(self) -> None:
         try:
@@ -281,7 +281,7 @@ class FileCache(TokenCache):
         finally:
             os.close(handle)
 
-    def _reset_after_fork(self) -> None:
+    def reset_after_fork(self) -> None:
         # The child's copies of the parent's lock descriptors: closing them releases nothing
         # (the parent still holds its locks), and a parent that dies frees them at once, not
         # when this child exits.
@@ -293,15 +293,3 @@ class FileCache(TokenCache):
     def __repr__(self) -> str:
         return f"FileCache({str(self.directory)!r})"
 
-
-# Every file cache alive, for the child of a fork.
-_live: weakref.WeakSet[FileCache] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for cache in list(_live):
-        cache._reset_after_fork()
-
-
-if hasattr(os, "register_at_fork"):  # POSIX
-    os.register_at_fork(after_in_child=_after_fork_in_child)

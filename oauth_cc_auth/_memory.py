@@ -9,13 +9,12 @@ The slot's lock is held only to read and swap that state, never across I/O.
 
 from __future__ import annotations
 
-import os
 import threading
-import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
+from oauth_cc_auth._fork import reset_in_child
 from oauth_cc_auth._token import Token
 
 __all__ = ["Flight", "MemoryCache", "TokenSlot", "default_cache"]
@@ -55,7 +54,7 @@ class TokenSlot:
     )
 
     def __init__(self) -> None:
-        _live_slots.add(self)
+        reset_in_child(self)
         self._lock = threading.Lock()
         self.token: Token | None = None
         self.flight: Flight | None = None
@@ -165,7 +164,7 @@ class MemoryCache:
         self._slots: OrderedDict[str, TokenSlot] = OrderedDict()
         self._lock = threading.Lock()
         self._maxsize = maxsize
-        _live_caches.add(self)
+        reset_in_child(self)
 
     def slot(self, key: str) -> TokenSlot:
         """The slot for *key*, created on first use."""
@@ -184,24 +183,12 @@ class MemoryCache:
         with self._lock:
             self._slots.clear()
 
+    def reset_after_fork(self) -> None:
+        """In a forked child: a parent's thread may have held the lock."""
+        self._lock = threading.Lock()
+
     def __repr__(self) -> str:
         return f"<MemoryCache keys={len(self._slots)}>"
-
-
-# Every slot and cache alive, for the child of a fork (a slot may outlive its cache).
-_live_slots: weakref.WeakSet[TokenSlot] = weakref.WeakSet()
-_live_caches: weakref.WeakSet[MemoryCache] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for cache in list(_live_caches):
-        cache._lock = threading.Lock()
-    for slot in list(_live_slots):
-        slot.reset_after_fork()
-
-
-if hasattr(os, "register_at_fork"):  # POSIX
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 #: The process-wide default cache.
 default_cache = MemoryCache()

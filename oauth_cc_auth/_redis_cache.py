@@ -10,13 +10,12 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
-import os
 import secrets
-import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from oauth_cc_auth._fork import reset_in_child
 from oauth_cc_auth._token_cache import TokenCache, checked_lock_timeout
 from oauth_cc_auth.errors import ConfigurationError
 
@@ -70,7 +69,7 @@ class RedisCache(TokenCache):
             self._client = redis.Redis.from_url(url, **self._options())
         except ValueError as exc:
             raise ConfigurationError(f"bad Redis URL {without_password(url)!r}: {exc}") from None
-        _live.add(self)
+        reset_in_child(self)
 
     def _options(self) -> dict[str, Any]:
         return {"socket_timeout": self._socket_timeout,
@@ -160,7 +159,7 @@ class RedisCache(TokenCache):
         """Close the connections of the sync client (async ones close with their flow)."""
         self._client.close()
 
-    def _reset_after_fork(self) -> None:
+    def reset_after_fork(self) -> None:
         # A new pool: the parent's connections stay the parent's. (Garbage-collected in the
         # child, redis-py closes its copies of their sockets without shutting them down.)
         self._client = type(self._client).from_url(self._url, **self._options())
@@ -179,15 +178,3 @@ async def _close(client: Any) -> None:
         except Exception as exc:  # a cache failure is never a request failure
             logger.debug("could not close a Redis connection: %s", type(exc).__name__)
 
-
-# Every Redis cache alive, for the child of a fork.
-_live: weakref.WeakSet[RedisCache] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for cache in list(_live):
-        cache._reset_after_fork()
-
-
-if hasattr(os, "register_at_fork"):  # POSIX
-    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -208,12 +208,12 @@ class TestReviewedEdges:
         assert parse_retry_after("\u00b2") is None  # a digit to str.isdigit, not to float
 
     def test_after_fork_no_flight_is_inherited(self) -> None:
-        from oauth_cc_auth._memory import _after_fork_in_child
+        from oauth_cc_auth._fork import after_fork_in_child
 
         m = manager()
         flow = m.obtain()
         assert isinstance(next(flow), Send)  # a flight in progress when the process forks
-        _after_fork_in_child()
+        after_fork_in_child()
         assert m.slot.flight is None
         token = run_sync(m.obtain(), lambda r: answer())
         assert token.access_token == "tok"
