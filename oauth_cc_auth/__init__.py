@@ -9,9 +9,9 @@ from __future__ import annotations
 from oauth_cc_auth._caches import FileCache as FileCache
 from oauth_cc_auth._caches import RedisCache as RedisCache
 from oauth_cc_auth._caches import TokenCache as TokenCache
-from oauth_cc_auth._memory import MemoryCache as MemoryCache
 from oauth_cc_auth._registry import available_providers as available_providers
 from oauth_cc_auth._registry import get_provider as get_provider
+from oauth_cc_auth._slots import MemoryCache as MemoryCache
 from oauth_cc_auth._token import Token as Token
 from oauth_cc_auth.errors import AuthError as AuthError
 from oauth_cc_auth.errors import ConfigurationError as ConfigurationError

@@ -7,15 +7,17 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Self, Unpack
 from urllib.parse import urlsplit
 
+from oauth_cc_auth._actions import TransportFailure
 from oauth_cc_auth._caches import TokenCache, open_cache, without_password
 from oauth_cc_auth._client_auth import ClientAuthOptions
 from oauth_cc_auth._config import build_config
-from oauth_cc_auth._core import TokenManager, TransportFailure, unsealable
 from oauth_cc_auth._drivers import run_sync
+from oauth_cc_auth._flow import TokenManager
 from oauth_cc_auth._fork import reset_in_child
-from oauth_cc_auth._memory import MemoryCache
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth._settings import from_environ, from_mapping
+from oauth_cc_auth._shared import unsealable
+from oauth_cc_auth._slots import MemoryCache
 from oauth_cc_auth._token import Token
 from oauth_cc_auth.errors import AuthError, ConfigurationError
 from oauth_cc_auth.providers._base import Provider
@@ -168,18 +170,18 @@ class ClientCredentialsBase:
     def _token_on_this_thread(
         self,
         send: Callable[[TokenRequest], TokenHTTPResponse | TransportFailure],
-        after: int = 0,
+        min_generation: int = 0,
         request: object = None,
     ) -> Token:
-        """The fresh token, or one obtained on this thread with *send* doing the I/O (from a
-        token request made after generation *after*); errors raised as this adapter's
+        """The fresh token, or one obtained on this thread with *send* doing the I/O (of at
+        least *min_generation*: the 401 rule of ``_slots``); errors raised as this adapter's
         classes, carrying *request* (the API request that needed the token), if given."""
-        token = self._manager.fresh_token(after)
+        token = self._manager.fresh_token(min_generation)
         if token is not None:
             return token
         failure: AuthError | None = None
         try:
-            return run_sync(self._manager.obtain(after=after), send)
+            return run_sync(self._manager.obtain(min_generation=min_generation), send)
         except AuthError as exc:
             failure = self._translate(exc, request)
         raise failure  # outside the except block: no __context__ to keep alive

@@ -11,8 +11,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TextIO
 
-from oauth_cc_auth._memory import MemoryCache
 from oauth_cc_auth._registry import get_provider
+from oauth_cc_auth._slots import MemoryCache
 from oauth_cc_auth.errors import TokenRequestError
 from oauth_cc_auth.testing._emulator import SITES, EmulatedClient, Emulator
 

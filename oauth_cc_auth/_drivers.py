@@ -1,9 +1,10 @@
 """The drivers of the core's token flow: :func:`run_sync` on the calling thread and
 :func:`run_async` on the running event loop (anyio: asyncio and trio alike), side by side.
 
-The flow (``TokenManager.obtain``) yields actions; a driver performs each with its own I/O
-and sends the outcome back: the same answers, blocking or awaited. The shared-cache locks a
-flow takes are kept in a :class:`HeldLocks` and released when the flow ends, however it ends.
+The flow (``TokenManager.obtain``) yields actions (``_actions``); a driver performs each with
+its own I/O and sends the outcome back: the same answers, blocking or awaited. Shared-cache
+calls go through a :class:`CacheCalls`, which keeps the locks a flow takes and releases them
+when the flow ends, however it ends.
 """
 
 from __future__ import annotations
@@ -14,45 +15,72 @@ import time
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
-from oauth_cc_auth._core import (
+from oauth_cc_auth._actions import (
     Action,
+    CacheCall,
     CacheFailure,
-    CacheLoad,
-    CacheLock,
-    CacheStore,
     Outcome,
     Send,
     Sleep,
-    TokenManager,
     TransportFailure,
     Wait,
     Waited,
     describe,
 )
+from oauth_cc_auth._flow import TokenManager
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth._token import Token
 from oauth_cc_auth._token_cache import TokenCache
 
-__all__ = ["HeldLocks", "current_loop", "run_async", "run_sync"]
+__all__ = ["CacheCalls", "current_loop", "run_async", "run_sync"]
 
 logger = logging.getLogger("oauth_cc_auth")
 
 
-class HeldLocks:
-    """The shared-cache locks one flow holds, to release when it ends."""
+class CacheCalls:
+    """Performs a flow's ``CacheCall`` actions, and keeps the locks it takes to release them
+    when the flow ends. A cache failure is answered ``CacheFailure``, never raised."""
 
     __slots__ = ("_held",)
 
     def __init__(self) -> None:
         self._held: list[tuple[TokenCache, str, object]] = []
 
-    def taken(self, cache: TokenCache, key: str, handle: object) -> bool | CacheFailure:
-        """The outcome of ``CacheLock`` from what ``try_lock`` gave; a lock taken is kept."""
+    def run(self, call: CacheCall) -> Outcome:
+        cache = call.cache
+        outcome: Outcome
+        if call.op == "load":
+            outcome = _call(cache.load, call.key)
+        elif call.op == "store":
+            outcome = _call(cache.store, call.key, call.value, call.ttl)
+        else:
+            outcome = self._taken(call, _call(cache.try_lock, call.key, cache.lock_timeout))
+        return outcome
+
+    async def arun(self, call: CacheCall) -> Outcome:
+        import anyio
+
+        cache = call.cache
+        outcome: Outcome
+        if call.op == "load":
+            outcome = await _acall(cache.aload, call.key)
+            return outcome
+        if call.op == "store":
+            outcome = await _acall(cache.astore, call.key, call.value, call.ttl)
+            return outcome
+        # Shielded (it is bounded by the cache's own timeout): cancelled between the backend
+        # taking the lock and the handle reaching us, nobody would release it.
+        with anyio.CancelScope(shield=True):
+            handle = await _acall(cache.atry_lock, call.key, cache.lock_timeout)
+        return self._taken(call, handle)
+
+    def _taken(self, call: CacheCall, handle: object) -> bool | CacheFailure:
+        """The outcome of a lock call from what ``try_lock`` gave; a lock taken is kept."""
         if isinstance(handle, CacheFailure):
             return handle
         if handle is None:
             return False
-        self._held.append((cache, key, handle))
+        self._held.append((call.cache, call.key, handle))
         return True
 
     def release(self) -> None:
@@ -94,7 +122,7 @@ def run_sync(
     sleep: Callable[[float], None] = time.sleep,
 ) -> Token:
     """Drive a token flow on the calling thread, doing its I/O with *send* and *sleep*."""
-    locks = HeldLocks()
+    calls = CacheCalls()
     try:
         action = next(flow)
         while True:
@@ -113,21 +141,15 @@ def run_sync(
                     outcome = Waited.ENDED
                 else:
                     outcome = Waited.TIMED_OUT
-            elif isinstance(action, CacheLoad):
-                outcome = _call(action.cache.load, action.key)
-            elif isinstance(action, CacheStore):
-                outcome = _call(action.cache.store, action.key, action.value, action.ttl)
-            elif isinstance(action, CacheLock):
-                cache = action.cache
-                handle = _call(cache.try_lock, action.key, cache.lock_timeout)
-                outcome = locks.taken(cache, action.key, handle)
+            else:
+                outcome = calls.run(action)
             action = flow.send(outcome)
     except StopIteration as stop:
         token: Token = stop.value
         return token
     finally:
         flow.close()
-        locks.release()
+        calls.release()
 
 
 # -- on the running event loop -------------------------------------------------------------------
@@ -143,28 +165,28 @@ def current_loop() -> object:
 async def run_async(
     manager: TokenManager,
     send: Callable[[TokenRequest], Awaitable[TokenHTTPResponse | TransportFailure]],
-    after: int = 0,
+    min_generation: int = 0,
 ) -> Token:
     """Get a token without blocking the event loop, doing the I/O with *send*."""
     shared = manager.shared
     if shared is None:
-        return await _run_async(manager, send, after)
+        return await _run_async(manager, send, min_generation)
     # A shared cache's async connections last as long as this flow: closed in its event loop.
     async with shared.asession():
-        return await _run_async(manager, send, after)
+        return await _run_async(manager, send, min_generation)
 
 
 async def _run_async(
     manager: TokenManager,
     send: Callable[[TokenRequest], Awaitable[TokenHTTPResponse | TransportFailure]],
-    after: int,
+    min_generation: int,
 ) -> Token:
     import anyio
     import anyio.to_thread
 
     loop = current_loop()
-    flow = manager.obtain(loop, anyio.Event, after)
-    locks = HeldLocks()
+    flow = manager.obtain(loop, anyio.Event, min_generation)
+    calls = CacheCalls()
     try:
         action = next(flow)
         while True:
@@ -185,24 +207,15 @@ async def _run_async(
                         flight.done.wait, action.timeout, abandon_on_cancel=True
                     )
                 outcome = Waited.ENDED if ended else Waited.TIMED_OUT
-            elif isinstance(action, CacheLoad):
-                outcome = await _acall(action.cache.aload, action.key)
-            elif isinstance(action, CacheStore):
-                outcome = await _acall(action.cache.astore, action.key, action.value, action.ttl)
-            elif isinstance(action, CacheLock):
-                cache = action.cache
-                # Shielded (it is bounded by the cache's own timeout): cancelled between the
-                # backend taking the lock and the handle reaching us, nobody would release it.
-                with anyio.CancelScope(shield=True):
-                    handle = await _acall(cache.atry_lock, action.key, cache.lock_timeout)
-                outcome = locks.taken(cache, action.key, handle)
+            else:
+                outcome = await calls.arun(action)
             action = flow.send(outcome)
     except StopIteration as stop:
         token: Token = stop.value
         return token
     finally:
         flow.close()
-        if locks:
+        if calls:
             # Released also when cancelled: shielded from the cancellation.
             with anyio.CancelScope(shield=True):
-                await locks.arelease()
+                await calls.arelease()

@@ -30,8 +30,8 @@ from types import ModuleType
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, Unpack
 
 from oauth_cc_auth import errors
+from oauth_cc_auth._actions import TransportFailure, describe
 from oauth_cc_auth._adapter import AuthOptions, ClientCredentialsBase
-from oauth_cc_auth._core import TransportFailure, describe
 from oauth_cc_auth._limits import (
     Deadline,
     SocketHolder,
@@ -341,8 +341,8 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
         """The current token, fetched without blocking the event loop if needed."""
         return await self._async_token(request)
 
-    async def _async_token(self, request: RequestT | None, after: int = 0) -> Token:
-        token = self._manager.fresh_token(after)
+    async def _async_token(self, request: RequestT | None, min_generation: int = 0) -> Token:
+        token = self._manager.fresh_token(min_generation)
         if token is not None:
             return token
         from oauth_cc_auth._drivers import run_async
@@ -367,7 +367,7 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
 
         failure: errors.AuthError | None = None
         try:
-            return await run_async(self._manager, send, after)
+            return await run_async(self._manager, send, min_generation)
         except errors.AuthError as exc:
             failure = self._translate(exc, request)
         finally:
@@ -380,8 +380,8 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
 
     # -- the API request -------------------------------------------------------------------
 
-    def _retry_after(self, request: RequestT, response: ResponseT, token: Token) -> int | None:
-        """The core's :meth:`~oauth_cc_auth._core.TokenManager.refused` for this answer."""
+    def _renewal(self, request: RequestT, response: ResponseT, token: Token) -> int | None:
+        """The core's :meth:`~oauth_cc_auth._flow.TokenManager.refused` for this answer."""
         sent = response.request
         return self._manager.refused(
             token, sent.headers.get("Authorization"), str(sent.url), str(request.url)
@@ -400,11 +400,11 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
         # invalidated also when the body cannot be sent again.
         if response.status_code not in self._renew_on:
             return
-        after = self._retry_after(request, response, token)
-        if after is not None and rewind is not None:
+        min_generation = self._renewal(request, response, token)
+        if min_generation is not None and rewind is not None:
             rewind()
             del request.headers["Authorization"]  # an error's .request: not the refused token
-            new = self._token_on_this_thread(self._send, after, request)
+            new = self._token_on_this_thread(self._send, min_generation, request)
             request.headers["Authorization"] = new.authorization
             yield request
 
@@ -416,10 +416,10 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
         response = yield request
         if response.status_code not in self._renew_on:
             return
-        after = self._retry_after(request, response, token)
-        if after is not None and rewind is not None:
+        min_generation = self._renewal(request, response, token)
+        if min_generation is not None and rewind is not None:
             rewind()
             del request.headers["Authorization"]
-            new = await self._async_token(request, after)
+            new = await self._async_token(request, min_generation)
             request.headers["Authorization"] = new.authorization
             yield request

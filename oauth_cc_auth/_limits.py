@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Literal, Protocol, TypeVar
 
-from oauth_cc_auth._core import TransportFailure, describe
+from oauth_cc_auth._actions import TransportFailure, describe
 from oauth_cc_auth._messages import TokenHTTPResponse
 
 __all__ = [

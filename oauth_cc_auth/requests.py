@@ -19,8 +19,8 @@ from requests.structures import CaseInsensitiveDict
 from requests.utils import rewind_body
 
 from oauth_cc_auth import errors
+from oauth_cc_auth._actions import TransportFailure
 from oauth_cc_auth._adapter import AuthOptions, ClientCredentialsBase
-from oauth_cc_auth._core import TransportFailure
 from oauth_cc_auth._limits import READ_CHUNK, Deadline, SocketHolder, exchange
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth._token import Token
@@ -289,10 +289,10 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
         to the connection, so no hook (this one included) sees its answer — never a loop.
         """
         sent = r.request
-        after = self._manager.refused(
+        min_generation = self._manager.refused(
             token, sent.headers.get("Authorization"), sent.url or "", url
         )
-        if after is None:
+        if min_generation is None:
             return r
         prep = sent.copy()
         body = prep.body
@@ -310,7 +310,7 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
         cookies = prep._cookies  # type: ignore[attr-defined]
         extract_cookies_to_jar(cookies, sent, r.raw)  # type: ignore[no-untyped-call]
         prep.prepare_cookies(cookies)
-        authorization = self._token_on_this_thread(self._send, after).authorization
+        authorization = self._token_on_this_thread(self._send, min_generation).authorization
         prep.headers["Authorization"] = authorization
         retried: requests.Response = r.connection.send(prep, **kwargs)
         retried.history.append(r)

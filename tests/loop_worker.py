@@ -10,7 +10,7 @@ import sys
 
 import httpx
 
-from oauth_cc_auth._memory import default_cache
+from oauth_cc_auth._slots import default_cache
 from oauth_cc_auth.httpx import ClientCredentialsAuth
 
 TOKEN_URL = "https://idp.example/token"

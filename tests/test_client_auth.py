@@ -207,7 +207,7 @@ def test_certificate_adds_x5t_s256_as_entra_wants(tmp_path: Path) -> None:
         auth = RequestsAuth("app-id", private_key=str(tmp_path / "key.pem"),
                             certificate=certificate, signing_alg="PS256",
                             token_url=TOKEN_URL, cache=MemoryCache())
-        assertion = auth._manager.build_request()[1][0]
+        assertion = auth._manager.next_request()[1][0]
         header, _ = claims_of(assertion, RSA_PUBLIC, "PS256")
         assert header["x5t#S256"] == expected
     other = ec.generate_private_key(ec.SECP256R1())
@@ -360,14 +360,14 @@ def test_from_env_and_from_config(tmp_path: Path) -> None:
         "OAUTH_CC_ASSERTION_LIFETIME": "45",
     }
     auth = RequestsAuth.from_env(env, cache=MemoryCache())
-    _, (assertion,) = auth._manager.build_request()
+    _, (assertion,) = auth._manager.next_request()
     header, claims = claims_of(assertion, RSA_PUBLIC, "PS384")
     assert (header["kid"], claims["iss"], claims["exp"] - claims["iat"]) == ("kid-9", "app", 45)
 
     config = {"client_id": "wl", "token_url": TOKEN_URL,
               "client_assertion_file": str(tmp_path / "token")}
     auth = RequestsAuth.from_config(config, cache=MemoryCache())
-    assert auth._manager.build_request()[1] == (external,)
+    assert auth._manager.next_request()[1] == (external,)
     with pytest.raises(ConfigurationError, match="give private_key or private_key_file"):
         RequestsAuth.from_config({**config, "private_key": RSA_PEM, "private_key_file": "x"})
     with pytest.raises(ConfigurationError, match="private_key_file or client_assertion_file"):

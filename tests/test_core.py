@@ -11,18 +11,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from oauth_cc_auth import MemoryCache, Token, TokenEndpointError, TokenResponseError
+from oauth_cc_auth._actions import Send, Sleep, TransportFailure, Wait, Waited
 from oauth_cc_auth._config import RetryPolicy, build_config
-from oauth_cc_auth._core import (
-    Send,
-    Sleep,
-    TokenManager,
-    TransportFailure,
-    Wait,
-    Waited,
-    parse_retry_after,
-    retry_delay,
-)
 from oauth_cc_auth._drivers import run_sync
+from oauth_cc_auth._exchange import parse_retry_after, retry_delay
+from oauth_cc_auth._flow import TokenManager
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth.testing import FakeClock
 
@@ -190,7 +183,7 @@ class TestReviewedEdges:
         refresh = m.obtain()
         assert isinstance(next(refresh), Send)
         after = m.invalidate(old)  # ...and then a 401 throws t1 away (all tokens revoked)
-        retry = m.obtain(after=after)
+        retry = m.obtain(min_generation=after)
         assert isinstance(next(retry), Wait)
         with pytest.raises(StopIteration):
             refresh.send(answer(body={"access_token": "t2", "expires_in": 100}))

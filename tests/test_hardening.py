@@ -24,8 +24,8 @@ from oauth_cc_auth import (
     get_provider,
 )
 from oauth_cc_auth._config import build_config
-from oauth_cc_auth._core import TokenManager
 from oauth_cc_auth._drivers import run_sync
+from oauth_cc_auth._flow import TokenManager
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth.testing import FakeClock
 
@@ -144,7 +144,7 @@ def test_any_answer_is_an_auth_error_without_secrets(
     previous = logger.level
     logger.setLevel(logging.DEBUG)
     try:
-        token = run_sync(m.obtain(after=1), lambda r: reply(status, body))
+        token = run_sync(m.obtain(min_generation=1), lambda r: reply(status, body))
     except AuthError as exc:
         texts = list(texts_of(exc))
     else:
@@ -169,7 +169,7 @@ def test_refused_token_is_redacted_from_the_next_error() -> None:
     echo = json.dumps({"error": "invalid_grant",
                        "error_description": "token tok-refused-1 was revoked"}).encode()
     with pytest.raises(TokenRequestError) as info:
-        run_sync(m.obtain(after=after), lambda r: reply(400, echo))
+        run_sync(m.obtain(min_generation=after), lambda r: reply(400, echo))
     assert all("tok-refused-1" not in text for text in texts_of(info.value))
     assert info.value.description == "token [REDACTED] was revoked"
 
@@ -220,7 +220,7 @@ def test_retry_never_takes_a_token_requested_before_its_401() -> None:
     # Now the 401 of a request that carried tok-1 arrives.
     after = m.invalidate(first)
     assert m.fresh_token(after) is None
-    retry = run_sync(m.obtain(after=after), send)
+    retry = run_sync(m.obtain(min_generation=after), send)
     assert retry.access_token == "tok-3"
     # Callers that are not retrying keep the current token meanwhile.
     assert m.fresh_token() is retry
@@ -247,7 +247,7 @@ def test_a_storm_of_401s_for_one_token_makes_one_token_request() -> None:
     def retry() -> None:
         barrier.wait(10)
         after = m.invalidate(old)  # every request that carried the old token: a 401
-        token = run_sync(m.obtain(after=after), send)
+        token = run_sync(m.obtain(min_generation=after), send)
         with lock:
             results.append(token.access_token)
 
@@ -270,7 +270,7 @@ def test_endpoint_down_after_a_401_is_an_error_not_the_refused_token() -> None:
     old = run_sync(m.obtain(), lambda r: ok_answer("tok-1"))
     after = m.invalidate(old)
     with pytest.raises(TokenEndpointError):
-        run_sync(m.obtain(after=after), lambda r: reply(503, b""))
+        run_sync(m.obtain(min_generation=after), lambda r: reply(503, b""))
 
 
 def test_only_a_refusal_of_our_token_at_its_origin_is_ours() -> None:

@@ -206,15 +206,3 @@ class Provider:
         # Frozen means frozen: callers' dicts are copied, not shared.
         object.__setattr__(self, "environments", MappingProxyType(dict(self.environments)))
         object.__setattr__(self, "headers", MappingProxyType(dict(self.headers)))
-
-    def build_request(self, client: ClientSettings) -> TokenRequest:
-        """The token request for *client*, through this provider's encoder."""
-        return self.encode_request(self, client)
-
-    def read_token(self, response: TokenHTTPResponse) -> Mapping[str, Any]:
-        """The token fields of a 2xx answer, through this provider's decoder."""
-        return self.decode_response(self, response)
-
-    def read_error(self, response: TokenHTTPResponse) -> tuple[str | None, str | None]:
-        """``(error, description)`` of a 4xx answer, through this provider's decoder."""
-        return self.decode_error(self, response)

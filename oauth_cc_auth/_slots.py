@@ -5,10 +5,22 @@ Single flight: a :class:`TokenSlot` holds the current token of one cache key and
 starts a flight and does the request; everyone arriving meanwhile waits for that flight and
 shares its token or its error. Only a caller arriving after a flight has ended starts another.
 The slot's lock is held only to read and swap that state, never across I/O.
+
+The 401 rule (generations). A resource server that refuses a token (401, or another
+``renew_on`` status) makes the request be retried once with a new token, and that token must
+come from a token request *started after the refusal*: a request already under way may have
+been answered before a revocation, so its token may be refused too. So the slot counts
+refusals: :meth:`TokenSlot.invalidate` increments ``generation`` on the first refusal of a
+token and returns it; every later refusal of the same token returns that same number, so a
+storm of 401s for one revoked token waits for one renewal. Each flight records the generation
+it started in, each stored token the generation of its flight; the retry asks for a token of
+at least that *minimum generation* (``TokenManager.obtain(min_generation=...)``) and neither
+takes a token nor joins a flight from before it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -17,7 +29,7 @@ from typing import Any
 from oauth_cc_auth._fork import reset_in_child
 from oauth_cc_auth._token import Token
 
-__all__ = ["Flight", "MemoryCache", "TokenSlot", "default_cache"]
+__all__ = ["Flight", "MemoryCache", "SlotStatistics", "TokenSlot", "default_cache"]
 
 #: How many of its recent tokens a slot remembers (for redaction, and refused ones so as
 #: never to take them from a shared cache again). A token an hour: more than a week's worth.
@@ -27,7 +39,7 @@ KNOWN_TOKENS = 256
 class Flight:
     """One token request in progress, shared by everyone who needs its result."""
 
-    __slots__ = ("done", "error", "event", "generation", "loop", "thread", "token")
+    __slots__ = ("done", "error", "event", "generation", "loop", "thread", "token", "waiters")
 
     def __init__(self, generation: int, loop: object = None, event: Any = None) -> None:
         self.done = threading.Event()
@@ -43,6 +55,18 @@ class Flight:
         #: when the flight ends: waiters in the same loop await it instead of a thread.
         self.loop = loop
         self.event = event
+        #: How many callers are waiting for it (besides its owner).
+        self.waiters = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class SlotStatistics:
+    """What a :class:`TokenSlot` is doing, for tests (as trio's ``statistics()``)."""
+
+    #: Whether a token request is in progress.
+    in_flight: bool
+    #: How many callers wait for it: a test can open a gate once all of them do.
+    waiters: int
 
 
 class TokenSlot:
@@ -73,11 +97,23 @@ class TokenSlot:
         """The flight in progress and ``False``, or a new one and ``True`` (the caller owns it)."""
         with self._lock:
             if self.flight is not None:
+                self.flight.waiters += 1
                 return self.flight, False
             event = event_factory() if event_factory is not None else None
             flight = Flight(self.generation, loop, event)
             self.flight = flight
             return flight, True
+
+    def leave(self, flight: Flight) -> None:
+        """A waiter of *flight* stopped waiting (it ended, or the waiter gave up)."""
+        with self._lock:
+            flight.waiters -= 1
+
+    def statistics(self) -> SlotStatistics:
+        """Whether a token request is in progress, and how many callers wait for it."""
+        with self._lock:
+            flight = self.flight
+            return SlotStatistics(flight is not None, flight.waiters if flight else 0)
 
     def land(self, flight: Flight, token: Token | None, error: BaseException | None) -> None:
         """End *flight*: store its token (if any) and wake its waiters.
@@ -106,11 +142,8 @@ class TokenSlot:
     def invalidate(self, token: Token) -> tuple[bool, int]:
         """A resource server refused *token*: forget it if it is the current one.
 
-        Returns whether it was forgotten, and the generation a retry's token must come from:
-        a token requested after the first refusal of *token*. So the retry never takes a
-        token requested before that 401 — not even one that replaced *token* meanwhile (a
-        refresh that started before a revocation) — while every 401 of one revocation
-        storm waits for the same renewal.
+        Returns whether it was forgotten, and the minimum generation of the retry's token
+        (the 401 rule, in this module's docstring).
         """
         with self._lock:
             value = token.access_token

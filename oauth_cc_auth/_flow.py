@@ -1,0 +1,222 @@
+"""The token flow of one configured client: the cached token, single flight, the attempts of
+a token request, the stale-token fallback, and invalidation after a resource server's 401.
+
+The flow performs no I/O. Getting a token is a generator (:meth:`TokenManager.obtain`) that
+yields the actions of ``_actions`` and receives their outcomes; the adapters drive it with
+their own HTTP client through ``_drivers`` (``run_sync`` for threads, ``run_async`` for async
+tasks). So the protocol exists once. What one answer means is ``_exchange``'s; the token state
+shared within the process (and the 401 rule of generations) is ``_slots``'; across processes,
+``_shared``'s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import time
+from collections.abc import Callable, Generator
+from typing import Any
+from urllib.parse import urlsplit
+
+from oauth_cc_auth._actions import Action, Outcome, Send, Sleep, TransportFailure, Wait, Waited
+from oauth_cc_auth._config import Config
+from oauth_cc_auth._exchange import Redactor, Retry, check_request, judge, token_request
+from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
+from oauth_cc_auth._shared import SharedTokens
+from oauth_cc_auth._slots import MemoryCache, default_cache
+from oauth_cc_auth._token import Token
+from oauth_cc_auth._token_cache import TokenCache
+from oauth_cc_auth.errors import TokenEndpointError
+
+__all__ = ["TokenManager", "origin"]
+
+logger = logging.getLogger("oauth_cc_auth")
+
+Clock = Callable[[], float]
+Flow = Generator[Action, Outcome, Token]
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """RFC 6454 origin of *url*: scheme, host and port (the scheme's default filled in)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme)
+
+
+class TokenManager:
+    """Obtains, caches and invalidates the token of one configured client."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        cache: MemoryCache | TokenCache | None = None,
+        clock: Clock = time.monotonic,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.config = config
+        memory = cache if isinstance(cache, MemoryCache) else default_cache
+        self.slot = memory.slot(config.cache_key)
+        self.clock = clock
+        self._rng = rng
+        # (The slot is looked up at each use: a test may give the manager another one.)
+        self.redactor = Redactor(config, check_request(config), lambda: self.slot.known_tokens())
+        #: The cache shared with other processes, behind the memory cache; ``None``: none.
+        self.shared = cache if isinstance(cache, TokenCache) else None
+        self._shared_tokens = None if self.shared is None else SharedTokens(
+            self.shared, config, clock=clock, redactor=self.redactor,
+            was_refused=lambda access_token: self.slot.was_refused(access_token),
+        )
+
+    # The fast path: one attribute read and one comparison.
+    def fresh_token(self, min_generation: int = 0) -> Token | None:
+        """The cached token if it is to be used now, else ``None``; with *min_generation*
+        (from :meth:`invalidate`), only one of that generation or later."""
+        token = self.slot.token_since(min_generation) if min_generation else self.slot.token
+        if token is not None and self.clock() < token.refresh_at:
+            return token
+        return None
+
+    def longest_wait(self) -> float:
+        """How long a caller waits for another caller's token request: as long as that
+        request may take (with a shared cache, its lock wait too)."""
+        lock_wait = self.shared.lock_timeout if self.shared is not None else 0.0
+        return self.config.longest_token_request() + lock_wait
+
+    # -- after the resource server's answer -----------------------------------------------------
+
+    def refused(
+        self, token: Token, sent_authorization: str | None, sent_url: str, meant_url: str
+    ) -> int | None:
+        """The resource server refused (401, or another ``renew_on`` status) a request sent
+        to *sent_url* with *sent_authorization*, for which *token* was attached at
+        *meant_url*: if that refusal is of our token, invalidate it and return the minimum
+        generation of the retry's token (see :meth:`invalidate`); else ``None``, no retry.
+
+        After redirects the answer is to the last hop: only a request that carried our token,
+        at the origin it was meant for, counts — a redirect to another origin had the header
+        stripped by the HTTP library and gets neither a token nor a retry.
+        """
+        if sent_authorization != token.authorization or origin(sent_url) != origin(meant_url):
+            return None
+        return self.invalidate(token)
+
+    def invalidate(self, token: Token) -> int:
+        """The resource server refused *token*: forget it, and return the *min_generation*
+        to pass to :meth:`obtain` for the retry (the 401 rule, in ``_slots``)."""
+        forgotten, generation = self.slot.invalidate(token)
+        if forgotten:
+            logger.info(
+                "token for client %s refused by the resource server; fetching a new one",
+                self.config.client.client_id,
+            )
+        return generation
+
+    # -- getting a token ------------------------------------------------------------------------
+
+    def obtain(
+        self,
+        loop: object = None,
+        event_factory: Callable[[], Any] | None = None,
+        min_generation: int = 0,
+    ) -> Flow:
+        """Get a token: the cached one, the one another caller is fetching, or a new one.
+
+        *loop* and *event_factory* are given by async drivers: the running event loop and a
+        factory of that loop's events, so that same-loop waiters need no thread.
+        *min_generation* is what :meth:`invalidate` returned, for the retry after a 401.
+        """
+        while True:
+            token = self.fresh_token(min_generation)
+            if token is not None:
+                return token
+            flight, owner = self.slot.join(loop, event_factory)
+            if not owner:
+                try:
+                    waited = yield Wait(flight, self.longest_wait())
+                finally:
+                    self.slot.leave(flight)
+                if waited is Waited.WOULD_DEADLOCK:
+                    token = yield from self._refresh()  # separately, as the driver says
+                    self.slot.put(token)
+                    return token
+                if waited is Waited.TIMED_OUT:
+                    raise TokenEndpointError(
+                        f"the token request to {self.config.client.token_url} that this "
+                        f"caller waited for did not end within {self.longest_wait():.3g} s"
+                    )
+                if flight.generation < min_generation:
+                    continue  # requested before our 401: not to be trusted
+                if flight.error is not None:
+                    raise flight.error
+                if flight.token is not None:
+                    return flight.token
+                continue  # the owner was cancelled: try again
+            try:
+                shared = self._shared_tokens
+                if shared is not None and shared.usable():
+                    token = yield from shared.refresh(self._refresh)
+                else:
+                    token = yield from self._refresh()
+            except Exception as exc:
+                self.slot.land(flight, None, exc)
+                raise
+            except BaseException:
+                # Cancelled, or the generator was closed: no result, waiters try again.
+                self.slot.land(flight, None, None)
+                raise
+            self.slot.land(flight, token, None)
+            return token
+
+    def _refresh(self) -> Flow:
+        try:
+            return (yield from self._fetch())
+        except TokenEndpointError as exc:
+            # The endpoint is down or overloaded: a token that has not actually expired yet is
+            # better than a failed request. Try the endpoint again a little later.
+            stale, now = self.slot.token, self.clock()
+            # (A token with no known expiry is never refreshed, only invalidated.)
+            if stale is None or stale.expires_at is None or stale.is_expired(now):
+                raise
+            retry_at = now + min(30.0, (stale.expires_at - now) / 2)
+            logger.warning(
+                "token refresh failed (%s); using the cached token, which expires in %.0f s",
+                exc,
+                stale.expires_at - now,
+            )
+            return dataclasses.replace(stale, refresh_at=retry_at)
+
+    def next_request(self) -> tuple[TokenRequest, tuple[str, ...]]:
+        """The token request of the next attempt, and the secrets only it carries."""
+        return token_request(self.config)
+
+    def _fetch(self) -> Flow:
+        config = self.config
+        attempt = 0
+        while True:
+            # Built for every attempt, retries included: an assertion is never sent twice.
+            request, carried = self.next_request()
+            logger.debug(
+                "requesting a token for client %s from %s (attempt %d)",
+                config.client.client_id,
+                request.url,
+                attempt + 1,
+            )
+            sent_at = self.clock()
+            outcome = yield Send(request)
+            if not isinstance(outcome, (TokenHTTPResponse, TransportFailure)):
+                raise TypeError(f"unexpected answer to Send: {outcome!r}")  # a driver bug
+            verdict = judge(
+                config, request, outcome, attempt=attempt, sent_at=sent_at,
+                redactor=self.redactor.carrying(carried), rng=self._rng,
+            )
+            if not isinstance(verdict, Retry):
+                return verdict
+            logger.info("token request to %s failed (%s); retrying in %.2f s",
+                        request.url, verdict.failure, verdict.delay)
+            attempt += 1
+            if verdict.delay > 0:
+                yield Sleep(verdict.delay)

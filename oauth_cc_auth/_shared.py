@@ -1,0 +1,153 @@
+"""The shared-cache protocol: one token request for every process that shares a cache.
+
+Behind the memory cache, a :class:`SharedTokens` takes the token another process stored, or
+takes the cache's lock, looks again, fetches and stores: the steps are ``CacheCall`` actions a
+driver performs. Entries are sealed (``_sealed``) with a key derived from the client's secret
+or private key. A cache that fails is left alone for :data:`SHARED_RETRY_DELAY` seconds, with
+one warning: a cache failure is never a request failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING
+
+from oauth_cc_auth._actions import Action, CacheCall, CacheFailure, Outcome, Sleep
+from oauth_cc_auth._config import Config
+from oauth_cc_auth._token import Token
+from oauth_cc_auth._token_cache import TokenCache
+from oauth_cc_auth.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from oauth_cc_auth._exchange import Redactor
+    from oauth_cc_auth._sealed import Sealer
+
+__all__ = ["LOCK_POLL_INTERVAL", "SHARED_RETRY_DELAY", "SharedTokens", "unsealable"]
+
+logger = logging.getLogger("oauth_cc_auth")
+
+#: After a shared cache fails, the memory cache alone is used for this many seconds.
+SHARED_RETRY_DELAY = 30.0
+#: How often a process waiting for another's token request looks for its token.
+LOCK_POLL_INTERVAL = 0.025
+
+Flow = Generator[Action, Outcome, Token]
+
+
+def unsealable(cache: str) -> ConfigurationError:
+    """The error for a shared cache with no key material to encrypt its entries with."""
+    return ConfigurationError(
+        f"the shared cache {cache} encrypts tokens with a key derived from the client secret "
+        "or private key; an external client_assertion has neither: use the memory cache"
+    )
+
+
+class SharedTokens:
+    """One client's use of a shared :class:`TokenCache` (raises :func:`unsealable` when the
+    client has no key material to seal entries with)."""
+
+    def __init__(
+        self,
+        cache: TokenCache,
+        config: Config,
+        *,
+        clock: Callable[[], float],
+        redactor: Redactor,
+        was_refused: Callable[[str], bool],
+    ) -> None:
+        if config.authentication.sealing_material is None:
+            raise unsealable(cache.name)
+        self.cache = cache
+        self._config = config
+        self._clock = clock
+        self._redact = redactor
+        #: Tokens a resource server refused are never taken from the cache again.
+        self._was_refused = was_refused
+        self._sealer: Sealer | None = None
+        self._down_until = 0.0  # time.monotonic(): skip the cache until then
+
+    def usable(self) -> bool:
+        """Whether to use the cache now (not within :data:`SHARED_RETRY_DELAY` of a failure)."""
+        return time.monotonic() >= self._down_until
+
+    def refresh(self, fetch: Callable[[], Flow]) -> Flow:
+        """The token another process stored, or one *fetch* gets under the cache's lock (or
+        after waiting for the lock in vain), stored for the others."""
+        cache, key = self.cache, self._config.cache_key
+        token = yield from self._load()
+        if token is not None:
+            return token
+        # Waiting for another process's token request is measured in real time.
+        deadline = time.monotonic() + cache.lock_timeout
+        while self.usable():
+            taken = yield CacheCall("lock", cache, key)
+            if isinstance(taken, CacheFailure):
+                self._failed(taken)
+                break
+            # Stored by the holder we waited for, or by one that finished just before we took
+            # the lock: either way no token request of ours.
+            token = yield from self._load()
+            if token is not None:
+                return token
+            if taken:
+                break
+            if time.monotonic() >= deadline:
+                logger.warning("no token in %s after waiting %.0f s for its lock; fetching",
+                               cache.name, cache.lock_timeout)
+                break
+            yield Sleep(LOCK_POLL_INTERVAL)
+        token = yield from fetch()
+        if self.usable():
+            now = self._clock()
+            ttl = None if token.expires_at is None else token.expires_at - now
+            outcome = yield CacheCall("store", cache, key, self._seal().seal(token, now), ttl)
+            if isinstance(outcome, CacheFailure):
+                self._failed(outcome)
+        return token
+
+    def _load(self) -> Generator[Action, Outcome, Token | None]:
+        outcome = yield CacheCall("load", self.cache, self._config.cache_key)
+        if isinstance(outcome, CacheFailure):
+            self._failed(outcome)
+            return None
+        self._recovered()
+        if not isinstance(outcome, bytes):
+            return None
+        now = self._clock()
+        token = self._seal().open(outcome, now, self._config.leeway)
+        if token is None:
+            logger.debug("ignoring a token cache entry that is expired or cannot be read")
+            return None
+        if self._was_refused(token.access_token) or not token.is_fresh(now):
+            return None
+        logger.debug("token for client %s taken from %s", self._config.client.client_id,
+                     self.cache.name)
+        return token
+
+    def _failed(self, failure: CacheFailure) -> None:
+        """Fall back to the memory cache for a while, with one warning per outage."""
+        if self._down_until == 0.0:
+            logger.warning(
+                "token cache %s unavailable (%s); using the in-process cache, retrying in %.0f s",
+                self.cache.name,
+                self._redact(failure.description),
+                SHARED_RETRY_DELAY,
+            )
+        self._down_until = time.monotonic() + SHARED_RETRY_DELAY
+
+    def _recovered(self) -> None:
+        if self._down_until != 0.0:
+            self._down_until = 0.0
+            logger.warning("token cache %s is available again", self.cache.name)
+
+    def _seal(self) -> Sealer:
+        if self._sealer is None:
+            from oauth_cc_auth._sealed import Sealer
+
+            material = self._config.authentication.sealing_material
+            if material is None:  # refused at construction; never reached
+                raise ConfigurationError("no key material to encrypt shared-cache entries")
+            self._sealer = Sealer(material, self._config.cache_key)
+        return self._sealer
