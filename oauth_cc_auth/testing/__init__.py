@@ -1,16 +1,31 @@
 """Helpers for testing code that uses oauth_cc_auth: a fake clock, and an emulator of the
-providers' token endpoints with a protected resource each (also a pytest fixture,
-``oauth_cc_emulator``)."""
+providers' token endpoints with a protected resource each, served over loopback or answering
+in process, scriptable (also a pytest fixture, ``oauth_cc_emulator``)."""
 
 from __future__ import annotations
 
 import threading
 
+from oauth_cc_auth.testing._emulator import Answered as Answered
 from oauth_cc_auth.testing._emulator import EmulatedClient as EmulatedClient
 from oauth_cc_auth.testing._emulator import Emulator as Emulator
+from oauth_cc_auth.testing._emulator import Gate as Gate
+from oauth_cc_auth.testing._emulator import NoAnswer as NoAnswer
 from oauth_cc_auth.testing._emulator import ProviderSite as ProviderSite
+from oauth_cc_auth.testing._emulator import Received as Received
+from oauth_cc_auth.testing._emulator import Reply as Reply
 
-__all__ = ["EmulatedClient", "Emulator", "FakeClock", "ProviderSite"]
+__all__ = [
+    "Answered",
+    "EmulatedClient",
+    "Emulator",
+    "FakeClock",
+    "Gate",
+    "NoAnswer",
+    "ProviderSite",
+    "Received",
+    "Reply",
+]
 
 
 class FakeClock:

@@ -10,6 +10,11 @@ clients as a strict authorization server does: ``client_secret_post``, ``client_
 (RFC 6749 §2.3.1, form-encoded), ``client_secret_jwt`` and ``private_key_jwt`` (RFC 7523 §2.2,
 verified with joserfc, one-time ``jti``), and one method per request (RFC 6749 §2.3).
 
+Served over loopback, or in process (:meth:`Emulator.handle`, for a mock transport): the same
+application either way. Tests script it: :meth:`Emulator.answer_next` queues answers of any
+kind (:class:`Reply`), :meth:`Emulator.gate` holds token requests until the test opens it,
+:attr:`Emulator.received` records every request.
+
 Its state is guarded by one lock: any number of server threads may use it at once.
 """
 
@@ -18,6 +23,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
+import io
+import itertools
 import json
 import math
 import secrets
@@ -28,15 +35,19 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from socketserver import ThreadingMixIn
-from typing import Any, TypeGuard, cast
-from urllib.parse import parse_qsl, unquote_plus
+from typing import Any, Literal, TypeGuard, cast
+from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.util import request_uri
 
 from joserfc import jws, jwt
 from joserfc.errors import BadSignatureError, InvalidKeyIdError, JoseError
 from joserfc.jwk import KeyFlexible, KeySet, KeySetSerialization, OctKey
 
-__all__ = ["EmulatedClient", "Emulator", "ProviderSite"]
+__all__ = [
+    "Answered", "EmulatedClient", "Emulator", "Gate", "NoAnswer", "ProviderSite", "Received",
+    "Reply",
+]
 
 StartResponse = Callable[..., Any]
 FORM = "application/x-www-form-urlencoded"
@@ -131,13 +142,112 @@ class _Fault:
 class _DropConnection(Exception):
     """Raised by the application to make the server close the connection unanswered."""
 
+    def __init__(self, kind: str = "drop") -> None:
+        super().__init__(kind)
+        self.kind = kind
+
 
 class _Reply(Exception):
-    def __init__(self, status: int, body: Any, headers: Iterable[tuple[str, str]] = ()) -> None:
+    def __init__(
+        self, status: int, body: Any, headers: Iterable[tuple[str, str]] = (),
+        raw: bytes | None = None,
+    ) -> None:
         super().__init__(status)
         self.status = status
         self.body = body
         self.headers = list(headers)
+        #: The body as is, instead of *body* as JSON.
+        self.raw = raw
+
+
+@dataclasses.dataclass
+class Reply:
+    """A scripted answer (:meth:`Emulator.answer_next`): a status with a JSON document
+    (``json``) or raw bytes (``body``) and headers; or no answer at all, ``fail``:
+    ``"connect"``, ``"timeout"`` or ``"drop"`` (in process :meth:`Emulator.handle` raises
+    :class:`NoAnswer` of that kind; over loopback the connection is closed unanswered).
+
+    A JSON answer holding an ``access_token`` (also inside a ``data`` object) makes that token
+    valid at the protected resources, until :meth:`Emulator.revoke_all`.
+    """
+
+    status: int = 200
+    json: Any = None
+    body: bytes = b""
+    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    fail: Literal["connect", "timeout", "drop"] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Received:
+    """One request the emulator received."""
+
+    method: str
+    url: str
+    #: Header names in lower case.
+    headers: Mapping[str, str]
+    body: bytes
+    #: ``"token"``, ``"resource"`` or ``"other"`` (a path the emulator does not serve).
+    endpoint: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Answered:
+    """The answer of :meth:`Emulator.handle`."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+class NoAnswer(Exception):
+    """In process: the request got no answer, as scripted (``kind``: ``"connect"``,
+    ``"timeout"`` or ``"drop"``). A mock transport raises its library's error for it."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(f"the emulator gave no answer ({kind})")
+        self.kind = kind
+
+
+class Gate:
+    """Holds token requests until :meth:`open` (from :meth:`Emulator.gate`).
+
+    :meth:`wait_for` blocks until a number of requests wait at the gate, so that a test opens
+    it when every caller it started is in place, never after a guessed sleep. A request held
+    longer than *limit* seconds is answered 503, so that a test that forgets to open the gate
+    fails instead of hanging.
+    """
+
+    def __init__(self, limit: float = 30.0) -> None:
+        self._condition = threading.Condition()
+        self._open = False
+        self._limit = limit
+        #: How many requests wait at the gate now.
+        self.waiting = 0
+        #: How many requests have come to the gate in all.
+        self.arrived = 0
+
+    def open(self) -> None:
+        """Let every held request, and every later one, through."""
+        with self._condition:
+            self._open = True
+            self._condition.notify_all()
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> bool:
+        """Block until *count* requests have come to the gate (waiting or let through);
+        ``False`` after *timeout* seconds."""
+        with self._condition:
+            return self._condition.wait_for(lambda: self.arrived >= count, timeout)
+
+    def _pass(self) -> bool:
+        with self._condition:
+            self.arrived += 1
+            self.waiting += 1
+            self._condition.notify_all()
+            try:
+                return self._condition.wait_for(lambda: self._open, self._limit)
+            finally:
+                self.waiting -= 1
 
 
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
@@ -165,13 +275,23 @@ class Emulator:
         clock: The clock token lifetimes run on (``time.monotonic`` by default). Client
             assertions' ``exp`` and ``iat`` are wall-clock times: they are checked against
             ``time.time()``.
+        token_prefix: Issue predictable tokens, ``<prefix>1``, ``<prefix>2``... (for tests
+            that name them); by default tokens are random.
+        guard_every_path: Treat every path that is not a token endpoint or another
+            provider's resource as the ``rfc6749`` protected resource (any API URL of a test).
     """
 
     #: The longest ``exp - iat`` accepted in a client assertion, in seconds (Okta's rule).
     max_assertion_lifetime: float = 3600.0
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, *, clock: Callable[[], float] = time.monotonic
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        token_prefix: str | None = None,
+        guard_every_path: bool = False,
     ) -> None:
         if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
             raise ValueError(f"the emulator serves on loopback only, not {host!r}")
@@ -186,6 +306,14 @@ class Emulator:
         self._tokens: dict[str, _Issued] = {}
         self._lifetimes: dict[str, float] = {}
         self._faults: list[_Fault] = []
+        self._token_prefix = token_prefix
+        self._serial = itertools.count(1)
+        self._guard_every_path = guard_every_path
+        self._scripts: dict[str, list[Reply]] = {"token": [], "resource": []}
+        self._received: list[Received] = []
+        self._gate: Gate | None = None
+        #: Seconds every token request takes to be answered (a network round trip).
+        self.latency = 0.0
         #: Token requests received, per provider (those answered with a fault included).
         self.token_requests: Counter[str] = Counter()
         #: Protected-resource requests received, per provider.
@@ -255,6 +383,86 @@ class Emulator:
         """Close the connection of the next *count* token requests without an answer."""
         self._add_fault(_Fault("drop", count))
 
+    def answer_next(self, *replies: Reply, endpoint: str = "token") -> None:
+        """Answer the next requests to any token endpoint (or, with ``endpoint="resource"``,
+        to any protected resource) with *replies*, in order, instead of serving them."""
+        if endpoint not in self._scripts:
+            raise ValueError(f"endpoint must be 'token' or 'resource', not {endpoint!r}")
+        with self._lock:
+            self._scripts[endpoint].extend(replies)
+
+    def gate(self, limit: float = 30.0) -> Gate:
+        """Hold every token request from now on at a new :class:`Gate` until it is opened."""
+        gate = Gate(limit)
+        with self._lock:
+            self._gate = gate
+        return gate
+
+    @property
+    def received(self) -> list[Received]:
+        """Every request received so far, in order (a copy)."""
+        with self._lock:
+            return list(self._received)
+
+    def received_at(self, endpoint: str) -> list[Received]:
+        """The requests received at ``"token"`` endpoints or ``"resource"`` URLs, in order."""
+        return [r for r in self.received if r.endpoint == endpoint]
+
+    def handle(
+        self, method: str, url: str, headers: Mapping[str, str] | Iterable[tuple[str, str]],
+        body: bytes = b"",
+    ) -> Answered:
+        """Answer one request in process, without a server: what a mock transport calls.
+
+        Raises:
+            NoAnswer: the request was scripted to get no answer.
+        """
+        parts = urlsplit(url)
+        pairs = headers.items() if isinstance(headers, Mapping) else headers
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": method.upper(),
+            "PATH_INFO": unquote(parts.path) or "/",
+            "QUERY_STRING": parts.query,
+            "SERVER_NAME": parts.hostname or "localhost",
+            "SERVER_PORT": str(parts.port or (443 if parts.scheme == "https" else 80)),
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "wsgi.url_scheme": parts.scheme or "http",
+            "wsgi.input": io.BytesIO(body),
+            "CONTENT_LENGTH": str(len(body)),
+        }
+        for name, value in pairs:
+            key = name.upper().replace("-", "_")
+            if key == "CONTENT_LENGTH":
+                continue
+            if key != "CONTENT_TYPE":
+                key = "HTTP_" + key
+            environ[key] = f"{environ[key]}, {value}" if key in environ else value
+        answer: dict[str, Any] = {}
+
+        def start_response(status: str, response_headers: list[tuple[str, str]]) -> None:
+            answer["status"] = int(status.split(" ", 1)[0])
+            answer["headers"] = response_headers
+
+        try:
+            chunks = self(environ, start_response)
+        except _DropConnection as dropped:
+            raise NoAnswer(dropped.kind) from None
+        return Answered(answer["status"], answer["headers"], b"".join(chunks))
+
+    async def ahandle(
+        self, method: str, url: str, headers: Mapping[str, str] | Iterable[tuple[str, str]],
+        body: bytes = b"",
+    ) -> Answered:
+        """:meth:`handle` in a worker thread, so that a gate or a latency never blocks the
+        event loop (asyncio or trio, through anyio)."""
+        import anyio.to_thread
+
+        return await anyio.to_thread.run_sync(
+            lambda: self.handle(method, url, list(
+                headers.items() if isinstance(headers, Mapping) else headers), body),
+            abandon_on_cancel=True,
+        )
+
     def _add_fault(self, fault: _Fault) -> None:
         if fault.remaining < 1:
             raise ValueError(f"count must be at least 1, not {fault.remaining}")
@@ -262,11 +470,13 @@ class Emulator:
             self._faults.append(fault)
 
     def reset_counters(self) -> None:
-        """Set the request counters back to zero and forget the client assertions received."""
+        """Set the request counters back to zero and forget the requests and client
+        assertions received."""
         with self._lock:
             self.token_requests.clear()
             self.resource_requests.clear()
             self._client_assertions.clear()
+            self._received.clear()
 
     @property
     def client_assertions(self) -> list[str]:
@@ -343,19 +553,68 @@ class Emulator:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         path = environ.get("PATH_INFO", "")
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length > 0 else b""
+        environ["wsgi.input"] = io.BytesIO(raw)
+        site, endpoint = self._route(path)
+        headers = {
+            name[5:].replace("_", "-").lower(): str(value)
+            for name, value in environ.items() if name.startswith("HTTP_")
+        }
+        if environ.get("CONTENT_TYPE"):
+            headers["content-type"] = environ["CONTENT_TYPE"]
+        with self._lock:
+            self._received.append(Received(
+                environ.get("REQUEST_METHOD", "GET"), request_uri(environ), headers, raw,
+                endpoint,
+            ))
         try:
-            for site in SITES.values():
-                if path == site.token_path:
-                    self._token_endpoint(site, environ)
-                if path == site.resource_path:
-                    self._resource(site, environ)
-            raise _Reply(404, {"error": "not_found"})
+            if site is None:
+                raise _Reply(404, {"error": "not_found"})
+            if endpoint == "token":
+                self._token_endpoint(site, environ)
+            self._resource(site, environ)
         except _Reply as reply:
-            body = json.dumps(reply.body).encode() if reply.body is not None else b""
-            headers = [("Content-Type", "application/json"), *reply.headers]
-            headers.append(("Content-Length", str(len(body))))
-            start_response(f"{reply.status} {_REASONS.get(reply.status, 'Status')}", headers)
+            if reply.raw is not None:
+                body, answer_headers = reply.raw, list(reply.headers)
+            else:
+                body = json.dumps(reply.body).encode() if reply.body is not None else b""
+                answer_headers = [("Content-Type", "application/json"), *reply.headers]
+                if any(name.lower() == "content-type" for name, _ in reply.headers):
+                    answer_headers.pop(0)
+            answer_headers.append(("Content-Length", str(len(body))))
+            start_response(f"{reply.status} {_REASONS.get(reply.status, 'Status')}",
+                           answer_headers)
             return [body]
+        raise AssertionError("unreachable: every endpoint answers with a _Reply")
+
+    def _route(self, path: str) -> tuple[ProviderSite | None, str]:
+        for site in SITES.values():
+            if path == site.token_path:
+                return site, "token"
+            if path == site.resource_path:
+                return site, "resource"
+        if self._guard_every_path:
+            return SITES["rfc6749"], "resource"
+        return None, "other"
+
+    def _scripted(self, endpoint: str, site: ProviderSite) -> None:
+        """Answer with the next scripted reply for *endpoint*, if there is one."""
+        with self._lock:
+            if not self._scripts[endpoint]:
+                return
+            reply = self._scripts[endpoint].pop(0)
+            if isinstance(reply.json, dict):
+                data = reply.json.get("data", reply.json)
+                token = data.get("access_token") if isinstance(data, dict) else None
+                if isinstance(token, str):
+                    self._tokens[token] = _Issued(site.name, "scripted", math.inf)
+        if reply.fail is not None:
+            raise _DropConnection(reply.fail)
+        headers = list(reply.headers.items())
+        if reply.json is not None:
+            raise _Reply(reply.status, reply.json, headers)
+        raise _Reply(reply.status, None, headers, raw=reply.body)
 
     def _site(self, provider: str) -> ProviderSite:
         try:
@@ -376,10 +635,17 @@ class Emulator:
     def _token_endpoint(self, site: ProviderSite, environ: dict[str, Any]) -> None:
         with self._lock:
             self.token_requests[site.name] += 1
+            gate = self._gate
+        if gate is not None and not gate._pass():
+            raise _Reply(503, {"error": "temporarily_unavailable",
+                               "error_description": "held at a gate that was never opened"})
+        if self.latency > 0:
+            time.sleep(self.latency)  # the network round trip it stands for
+        self._scripted("token", site)
         fault = self._take_fault()
         if fault is not None:
             if fault.kind == "drop":
-                raise _DropConnection
+                raise _DropConnection("drop")
             if fault.kind == "slow":
                 time.sleep(fault.seconds)
             else:
@@ -397,8 +663,9 @@ class Emulator:
             fields = self._form_fields(site, content_type, raw)
         client = self._authenticate(site, fields, environ)
         lifetime = self._lifetimes.get(site.name, site.lifetime)
-        token = secrets.token_urlsafe(32)
         with self._lock:
+            token = (secrets.token_urlsafe(32) if self._token_prefix is None
+                     else f"{self._token_prefix}{next(self._serial)}")
             self._tokens[token] = _Issued(site.name, str(client.client_id),
                                           self._clock() + lifetime)
         answer: dict[str, Any] = {"access_token": token}
@@ -595,6 +862,7 @@ class Emulator:
     def _resource(self, site: ProviderSite, environ: dict[str, Any]) -> None:
         with self._lock:
             self.resource_requests[site.name] += 1
+        self._scripted("resource", site)
         header = environ.get("HTTP_AUTHORIZATION", "")
         challenge = [("WWW-Authenticate", 'Bearer error="invalid_token"')]
         if not header.startswith("Bearer "):
