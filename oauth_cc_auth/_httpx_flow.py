@@ -380,12 +380,24 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
 
     # -- the API request -------------------------------------------------------------------
 
-    def _renewal(self, request: RequestT, response: ResponseT, token: Token) -> int | None:
-        """The core's :meth:`~oauth_cc_auth._flow.TokenManager.refused` for this answer."""
+    def _renewal(
+        self, request: RequestT, response: ResponseT, token: Token,
+        rewind: Callable[[], None] | None,
+    ) -> int | None:
+        """Whether to re-send *request* after *response* (a ``renew_on`` status): the minimum
+        generation of the new token (the core's
+        :meth:`~oauth_cc_auth._flow.TokenManager.refused`), with the body rewound and the
+        refused token taken off; else ``None``. The token is invalidated also when the body
+        cannot be sent again (*rewind* ``None``)."""
         sent = response.request
-        return self._manager.refused(
+        min_generation = self._manager.refused(
             token, sent.headers.get("Authorization"), str(sent.url), str(request.url)
         )
+        if min_generation is None or rewind is None:
+            return None
+        rewind()
+        del request.headers["Authorization"]  # an error's .request: not the refused token
+        return min_generation
 
     def _attach(self, error: errors.AuthError, request: object) -> None:
         if isinstance(error, LibraryError):  # what the library's HTTPError.request reads
@@ -396,14 +408,10 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
         request.headers["Authorization"] = token.authorization
         rewind = _rewinder(request, self._lib.ByteStream)
         response = yield request
-        # The common answer leaves at the first check, without another call. The token is
-        # invalidated also when the body cannot be sent again.
         if response.status_code not in self._renew_on:
-            return
-        min_generation = self._renewal(request, response, token)
-        if min_generation is not None and rewind is not None:
-            rewind()
-            del request.headers["Authorization"]  # an error's .request: not the refused token
+            return  # the common answer leaves here, without another call
+        min_generation = self._renewal(request, response, token, rewind)
+        if min_generation is not None:
             new = self._token_on_this_thread(self._send, min_generation, request)
             request.headers["Authorization"] = new.authorization
             yield request
@@ -416,10 +424,8 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
         response = yield request
         if response.status_code not in self._renew_on:
             return
-        min_generation = self._renewal(request, response, token)
-        if min_generation is not None and rewind is not None:
-            rewind()
-            del request.headers["Authorization"]
+        min_generation = self._renewal(request, response, token, rewind)
+        if min_generation is not None:
             new = await self._async_token(request, min_generation)
             request.headers["Authorization"] = new.authorization
             yield request
