@@ -31,6 +31,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import _repo  # noqa: F401 - for `tests`
 from concurrency import Outcome, count_async, count_sync
 from fleet import CACHES, FleetParams, run_fleets
 from impls import (
@@ -54,12 +55,12 @@ from impls import (
     shared_cache_impls,
 )
 from imports import ImportTarget, import_targets, measure_imports, median_difference
-from redis_server import RedisUnavailable, redis_server
 from report import Footnotes, Table
 from timing import Bench, Samples, median_ratio, run_async_rounds, run_sync_rounds
 from transports import TokenEndpoint
 
 from oauth_cc_auth import FileCache, RedisCache, TokenCache
+from tests.redis_server import RedisUnavailable, redis_server
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_JSON = HERE / "results.json"
