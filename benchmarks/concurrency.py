@@ -4,6 +4,7 @@ Two moments: *cold start* (a new auth object, no token yet) and *at expiry* (one
 fetched, then it became due for renewal). Threads start together behind a barrier; asyncio
 tasks start together in one ``gather``. The token endpoint answers after a latency that
 stands for the network round trip, so callers overlap as they would in production.
+:func:`run_concurrency` counts every case of every implementation that has it.
 """
 
 from __future__ import annotations
@@ -13,11 +14,25 @@ import collections
 import dataclasses
 import threading
 from collections.abc import Callable
+from typing import Any
 
-from impls import Impl, Setup
+from impls import FLOOR, Impl, Setup, absent, all_impls
 from transports import TokenEndpoint
 
-__all__ = ["Outcome", "count_async", "count_sync"]
+__all__ = [
+    "MOMENTS",
+    "ConcurrencyResult",
+    "Outcome",
+    "count_async",
+    "count_sync",
+    "run_concurrency",
+]
+
+MOMENTS = ("cold", "expiry")
+MOMENT_LABELS = {"cold": "cold start", "expiry": "at expiry"}
+
+#: flavour -> implementation -> {moment: {"na": reason} | {"outcomes": [...]}, "note"?: text}
+ConcurrencyResult = dict[str, dict[str, dict[str, Any]]]
 
 _JOIN_TIMEOUT = 60.0
 
@@ -97,3 +112,40 @@ async def count_async(impl: Impl, moment: str, n: int, latency: float) -> Outcom
         endpoint.reset()
     errors = await _tasks(setup, n)
     return Outcome(endpoint.count, n, errors)
+
+
+def run_concurrency(
+    threads: int,
+    tasks: int,
+    latency: float,
+    repeats: int,
+    log: Callable[[str], None] | None = None,
+) -> ConcurrencyResult:
+    """Every case, *repeats* times: *threads* threads (sync flavours) or *tasks* tasks (async
+    flavours) needing a token from an endpoint that answers after *latency* seconds; "na"
+    with the reason for a case an implementation cannot have."""
+    result: ConcurrencyResult = {}
+    for flavour, per in absent().items():
+        for name, why in per.items():
+            result.setdefault(flavour, {})[name] = {moment: {"na": why} for moment in MOMENTS}
+    for impl in all_impls():
+        if impl.name == FLOOR:
+            continue
+        cell = result.setdefault(impl.flavour, {}).setdefault(impl.name, {})
+        if impl.note is not None:
+            cell["note"] = impl.note
+        for moment in MOMENTS:
+            na = impl.cold_na if moment == "cold" else impl.expiry_na
+            if na is not None:
+                cell[moment] = {"na": na}
+                continue
+            if log is not None:
+                log(f"concurrency: {impl.flavour}, {impl.name}, {MOMENT_LABELS[moment]}")
+            outcomes: list[Outcome] = []
+            for _ in range(repeats):
+                if impl.aio:
+                    outcomes.append(asyncio.run(count_async(impl, moment, tasks, latency)))
+                else:
+                    outcomes.append(count_sync(impl, moment, threads, latency))
+            cell[moment] = {"outcomes": [o.as_dict() for o in outcomes]}
+    return result

@@ -2,9 +2,9 @@
 
 Unlike :mod:`concurrency`, this runs over real sockets: the package's ``Emulator`` serves the
 token endpoint and a protected resource on loopback, in this process, and counts the token
-requests it receives. *processes* workers (:mod:`fleet_worker`) each build one auth object
-with the cache under test and *threads* threads; they start together (ready and go files),
-in two waves:
+requests it receives. *processes* workers (``tests/fleet_worker.py``, which the tests run
+too) each build one auth object with the cache under test and *threads* threads; they start
+together (ready and go files), in two waves:
 
 - **cold start**: no process has a token, the shared cache is empty;
 - **at expiry**: every process holds the token of the first wave, now due for renewal.
@@ -16,24 +16,21 @@ is due (with the default leeway, halfway through its life). The token endpoint a
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import json
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from redis_server import RedisUnavailable, redis_server
+import _repo  # noqa: F401 - for `tests`
 
 from oauth_cc_auth.testing import Emulator
+from tests.fleet_worker import Fleet, FleetError, Spec
+from tests.redis_server import RedisUnavailable, redis_server
 
 __all__ = ["CACHES", "FleetParams", "Wave", "run_fleets"]
 
-WORKER = Path(__file__).resolve().with_name("fleet_worker.py")
 PROVIDER = "rfc6749"
 #: The caches compared, by the name the tables use.
 CACHES = ("memory", "file", "redis")
@@ -41,8 +38,6 @@ MOMENTS = ("cold", "expiry")
 
 _START_TIMEOUT = 60.0
 _WAVE_TIMEOUT = 120.0
-_EXIT_TIMEOUT = 10.0
-_POLL = 0.005
 #: Slack after the moment every process's token is due, before the second wave.
 _DUE_MARGIN = 0.2
 
@@ -74,88 +69,28 @@ class Wave:
         return dataclasses.asdict(self)
 
 
-class FleetError(RuntimeError):
-    """The fleet could not be run (a worker failed to start or to finish a wave)."""
-
-
-def _wait_for(
-    paths: list[Path],
-    workers: list[subprocess.Popen[bytes]],
-    timeout: float,
-    what: str,
-    directory: Path,
-) -> None:
-    """Wait until worker *i* has made ``paths[i]``, for every *i*."""
-    deadline = time.monotonic() + timeout
-    while not all(path.exists() for path in paths):
-        # A worker writes its file before it exits: one that exited without it failed.
-        dead = [i for i, w in enumerate(workers) if w.poll() is not None and not paths[i].exists()]
-        if dead:
-            # The last line of its stderr: the exception, if it raised one.
-            err = (directory / f"err-{dead[0]}.txt").read_text(encoding="utf-8", errors="replace")
-            last = err.strip().splitlines()[-1:] or [f"exit status {workers[dead[0]].returncode}"]
-            raise FleetError(f"worker {dead[0]} exited before {what}: {last[0]}")
-        if time.monotonic() > deadline:
-            raise FleetError(f"the fleet did not {what} within {timeout:g} s")
-        time.sleep(_POLL)
-
-
-def _stop(workers: list[subprocess.Popen[bytes]], *, wait: bool) -> None:
-    """Let the workers exit (if *wait*, for a while); kill the ones that do not."""
-    deadline = time.monotonic() + (_EXIT_TIMEOUT if wait else 0.0)
-    for worker in workers:
-        try:
-            worker.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(_EXIT_TIMEOUT)
-
-
-@contextlib.contextmanager
-def _started(directory: Path, n: int) -> Iterator[list[subprocess.Popen[bytes]]]:
-    workers: list[subprocess.Popen[bytes]] = []
-    finished = False
-    try:
-        for i in range(n):
-            with (directory / f"err-{i}.txt").open("wb") as err:
-                workers.append(
-                    subprocess.Popen(  # noqa: S603 - this interpreter, our worker script
-                        [sys.executable, str(WORKER), str(directory), str(i)],
-                        stdin=subprocess.DEVNULL,
-                        stdout=subprocess.DEVNULL,
-                        stderr=err,
-                    )
-                )
-        yield workers
-        finished = True
-    finally:
-        # After both waves the workers exit by themselves; after a failure, at once.
-        _stop(workers, wait=finished)
-
-
 def _fleet(
     emulator: Emulator, cache: str | None, directory: Path, p: FleetParams
 ) -> dict[str, Wave]:
     """Run the two waves of one fleet using *cache* (``None``: the default memory cache)."""
     client = emulator.client(PROVIDER)
-    spec = {
-        "cache": cache,
-        "token_url": emulator.token_url(PROVIDER),
-        "url": emulator.resource_url(PROVIDER),
-        "client_id": client.client_id,
-        "client_secret": client.client_secret,
-        "options": client.options(),
-        "threads": p.threads,
-        "waves": len(MOMENTS),
-    }
-    (directory / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
+    spec = Spec(
+        token_url=emulator.token_url(PROVIDER),
+        url=emulator.resource_url(PROVIDER),
+        client_id=client.client_id,
+        client_secret=client.client_secret,
+        options=client.options(),
+        cache=cache,
+        callers=p.threads,
+        waves=len(MOMENTS),
+    )
     # Every token request is slow (the fleet can make at most this many), and short-lived.
     emulator.slow_next(p.processes * p.threads * len(MOMENTS), p.latency)
     emulator.set_lifetime(PROVIDER, p.lifetime)
     waves: dict[str, Wave] = {}
-    with _started(directory, p.processes) as workers:
-        ready = [directory / f"ready-{i}" for i in range(p.processes)]
-        _wait_for(ready, workers, _START_TIMEOUT, "start", directory)
+    # After both waves the workers exit by themselves; after a failure, they are killed.
+    with Fleet(directory, spec, p.processes) as fleet:
+        fleet.wait_ready(_START_TIMEOUT)
         finished = 0.0
         for number, moment in enumerate(MOMENTS):
             if moment == "expiry":
@@ -163,15 +98,13 @@ def _fleet(
                 # is due for renewal half its lifetime later (the leeway, 60 s, is longer).
                 time.sleep(max(0.0, finished + p.lifetime / 2 + _DUE_MARGIN - time.monotonic()))
             emulator.reset_counters()
-            (directory / f"go-{number}").touch()
+            fleet.go(number)
             started = time.monotonic()
-            done = [directory / f"done-{number}-{i}.json" for i in range(p.processes)]
-            _wait_for(done, workers, _WAVE_TIMEOUT, f"finish the {moment} wave", directory)
+            done = fleet.wait_done(number, _WAVE_TIMEOUT, f"finish the {moment} wave")
             finished = time.monotonic()
             errors: dict[str, int] = {}
             callers = 0
-            for path in done:
-                result = json.loads(path.read_text(encoding="utf-8"))
+            for result in done:
                 callers += result["callers"]
                 for kind, n in result["errors"].items():
                     errors[kind] = errors.get(kind, 0) + n

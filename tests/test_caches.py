@@ -4,13 +4,12 @@ requests that never fail because the cache does."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import select
-import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
@@ -32,67 +31,30 @@ from oauth_cc_auth._sealed import Sealer
 from oauth_cc_auth.httpx import ClientCredentialsAuth as HttpxAuth
 from oauth_cc_auth.requests import ClientCredentialsAuth as RequestsAuth
 from oauth_cc_auth.testing import Emulator
+from tests.fleet_worker import Fleet, Spec
+from tests.redis_server import RedisNotInstalled, RedisServer, free_port
 
-WORKER = Path(__file__).with_name("fleet_worker.py")
 LOOP_WORKER = Path(__file__).with_name("loop_worker.py")
 PROVIDER = "fcc_finance"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class RedisServer:
-    """A real redis-server on a free loopback port, in a temporary directory."""
-
-    def __init__(self, directory: Path) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.fail("redis-server is not installed (.ci/run installs Debian's redis-server)")
-        self.binary, self.directory = binary, directory
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(  # noqa: S603
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
-             str(self.directory), "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-        client.close()
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
+@contextlib.contextmanager
+def running_redis(directory: Path) -> Iterator[RedisServer]:
+    """A redis-server of the test's own (see tests/redis_server.py), stopped afterwards."""
+    try:
+        server = RedisServer(directory)
+    except RedisNotInstalled:
+        server = None
+    if server is None:
+        pytest.fail("redis-server is not installed (.ci/run installs Debian's redis-server)")
+    with server:
+        yield server
 
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    server.start()
-    try:
+    with running_redis(tmp_path) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -113,51 +75,20 @@ def cache_url(kind: str, tmp_path: Path, redis_url: str | None, **query: Any) ->
 def shared(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Any]]:
     """(kind, redis server or None) for each shared backend."""
     if request.param == "redis":
-        server = RedisServer(tmp_path)
-        server.start()
-        try:
+        with running_redis(tmp_path) as server:
             yield "redis", server
-        finally:
-            server.stop()
     else:
         yield "file", None
 
 
-def start_fleet(emulator: Emulator, url: str, processes: int, n: int, mode: str,
-                tmp_path: Path) -> tuple[list[subprocess.Popen[str]], Path]:
+def fleet_spec(emulator: Emulator, url: str, n: int, mode: Literal["threads", "async"]) -> Spec:
+    """*n* threads or tasks per process, one API request each, through the cache at *url*."""
     client = emulator.client(PROVIDER)
-    go = tmp_path / "go"
-    fleet = []
-    for i in range(processes):
-        spec = {
-            "cache": url, "token_url": emulator.token_url(PROVIDER), "url":
-            emulator.resource_url(PROVIDER), "client_id": client.client_id,
-            "secret": client.client_secret, "options": client.options(), "n": n, "mode": mode,
-            "ready": str(tmp_path / f"ready-{i}"), "go": str(go),
-        }
-        fleet.append(subprocess.Popen(  # noqa: S603
-            [sys.executable, str(WORKER), json.dumps(spec)], stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True,
-        ))
-    return fleet, go
-
-
-def run_fleet(emulator: Emulator, url: str, processes: int, n: int, mode: str,
-              tmp_path: Path) -> list[int]:
-    fleet, go = start_fleet(emulator, url, processes, n, mode, tmp_path)
-    deadline = time.monotonic() + 60
-    while not all((tmp_path / f"ready-{i}").exists() for i in range(processes)):
-        assert time.monotonic() < deadline, "the fleet did not start"
-        assert all(p.poll() is None for p in fleet), [p.communicate() for p in fleet]
-        time.sleep(0.01)
-    emulator.slow_next(1, 0.5)  # the one token request is slow: everyone arrives meanwhile
-    go.touch()
-    statuses: list[int] = []
-    for process in fleet:
-        out, err = process.communicate(timeout=120)
-        assert process.returncode == 0, err
-        statuses += json.loads(out)["statuses"]
-    return statuses
+    return Spec(
+        token_url=emulator.token_url(PROVIDER), url=emulator.resource_url(PROVIDER),
+        client_id=client.client_id, client_secret=client.client_secret,
+        options=client.options(), cache=url, callers=n, mode=mode,
+    )
 
 
 class TestFleet:
@@ -169,12 +100,17 @@ class TestFleet:
     )
     def test_one_token_request_for_the_fleet(
         self, emulator: Emulator, shared: tuple[str, Any], tmp_path: Path,
-        processes: int, n: int, mode: str,
+        processes: int, n: int, mode: Literal["threads", "async"],
     ) -> None:
         kind, server = shared
         url = cache_url(kind, tmp_path, server and server.url)
-        statuses = run_fleet(emulator, url, processes, n, mode, tmp_path)
-        assert statuses == [200] * (processes * n)
+        with Fleet(tmp_path, fleet_spec(emulator, url, n, mode), processes) as fleet:
+            fleet.wait_ready()
+            emulator.slow_next(1, 0.5)  # the one token request is slow: everyone arrives meanwhile
+            fleet.go()
+            results = fleet.wait_done()
+            assert fleet.stop(wait=True) == [0] * processes
+        assert results == [{"callers": n, "ok": n, "errors": {}}] * processes
         assert emulator.token_requests[PROVIDER] == 1
         assert emulator.resource_requests[PROVIDER] == processes * n
 
@@ -186,28 +122,26 @@ class TestFleet:
         url = cache_url(kind, tmp_path, server and server.url, lock_timeout=lock_timeout)
         emulator.slow_next(1, 60)  # the holder's token request hangs
         (tmp_path / "a").mkdir()
-        holder, go = start_fleet(emulator, url, 1, 1, "threads", tmp_path / "a")
-        go.touch()
-        deadline = time.monotonic() + 30
-        while emulator.token_requests[PROVIDER] < 1:  # the holder has the lock, and is fetching
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
         (tmp_path / "b").mkdir()
-        waiter, go_b = start_fleet(emulator, url, 1, 4, "threads", tmp_path / "b")
-        while not (tmp_path / "b" / "ready-0").exists():
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        go_b.touch()
-        # Time for the waiter to reach the holder's lock. The assertions below hold whether or
-        # not it has (a dead holder's lock costs at most lock_timeout either way).
-        time.sleep(0.3)
-        started = time.monotonic()
-        holder[0].send_signal(signal.SIGKILL)
-        holder[0].communicate()
-        out, err = waiter[0].communicate(timeout=60)
-        elapsed = time.monotonic() - started
-        assert waiter[0].returncode == 0, err
-        assert json.loads(out)["statuses"] == [200] * 4
+        with Fleet(tmp_path / "a", fleet_spec(emulator, url, 1, "threads"), 1) as holder:
+            holder.go()
+            deadline = time.monotonic() + 30
+            while emulator.token_requests[PROVIDER] < 1:  # the holder has the lock, and is fetching
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            with Fleet(tmp_path / "b", fleet_spec(emulator, url, 4, "threads"), 1) as waiter:
+                waiter.wait_ready(max(0.0, deadline - time.monotonic()))
+                waiter.go()
+                # Time for the waiter to reach the holder's lock. The assertions below hold
+                # whether or not it has (a dead holder's lock costs at most lock_timeout either
+                # way).
+                time.sleep(0.3)
+                started = time.monotonic()
+                holder.stop(wait=False)  # SIGKILL
+                results = waiter.wait_done(timeout=60)
+                elapsed = time.monotonic() - started
+                assert waiter.stop(wait=True) == [0]
+        assert results == [{"callers": 4, "ok": 4, "errors": {}}]
         assert elapsed < lock_timeout + 2.0
         assert emulator.token_requests[PROVIDER] == 2  # the dead holder's, and one more
 
