@@ -29,7 +29,8 @@ import oauth_cc_auth
 from oauth_cc_auth import ConfigurationError, MemoryCache
 from oauth_cc_auth._client_auth import ASSERTION_TYPE, basic_authorization
 from oauth_cc_auth.requests import ClientCredentialsAuth as RequestsAuth
-from tests.conftest import CLIENT_ID, TOKEN_URL, Harness, Recorded, Reply
+from oauth_cc_auth.testing import Received, Reply
+from tests.conftest import CLIENT_ID, TOKEN_URL, Harness
 
 ASSERTION_TYPE_FORM = "urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
 JWT_SECRET = "client-secret-jwt-shared-secret-0123456789abcdef"
@@ -54,7 +55,7 @@ def ok(response: Any) -> None:
     assert response.status_code == 200
 
 
-def fields(recorded: Recorded) -> dict[str, str]:
+def fields(recorded: Received) -> dict[str, str]:
     parsed = parse_qs(recorded.body.decode(), keep_blank_values=True, strict_parsing=True)
     assert all(len(values) == 1 for values in parsed.values())
     return {name: values[0] for name, values in parsed.items()}
@@ -66,13 +67,13 @@ def claims_of(assertion: str, key: Any, alg: str) -> tuple[dict[str, Any], dict[
     return dict(token.header), dict(token.claims)
 
 
-def three_token_requests(harness: Harness, auth: Any) -> list[Recorded]:
+def three_token_requests(harness: Harness, auth: Any) -> list[Received]:
     """Three API requests, each needing a new token (the tokens live an hour)."""
     for _ in range(3):
         ok(harness.get(auth))
         harness.clock.advance(3600)
-    assert len(harness.server.api_requests) == 3
-    return harness.server.token_requests
+    assert len(harness.server.received_at("resource")) == 3
+    return harness.server.received_at("token")
 
 
 # -- RFC 6749 §2.3.1 Basic ---------------------------------------------------------------------
@@ -114,7 +115,7 @@ def test_basic_header_round_trips_through_a_strict_server(client_id: str, secret
 def test_basic_through_every_flavour(harness: Harness) -> None:
     auth = harness.auth(auth_method="client_secret_basic", client_secret="pa+ss/w=rd%:é")
     ok(harness.get(auth))
-    [token_request] = harness.server.token_requests
+    [token_request] = harness.server.received_at("token")
     expected = base64.b64encode(b"client-1:pa%2Bss%2Fw%3Drd%25%3A%C3%A9").decode()
     assert token_request.headers["authorization"] == f"Basic {expected}"
     assert token_request.body == b"grant_type=client_credentials"
@@ -167,11 +168,11 @@ def test_a_new_assertion_for_every_token_request(
 
 
 def test_retries_sign_anew(harness: Harness) -> None:
-    harness.server.token_replies += [Reply(503), Reply(429)]
+    harness.server.answer_next(Reply(503), Reply(429))
     auth = harness.auth(client_secret=None, private_key=RSA_PEM, assertion_lifetime=30,
                         assertion_audience="https://auth.example", private_key_id="k1")
     ok(harness.get(auth))
-    assertions = [fields(r)["client_assertion"] for r in harness.server.token_requests]
+    assertions = [fields(r)["client_assertion"] for r in harness.server.received_at("token")]
     assert len(assertions) == 3
     decoded = [claims_of(a, RSA_PUBLIC, "RS256") for a in assertions]
     assert len({claims["jti"] for _, claims in decoded}) == 3
@@ -242,7 +243,7 @@ def test_client_assertion_file_is_read_for_every_token_request(
         rotate()
         ok(harness.get(auth))
         harness.clock.advance(3600)
-    sent = [fields(r)["client_assertion"] for r in harness.server.token_requests]
+    sent = [fields(r)["client_assertion"] for r in harness.server.received_at("token")]
     assert sent == written  # each one as it was on disk, newline stripped
 
 
@@ -255,7 +256,7 @@ def test_client_assertion_callable_is_called_for_every_token_request(harness: Ha
 
     auth = harness.auth(client_secret=None, client_assertion=assertion)
     three_token_requests(harness, auth)
-    assert [fields(r)["client_assertion"] for r in harness.server.token_requests] == calls
+    assert [fields(r)["client_assertion"] for r in harness.server.received_at("token")] == calls
 
 
 def test_client_assertion_file_problems_at_token_time(tmp_path: Path) -> None:
@@ -398,13 +399,13 @@ def test_assertion_echoed_by_the_server_is_redacted(
     caplog.set_level(logging.DEBUG)
     holder: list[str] = []
 
-    def echo(recorded: Recorded) -> None:
+    def echo(recorded: Received) -> None:
         holder.append(fields(recorded)["client_assertion"])
 
     auth = harness.auth(client_secret=None, private_key=EC_JWK, max_retries=1)
     original = harness.server.handle
 
-    def handle(recorded: Recorded) -> Reply:
+    def handle(recorded: Received) -> Reply:
         if recorded.url == TOKEN_URL:
             echo(recorded)
             text = f"assertion {holder[-1]} refused"
@@ -477,6 +478,6 @@ def test_authlib_callables_are_called_per_token_request(harness: Harness) -> Non
     three_token_requests(harness, auth)
     jtis = {json.loads(jws.extract_compact(
         fields(r)["client_assertion"].encode()).payload)["jti"]
-        for r in harness.server.token_requests}
+        for r in harness.server.received_at("token")}
     assert len(jtis) == 3
 

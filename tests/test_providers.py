@@ -15,7 +15,8 @@ import pytest
 
 import oauth_cc_auth
 from oauth_cc_auth import ConfigurationError, Provider
-from tests.conftest import Harness, Reply
+from oauth_cc_auth.testing import Reply
+from tests.conftest import Harness
 
 FORM = "application/x-www-form-urlencoded"
 FCC_PROD = "https://api.fccfinance.com/servicing/oauth/token"
@@ -30,7 +31,7 @@ def seed(harness: Harness, provider: str, **options: Any) -> Any:
 
 
 def only_token_request(harness: Harness) -> Any:
-    [request] = harness.server.token_requests
+    [request] = harness.server.received_at("token")
     assert request.method == "POST"
     assert "authorization" not in request.headers  # the secret is only in the body
     assert request.headers["accept"] == "application/json"
@@ -43,7 +44,7 @@ class TestFccFinance:
         [(None, FCC_PROD), ("production", FCC_PROD), ("development", FCC_DEV)],
     )
     def test_token_request(self, harness: Harness, environment: str | None, url: str) -> None:
-        harness.server.token_replies.append(
+        harness.server.answer_next(
             Reply(json={"access_token": "many characters", "expires_in": 86400,
                         "token_type": "bearer"})
         )
@@ -56,7 +57,7 @@ class TestFccFinance:
             b"grant_type=client_credentials&client_id=%5Byour+id%5D"
             b"&client_secret=s3cr3t-VALUE%2B%2F%3D"
         )
-        assert harness.server.api_requests[0].headers["authorization"] == "Bearer many characters"
+        assert harness.server.received_at("resource")[0].headers["authorization"] == "Bearer many characters"
         assert auth.token.expires_in == 86400
 
     def test_accepts_no_scope_or_extra_fields(self, harness: Harness) -> None:
@@ -77,7 +78,7 @@ class TestFinCalc:
     def test_token_request_is_json_with_values_as_given(
         self, harness: Harness, client_id: Any
     ) -> None:
-        harness.server.token_replies.append(self.envelope())
+        harness.server.answer_next(self.envelope())
         auth = seed(harness, "fincalc", client_id=client_id, client_secret=FINCALC_SECRET,
                     scope="api_scope", extra={"email_address": "hello@example.com"})
         harness.get(auth)
@@ -92,10 +93,10 @@ class TestFinCalc:
             ("scope", "api_scope"),
             ("email_address", "hello@example.com"),
         ]
-        assert harness.server.api_requests[0].headers["authorization"] == "Bearer eyJ.x.y"
+        assert harness.server.received_at("resource")[0].headers["authorization"] == "Bearer eyJ.x.y"
 
     def test_scope_sequence_is_space_joined_in_json(self, harness: Harness) -> None:
-        harness.server.token_replies.append(self.envelope())
+        harness.server.answer_next(self.envelope())
         harness.get(seed(harness, "fincalc", scope=["a", "b"],
                          extra={"email_address": "me@example.com"}))
         assert json.loads(only_token_request(harness).body)["scope"] == "a b"
@@ -105,7 +106,7 @@ class TestFinCalc:
             "The request is missing a required parameter, includes an invalid parameter "
             "value, includes a parameter more than once, or is otherwise malformed."
         )
-        harness.server.token_replies.append(
+        harness.server.answer_next(
             Reply(400, json={"success": False, "message": {"description": description}})
         )
         auth = seed(harness, "fincalc", scope="s", extra={"email_address": "me@example.com"})
@@ -126,7 +127,7 @@ class TestFinCalc:
         ],
     )
     def test_unusable_2xx_envelopes(self, harness: Harness, payload: dict[str, Any]) -> None:
-        harness.server.token_replies.append(Reply(json=payload))
+        harness.server.answer_next(Reply(json=payload))
         auth = seed(harness, "fincalc", scope="s", extra={"email_address": "me@example.com"})
         with pytest.raises(oauth_cc_auth.TokenResponseError) as info:
             harness.get(auth)
@@ -136,7 +137,7 @@ class TestFinCalc:
     def test_token_type_is_case_insensitive_and_lifetime_defaults_to_a_day(
         self, harness: Harness
     ) -> None:
-        harness.server.token_replies.append(
+        harness.server.answer_next(
             Reply(json={"success": True, "data": {"token_type": "BEARER", "access_token": "t"}})
         )
         auth = seed(harness, "fincalc", scope="s", extra={"email_address": "me@example.com"})
@@ -154,7 +155,7 @@ class TestFinCalc:
 
 class TestFigure:
     def test_token_request_and_bare_token(self, harness: Harness) -> None:
-        harness.server.token_replies.append(
+        harness.server.answer_next(
             Reply(json={"access_token": "FOEtUHwg0das9PhsasVmgMGbZn7nWSgK"})
         )
         auth = seed(harness, "figure", client_id="abc", client_secret="xyz")
@@ -164,16 +165,16 @@ class TestFigure:
         assert request.headers["content-type"] == FORM
         assert request.body == b"grant_type=client_credentials&client_id=abc&client_secret=xyz"
         assert (
-            harness.server.api_requests[0].headers["authorization"]
+            harness.server.received_at("resource")[0].headers["authorization"]
             == "Bearer FOEtUHwg0das9PhsasVmgMGbZn7nWSgK"
         )
         assert auth.token.expires_in == 3600  # documented: one hour
         harness.clock.advance(3539)
         harness.get(auth)
-        assert len(harness.server.token_requests) == 1
+        assert len(harness.server.received_at("token")) == 1
         harness.clock.advance(2)
         harness.get(auth)
-        assert len(harness.server.token_requests) == 2
+        assert len(harness.server.received_at("token")) == 2
 
     def test_production_needs_token_url(self, harness: Harness) -> None:
         with pytest.raises(ConfigurationError, match="accepted: test, or pass token_url"):
@@ -195,7 +196,7 @@ class TestConfiguration:
             "OAUTH_CC_LEEWAY": "30",
             "UNRELATED": "ignored",
         }
-        harness.server.token_replies.append(TestFinCalc().envelope())
+        harness.server.answer_next(TestFinCalc().envelope())
         auth = harness.auth_class.from_env(environ, cache=harness.cache, clock=harness.clock)
         assert auth.provider.name == "fincalc"
         harness.get(auth)
@@ -215,7 +216,7 @@ class TestConfiguration:
         assert auth.token_url == FIGURE_TEST
 
     def test_from_config(self, harness: Harness) -> None:
-        harness.server.token_replies.append(TestFinCalc().envelope())
+        harness.server.answer_next(TestFinCalc().envelope())
         auth = harness.auth_class.from_config(
             {"provider": "fincalc", "client_id": 12345, "client_secret": "sec",
              "scope": ["a", "b"], "extra": {"email_address": "x@example.com"}},
