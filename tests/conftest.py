@@ -45,6 +45,29 @@ def emulator() -> Emulator:
     return server
 
 
+def build_auth(auth_class: Callable[..., Any], **options: Any) -> Any:
+    """An *auth_class* object as the tests make them: ``client-1``, ``SECRET`` and
+    ``TOKEN_URL`` unless *options* say otherwise (``client_id``, ``client_secret``, which may
+    be ``None``, ``token_url``, which may be ``None`` for a provider's own), a cache of its
+    own and no backoff between attempts."""
+    options.setdefault("token_url", TOKEN_URL)
+    options.setdefault("cache", MemoryCache())
+    options.setdefault("backoff", 0.0)
+    client_id = options.pop("client_id", CLIENT_ID)
+    secret = options.pop("client_secret", SECRET)
+    return auth_class(client_id, secret, **options)
+
+
+def emulated_auth(emulator: Emulator, auth_class: Callable[..., Any], provider: str = "rfc6749",
+                  **options: Any) -> Any:
+    """An *auth_class* object for *emulator*'s own client of *provider* (:func:`build_auth`),
+    at the token endpoint it serves on loopback."""
+    client = emulator.client(provider)
+    return build_auth(auth_class, client_id=client.client_id,
+                      client_secret=client.client_secret,
+                      token_url=emulator.token_url(provider), **{**client.options(), **options})
+
+
 class Harness:
     """Sends API requests through one adapter flavour with the fake server mocked in."""
 
@@ -58,13 +81,10 @@ class Harness:
         self.clock = clock
 
     def auth(self, **options: Any) -> Any:
-        options.setdefault("token_url", TOKEN_URL)
+        """An auth object of this flavour on the harness's cache and clock (:func:`build_auth`)."""
         options.setdefault("cache", self.cache)
         options.setdefault("clock", self.clock)
-        options.setdefault("backoff", 0.0)
-        client_id = options.pop("client_id", CLIENT_ID)
-        secret = options.pop("client_secret", SECRET)
-        return self.auth_class(client_id, secret, **options)
+        return build_auth(self.auth_class, **options)
 
     auth_class: Callable[..., Any]
     #: The HTTP library's errors that the adapter's errors also are, so that the library's
