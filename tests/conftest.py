@@ -1,21 +1,16 @@
-"""Shared fixtures: a scripted token endpoint and API behind requests-mock, respx (httpx) and
-httpx2's MockTransport, and one harness per adapter flavour (requests, httpx sync and async,
-httpx2 sync and async) so that each behaviour is tested through all five."""
+"""Shared fixtures: the shipped emulator, answering in process behind requests-mock, respx
+(httpx) and httpx2's MockTransport, and one harness per adapter flavour (requests, httpx sync
+and async, httpx2 sync and async) so that each behaviour is tested through all five."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import itertools
-import threading
-import time
 from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
 
-import anyio
 import httpx
 import httpx2
 import pytest
@@ -28,7 +23,7 @@ from oauth_cc_auth import MemoryCache
 from oauth_cc_auth.httpx import ClientCredentialsAuth as HttpxAuth
 from oauth_cc_auth.httpx2 import ClientCredentialsAuth as Httpx2Auth
 from oauth_cc_auth.requests import ClientCredentialsAuth as RequestsAuth
-from oauth_cc_auth.testing import FakeClock
+from oauth_cc_auth.testing import Answered, EmulatedClient, Emulator, FakeClock, NoAnswer
 
 TOKEN_URL = "https://auth.example/oauth/token"
 API_URL = "https://api.example/things"
@@ -41,101 +36,36 @@ def is_token_url(url: str) -> bool:
     return urlsplit(url).path.endswith("/token")
 
 
-@dataclasses.dataclass
-class Recorded:
-    """One request the fake server received."""
-
-    method: str
-    url: str
-    headers: dict[str, str]  # lower-case names
-    body: bytes
-
-
-@dataclasses.dataclass
-class Reply:
-    """What the fake server answers; ``fail`` ("connect" or "timeout") raises instead."""
-
-    status: int = 200
-    json: Any = None
-    body: bytes = b""
-    headers: dict[str, str] = dataclasses.field(default_factory=dict)
-    fail: str | None = None
-
-    def content(self) -> bytes:
-        if self.json is not None:
-            import json
-
-            self.headers.setdefault("Content-Type", "application/json")
-            return json.dumps(self.json).encode()
-        return self.body
+def emulator() -> Emulator:
+    """The fake of every harness: the shipped emulator, answering in process. It issues
+    ``tok-1``, ``tok-2``..., knows ``client-1`` as an ``rfc6749`` client, and guards every
+    API URL as the ``rfc6749`` protected resource."""
+    server = Emulator(token_prefix="tok-", guard_every_path=True)
+    server.register_client(EmulatedClient("rfc6749", CLIENT_ID, SECRET))
+    return server
 
 
-class FakeServer:
-    """A token endpoint that issues ``tok-1``, ``tok-2``... and an API that accepts them.
-
-    ``token_replies`` (a list, consumed first to last) scripts the token endpoint's next
-    answers; ``api_replies`` likewise for the API. ``delay`` slows the token endpoint.
-    """
-
-    def __init__(self) -> None:
-        self.requests: list[Recorded] = []
-        self.token_replies: list[Reply] = []
-        self.api_replies: list[Reply] = []
-        self.expires_in: Any = 3600
-        self.delay = 0.0
-        self.valid: set[str] = set()
-        self._counter = itertools.count(1)
-        self._lock = threading.Lock()
-
-    @property
-    def token_requests(self) -> list[Recorded]:
-        return [r for r in self.requests if is_token_url(r.url)]
-
-    @property
-    def api_requests(self) -> list[Recorded]:
-        return [r for r in self.requests if not is_token_url(r.url)]
-
-    def revoke_all(self) -> None:
-        self.valid.clear()
-
-    def handle(self, recorded: Recorded) -> Reply:
-        with self._lock:
-            self.requests.append(recorded)
-            if is_token_url(recorded.url):
-                if self.token_replies:
-                    reply = self.token_replies.pop(0)
-                    if isinstance(reply.json, dict):  # a scripted token is valid too
-                        data = reply.json.get("data", reply.json)
-                        if isinstance(data, dict) and isinstance(data.get("access_token"), str):
-                            self.valid.add(data["access_token"])
-                    return reply
-                token = f"tok-{next(self._counter)}"
-                self.valid.add(token)
-                payload: dict[str, Any] = {"access_token": token, "token_type": "bearer"}
-                if self.expires_in is not None:
-                    payload["expires_in"] = self.expires_in
-                return Reply(json=payload)
-            if self.api_replies:
-                return self.api_replies.pop(0)
-            auth = recorded.headers.get("authorization", "")
-            if auth.startswith("Bearer ") and auth[7:] in self.valid:
-                return Reply(json={"ok": True})
-            return Reply(401, json={"error": "invalid_token"})
+def build_auth(auth_class: Callable[..., Any], **options: Any) -> Any:
+    """An *auth_class* object as the tests make them: ``client-1``, ``SECRET`` and
+    ``TOKEN_URL`` unless *options* say otherwise (``client_id``, ``client_secret``, which may
+    be ``None``, ``token_url``, which may be ``None`` for a provider's own), a cache of its
+    own and no backoff between attempts."""
+    options.setdefault("token_url", TOKEN_URL)
+    options.setdefault("cache", MemoryCache())
+    options.setdefault("backoff", 0.0)
+    client_id = options.pop("client_id", CLIENT_ID)
+    secret = options.pop("client_secret", SECRET)
+    return auth_class(client_id, secret, **options)
 
 
-def _record_requests(request: Any) -> Recorded:
-    body = request.body or b""
-    if isinstance(body, str):
-        body = body.encode()
-    elif not isinstance(body, bytes):
-        body = b"".join(c if isinstance(c, bytes) else c.encode() for c in body)
-    return Recorded(
-        request.method, request.url, {k.lower(): v for k, v in request.headers.items()}, body
-    )
-
-
-def _record_httpx(request: httpx.Request | httpx2.Request, body: bytes) -> Recorded:
-    return Recorded(request.method, str(request.url), dict(request.headers), body)
+def emulated_auth(emulator: Emulator, auth_class: Callable[..., Any], provider: str = "rfc6749",
+                  **options: Any) -> Any:
+    """An *auth_class* object for *emulator*'s own client of *provider* (:func:`build_auth`),
+    at the token endpoint it serves on loopback."""
+    client = emulator.client(provider)
+    return build_auth(auth_class, client_id=client.client_id,
+                      client_secret=client.client_secret,
+                      token_url=emulator.token_url(provider), **{**client.options(), **options})
 
 
 class Harness:
@@ -145,19 +75,16 @@ class Harness:
     #: Whether ``get`` sends through an async client.
     is_async = False
 
-    def __init__(self, server: FakeServer, cache: MemoryCache, clock: FakeClock) -> None:
+    def __init__(self, server: Emulator, cache: MemoryCache, clock: FakeClock) -> None:
         self.server = server
         self.cache = cache
         self.clock = clock
 
     def auth(self, **options: Any) -> Any:
-        options.setdefault("token_url", TOKEN_URL)
+        """An auth object of this flavour on the harness's cache and clock (:func:`build_auth`)."""
         options.setdefault("cache", self.cache)
         options.setdefault("clock", self.clock)
-        options.setdefault("backoff", 0.0)
-        client_id = options.pop("client_id", CLIENT_ID)
-        secret = options.pop("client_secret", SECRET)
-        return self.auth_class(client_id, secret, **options)
+        return build_auth(self.auth_class, **options)
 
     auth_class: Callable[..., Any]
     #: The HTTP library's errors that the adapter's errors also are, so that the library's
@@ -185,17 +112,20 @@ class RequestsHarness(Harness):
         self.mocker.register_uri(requests_mock.ANY, requests_mock.ANY, content=self._callback)
 
     def _callback(self, request: Any, context: Any) -> bytes:
-        reply = self.server.handle(_record_requests(request))
-        if self.server.delay and is_token_url(request.url):
-            time.sleep(self.server.delay)
-        if reply.fail == "connect":
-            raise requests.ConnectionError("connection refused")
-        if reply.fail == "timeout":
-            raise requests.ConnectTimeout("timed out")
-        content = reply.content()
-        context.status_code = reply.status
-        context.headers.update(reply.headers)
-        return content
+        body = request.body or b""
+        if isinstance(body, str):
+            body = body.encode()
+        elif not isinstance(body, bytes):  # a generator or a file
+            body = b"".join(c if isinstance(c, bytes) else c.encode() for c in body)
+        try:
+            answered = self.server.handle(request.method, request.url, request.headers, body)
+        except NoAnswer as failure:
+            if failure.kind == "timeout":
+                raise requests.ConnectTimeout("timed out") from None
+            raise requests.ConnectionError("connection refused") from None
+        context.status_code = answered.status
+        context.headers.update(answered.headers)
+        return answered.body
 
     def get(self, auth: Any, url: str = API_URL, body: Any = None, **kwargs: Any) -> Any:
         with requests.Session() as session:
@@ -228,25 +158,32 @@ class HttpxFamilyHarness(Harness):
         """A user's ``lib.AsyncClient`` with *auth*, answered by the fake server."""
         return self.lib.AsyncClient(auth=auth, **kwargs)
 
-    def _respond(self, request: Any, reply: Reply) -> Any:
-        if reply.fail == "connect":
+    def _respond(self, request: Any, answered: Answered | NoAnswer) -> Any:
+        if isinstance(answered, NoAnswer):
+            if answered.kind == "timeout":
+                raise self.lib.ConnectTimeout("timed out", request=request)
             raise self.lib.ConnectError("connection refused", request=request)
-        if reply.fail == "timeout":
-            raise self.lib.ConnectTimeout("timed out", request=request)
-        content = reply.content()
-        return self.lib.Response(reply.status, headers=reply.headers, content=content)
+        return self.lib.Response(answered.status, headers=answered.headers,
+                                 content=answered.body)
 
     def _handle(self, request: Any) -> Any:
-        reply = self.server.handle(_record_httpx(request, request.read()))
-        if self.server.delay and is_token_url(str(request.url)):
-            time.sleep(self.server.delay)
-        return self._respond(request, reply)
+        try:
+            answered: Answered | NoAnswer = self.server.handle(
+                request.method, str(request.url), request.headers.multi_items(), request.read()
+            )
+        except NoAnswer as failure:
+            answered = failure
+        return self._respond(request, answered)
 
     async def _ahandle(self, request: Any) -> Any:
-        reply = self.server.handle(_record_httpx(request, await request.aread()))
-        if self.server.delay and is_token_url(str(request.url)):
-            await anyio.sleep(self.server.delay)
-        return self._respond(request, reply)
+        try:
+            answered: Answered | NoAnswer = await self.server.ahandle(
+                request.method, str(request.url), request.headers.multi_items(),
+                await request.aread(),
+            )
+        except NoAnswer as failure:
+            answered = failure
+        return self._respond(request, answered)
 
     def get(self, auth: Any, url: str = API_URL, body: Any = None, **kwargs: Any) -> Any:
         method = "POST" if body is not None else "GET"
@@ -357,8 +294,8 @@ ASYNC = ["httpx-async", "httpx2-async"]
 
 
 @pytest.fixture
-def server() -> FakeServer:
-    return FakeServer()
+def server() -> Emulator:
+    return emulator()
 
 
 @pytest.fixture
@@ -372,7 +309,7 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture(params=sorted(HARNESSES))
-def harness(request: pytest.FixtureRequest, server: FakeServer, cache: MemoryCache,
+def harness(request: pytest.FixtureRequest, server: Emulator, cache: MemoryCache,
             clock: FakeClock) -> Iterator[Harness]:
     h = HARNESSES[request.param](server, cache, clock)
     with h.mocked():

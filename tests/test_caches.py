@@ -31,6 +31,7 @@ from oauth_cc_auth._sealed import Sealer
 from oauth_cc_auth.httpx import ClientCredentialsAuth as HttpxAuth
 from oauth_cc_auth.requests import ClientCredentialsAuth as RequestsAuth
 from oauth_cc_auth.testing import Emulator
+from tests.conftest import build_auth, emulated_auth
 from tests.fleet_worker import Fleet, Spec
 from tests.redis_server import RedisNotInstalled, RedisServer, free_port
 
@@ -152,10 +153,8 @@ class TestFallback:
     def test_redis_stopped_mid_run(self, emulator: Emulator, redis_server: RedisServer,
                                    caplog: pytest.LogCaptureFixture) -> None:
         emulator.set_lifetime(PROVIDER, 0.6)  # refreshed every 0.3 s
-        client = emulator.client(PROVIDER)
-        auth = RequestsAuth(client.client_id, client.client_secret,
-                            token_url=emulator.token_url(PROVIDER),
-                            cache=RedisCache(redis_server.url, socket_timeout=0.5))
+        auth = emulated_auth(emulator, RequestsAuth, PROVIDER,
+                             cache=RedisCache(redis_server.url, socket_timeout=0.5))
         url = emulator.resource_url(PROVIDER)
         failures: list[str] = []
         before_stop = 0
@@ -180,16 +179,14 @@ class TestFallback:
     def test_unreachable_from_the_start_sync_and_async(
         self, emulator: Emulator, caplog: pytest.LogCaptureFixture
     ) -> None:
-        client = emulator.client(PROVIDER)
         dead = f"redis://127.0.0.1:{free_port()}/0"
-        options = {"token_url": emulator.token_url(PROVIDER), **client.options()}
         with caplog.at_level(logging.WARNING, logger="oauth_cc_auth"):
-            auth = HttpxAuth(client.client_id, client.client_secret, cache=dead, **options)
+            auth = emulated_auth(emulator, HttpxAuth, PROVIDER, cache=dead)
             assert httpx.get(emulator.resource_url(PROVIDER), auth=auth).status_code == 200
 
             async def go() -> int:
-                other = HttpxAuth(client.client_id, client.client_secret,
-                                  cache=RedisCache(dead, socket_timeout=0.5), **options)
+                other = emulated_auth(emulator, HttpxAuth, PROVIDER,
+                                      cache=RedisCache(dead, socket_timeout=0.5))
                 other._manager.slot = MemoryCache().slot("another process")
                 async with httpx.AsyncClient(auth=other) as http:
                     return (await http.get(emulator.resource_url(PROVIDER))).status_code
@@ -206,8 +203,7 @@ class TestAtRest:
         kind, server = shared
         url = cache_url(kind, tmp_path, server and server.url)
         client = emulator.client(PROVIDER)
-        auth = RequestsAuth(client.client_id, client.client_secret, cache=url,
-                            token_url=emulator.token_url(PROVIDER))
+        auth = emulated_auth(emulator, RequestsAuth, PROVIDER, cache=url)
         assert requests.get(emulator.resource_url(PROVIDER), auth=auth, timeout=10).ok
         token = auth.token.access_token
         key = auth._config.cache_key
@@ -240,13 +236,10 @@ class TestAtRest:
     ) -> None:
         kind, server = shared
         url = cache_url(kind, tmp_path, server and server.url)
-        client = emulator.client(PROVIDER)
-        options = {"token_url": emulator.token_url(PROVIDER), **client.options()}
-        first = RequestsAuth(client.client_id, client.client_secret, cache=url, **options)
+        first = emulated_auth(emulator, RequestsAuth, PROVIDER, cache=url)
         assert requests.get(emulator.resource_url(PROVIDER), auth=first, timeout=10).ok
         # Another process: its own memory cache, the same shared one.
-        second = RequestsAuth(client.client_id, client.client_secret, **options,
-                              cache=open_cache(url))
+        second = emulated_auth(emulator, RequestsAuth, PROVIDER, cache=open_cache(url))
         second._manager.slot = MemoryCache().slot("elsewhere")
         assert requests.get(emulator.resource_url(PROVIDER), auth=second, timeout=10).ok
         assert emulator.token_requests[PROVIDER] == 1
@@ -260,19 +253,16 @@ class TestAtRest:
     def test_tampered_entry_is_ignored_and_refetched(self, emulator: Emulator,
                                                      tmp_path: Path) -> None:
         cache = FileCache(tmp_path / "cache")
-        client = emulator.client(PROVIDER)
-        options = {"token_url": emulator.token_url(PROVIDER), **client.options()}
-        first = RequestsAuth(client.client_id, client.client_secret, cache=cache, **options)
+        first = emulated_auth(emulator, RequestsAuth, PROVIDER, cache=cache)
         assert requests.get(emulator.resource_url(PROVIDER), auth=first, timeout=10).ok
         [entry] = (tmp_path / "cache").glob("*.token")
         blob = bytearray(entry.read_bytes())
         blob[-1] ^= 0x01
         entry.write_bytes(bytes(blob))
-        second = RequestsAuth(client.client_id, client.client_secret, cache=cache, **options)
+        second = emulated_auth(emulator, RequestsAuth, PROVIDER, cache=cache)
         second._manager.slot = MemoryCache().slot("elsewhere")
         assert requests.get(emulator.resource_url(PROVIDER), auth=second, timeout=10).ok
         assert emulator.token_requests[PROVIDER] == 2
-        assert oauth_cc_auth.TokenCache.__abstractmethods__  # the public interface
 
 
 class TestConfiguration:
@@ -289,7 +279,46 @@ class TestConfiguration:
         with pytest.raises(oauth_cc_auth.ConfigurationError, match="accepted: memory:"):
             open_cache("memcached://127.0.0.1")
         with pytest.raises(oauth_cc_auth.ConfigurationError, match="cache must be"):
-            RequestsAuth("i", "s", token_url="https://a.example/t", cache=42)  # type: ignore[arg-type]
+            build_auth(RequestsAuth, cache=42)
+
+    def test_a_backend_of_your_own(self, emulator: Emulator) -> None:
+        class Forgetful(oauth_cc_auth.TokenCache):
+            """Every method of the interface but unlock."""
+
+            def __init__(self) -> None:
+                self.entries: dict[str, bytes] = {}
+
+            def load(self, key: str) -> bytes | None:
+                return self.entries.get(key)
+
+            def store(self, key: str, value: bytes, ttl: float | None) -> None:
+                self.entries[key] = value
+
+            def try_lock(self, key: str, timeout: float) -> object | None:
+                return key
+
+        with pytest.raises(TypeError, match=r"abstract method '?unlock"):
+            Forgetful()  # type: ignore[abstract]
+
+        class Kept(Forgetful):
+            def __init__(self) -> None:
+                super().__init__()
+                self.unlocked: list[str] = []
+
+            def unlock(self, key: str, handle: object) -> None:
+                self.unlocked.append(key)
+
+        cache = Kept()
+        auth = emulated_auth(emulator, HttpxAuth, PROVIDER, cache=cache)
+
+        async def get() -> int:  # through the async methods' defaults (a worker thread each)
+            async with httpx.AsyncClient(auth=auth) as http:
+                return (await http.get(emulator.resource_url(PROVIDER))).status_code
+
+        assert asyncio.run(get()) == 200
+        [key] = cache.entries
+        assert cache.unlocked == [key]
+        assert emulator.token_requests[PROVIDER] == 1
 
     def test_default_file_cache_directory(self, tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
@@ -343,8 +372,7 @@ def connections(server: RedisServer, expected: int) -> int:
 
 
 def test_auth_closes_only_the_cache_it_opened(redis_server: RedisServer) -> None:
-    url = "https://auth.example/token"
-    opened = HttpxAuth("id", "secret", token_url=url, cache=redis_server.url)
+    opened = build_auth(HttpxAuth, cache=redis_server.url)
     cache = opened._owned_cache
     assert isinstance(cache, RedisCache)
 
@@ -358,7 +386,7 @@ def test_auth_closes_only_the_cache_it_opened(redis_server: RedisServer) -> None
 
     asyncio.run(use_and_close())
     given = RedisCache(redis_server.url)
-    auth = RequestsAuth("id", "secret", token_url=url, cache=given)
+    auth = build_auth(RequestsAuth, cache=given)
     auth.close()
     assert given.load("ab" * 32) is None  # still usable: the auth object did not close it
     given.close()
@@ -435,57 +463,47 @@ class TestProcessesAndLoops:
         assert cache._client.client_id() == parent_id  # the child left it alone
         cache.close()
 
-    def test_async_flow_closes_its_connection(self, redis_server: RedisServer) -> None:
-        cache = RedisCache(redis_server.url)
-        calls = 0
-
-        def token_endpoint(request: httpx.Request) -> httpx.Response:
-            nonlocal calls
-            calls += 1
-            return httpx.Response(200, json={"access_token": "t", "expires_in": 60})
-
-        async def flow(client_id: str) -> int:
-            token_client = httpx.AsyncClient(transport=httpx.MockTransport(token_endpoint))
-            auth = HttpxAuth(client_id, "secret", token_url="https://idp.example/token",
-                             cache=cache, async_client=token_client)
-            auth._manager.slot = MemoryCache().slot("a process of its own")
-            api = httpx.MockTransport(lambda request: httpx.Response(200))
-            async with token_client, httpx.AsyncClient(transport=api) as http:
-                return (await http.get("https://api.example/", auth=auth)).status_code
-
-        assert asyncio.run(flow("first")) == 200  # load, lock, load, store, unlock
-        assert connections(redis_server, 0) == 0
-        assert asyncio.run(flow("first")) == 200  # another process's view: found in Redis
-        assert connections(redis_server, 0) == 0
-        assert calls == 1
-        cache.close()
-
-    def test_cancelled_flow_closes_its_connection_and_lock(
-        self, redis_server: RedisServer
+    def test_async_flow_closes_its_connection(
+        self, emulator: Emulator, redis_server: RedisServer
     ) -> None:
         cache = RedisCache(redis_server.url)
 
+        async def flow() -> int:
+            auth = emulated_auth(emulator, HttpxAuth, PROVIDER, cache=cache)
+            auth._manager.slot = MemoryCache().slot("a process of its own")
+            async with httpx.AsyncClient(auth=auth) as http:
+                status = (await http.get(emulator.resource_url(PROVIDER))).status_code
+            await auth.aclose()
+            return status
+
+        assert asyncio.run(flow()) == 200  # load, lock, load, store, unlock
+        assert connections(redis_server, 0) == 0
+        assert asyncio.run(flow()) == 200  # another process's view: found in Redis
+        assert connections(redis_server, 0) == 0
+        assert emulator.token_requests[PROVIDER] == 1
+        cache.close()
+
+    def test_cancelled_flow_closes_its_connection_and_lock(
+        self, emulator: Emulator, redis_server: RedisServer
+    ) -> None:
+        cache = RedisCache(redis_server.url)
+        gate = emulator.gate()  # the token request waits there: the flow holds the lock
+
         async def main() -> None:
-            entered, never = asyncio.Event(), asyncio.Event()
-
-            async def token_endpoint(request: httpx.Request) -> httpx.Response:
-                entered.set()  # the flow holds the lock now
-                await never.wait()
-                raise AssertionError("not reached")
-
-            token_client = httpx.AsyncClient(transport=httpx.MockTransport(token_endpoint))
-            auth = HttpxAuth("client", "secret", token_url="https://idp.example/token",
-                             cache=cache, async_client=token_client)
-            api = httpx.MockTransport(lambda request: httpx.Response(200))
-            async with token_client, httpx.AsyncClient(transport=api) as http:
-                task = asyncio.create_task(http.get("https://api.example/", auth=auth))
-                await asyncio.wait_for(entered.wait(), 10)
+            auth = emulated_auth(emulator, HttpxAuth, PROVIDER, cache=cache)
+            async with httpx.AsyncClient(auth=auth) as http:
+                task = asyncio.create_task(http.get(emulator.resource_url(PROVIDER)))
+                assert await asyncio.to_thread(gate.wait_for, 1)
                 assert connections(redis_server, 1) == 1
                 task.cancel()
                 with pytest.raises(asyncio.CancelledError):
                     await task
+            await auth.aclose()
 
-        asyncio.run(main())
+        try:
+            asyncio.run(main())
+        finally:
+            gate.open()
         assert connections(redis_server, 0) == 0
         with redis.Redis.from_url(redis_server.url) as raw:
             assert raw.keys("oauth-cc-auth:lock:*") == []  # released though cancelled

@@ -29,7 +29,8 @@ import oauth_cc_auth
 from oauth_cc_auth import ConfigurationError, MemoryCache
 from oauth_cc_auth._client_auth import ASSERTION_TYPE, basic_authorization
 from oauth_cc_auth.requests import ClientCredentialsAuth as RequestsAuth
-from tests.conftest import CLIENT_ID, TOKEN_URL, Harness, Recorded, Reply
+from oauth_cc_auth.testing import EmulatedClient, Received, Reply
+from tests.conftest import CLIENT_ID, TOKEN_URL, Harness, build_auth
 
 ASSERTION_TYPE_FORM = "urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
 JWT_SECRET = "client-secret-jwt-shared-secret-0123456789abcdef"
@@ -54,7 +55,23 @@ def ok(response: Any) -> None:
     assert response.status_code == 200
 
 
-def fields(recorded: Recorded) -> dict[str, str]:
+def keyed(**options: Any) -> Any:
+    """A requests flavour object without a client secret unless *options* give one: these
+    tests build objects to look at what they would send, or at how they are refused."""
+    options.setdefault("client_secret", None)
+    return build_auth(RequestsAuth, **options)
+
+
+def register(harness: Harness, client_id: str = CLIENT_ID, *, secret: str | None = None,
+             public_key: dict[str, Any] | None = None) -> None:
+    """Let the harness's emulator authenticate *client_id* by *secret* (also the key of a
+    client_secret_jwt assertion), or by *public_key* (private_key_jwt), as a strict
+    authorization server does."""
+    jwks = {"keys": [public_key]} if public_key is not None else None
+    harness.server.register_client(EmulatedClient("rfc6749", client_id, secret, jwks=jwks))
+
+
+def fields(recorded: Received) -> dict[str, str]:
     parsed = parse_qs(recorded.body.decode(), keep_blank_values=True, strict_parsing=True)
     assert all(len(values) == 1 for values in parsed.values())
     return {name: values[0] for name, values in parsed.items()}
@@ -66,13 +83,13 @@ def claims_of(assertion: str, key: Any, alg: str) -> tuple[dict[str, Any], dict[
     return dict(token.header), dict(token.claims)
 
 
-def three_token_requests(harness: Harness, auth: Any) -> list[Recorded]:
+def three_token_requests(harness: Harness, auth: Any) -> list[Received]:
     """Three API requests, each needing a new token (the tokens live an hour)."""
     for _ in range(3):
         ok(harness.get(auth))
         harness.clock.advance(3600)
-    assert len(harness.server.api_requests) == 3
-    return harness.server.token_requests
+    assert len(harness.server.received_at("resource")) == 3
+    return harness.server.received_at("token")
 
 
 # -- RFC 6749 §2.3.1 Basic ---------------------------------------------------------------------
@@ -112,9 +129,10 @@ def test_basic_header_round_trips_through_a_strict_server(client_id: str, secret
 
 
 def test_basic_through_every_flavour(harness: Harness) -> None:
+    register(harness, secret="pa+ss/w=rd%:é")  # the emulator decodes the header as RFC 6749 says
     auth = harness.auth(auth_method="client_secret_basic", client_secret="pa+ss/w=rd%:é")
     ok(harness.get(auth))
-    [token_request] = harness.server.token_requests
+    [token_request] = harness.server.received_at("token")
     expected = base64.b64encode(b"client-1:pa%2Bss%2Fw%3Drd%25%3A%C3%A9").decode()
     assert token_request.headers["authorization"] == f"Basic {expected}"
     assert token_request.body == b"grant_type=client_credentials"
@@ -137,6 +155,10 @@ def test_basic_through_every_flavour(harness: Harness) -> None:
 def test_a_new_assertion_for_every_token_request(
     harness: Harness, options: dict[str, Any], verify_key: Any, alg: str
 ) -> None:
+    if isinstance(verify_key, OctKey):
+        register(harness, secret=JWT_SECRET)
+    else:
+        register(harness, public_key=verify_key.as_dict(private=False))
     options = {"client_secret": None, **options}
     auth = harness.auth(**options)
     token_requests = three_token_requests(harness, auth)
@@ -167,11 +189,12 @@ def test_a_new_assertion_for_every_token_request(
 
 
 def test_retries_sign_anew(harness: Harness) -> None:
-    harness.server.token_replies += [Reply(503), Reply(429)]
+    register(harness, public_key={**RSA_PUBLIC.as_dict(private=False), "kid": "k1"})
+    harness.server.answer_next(Reply(503), Reply(429))
     auth = harness.auth(client_secret=None, private_key=RSA_PEM, assertion_lifetime=30,
                         assertion_audience="https://auth.example", private_key_id="k1")
     ok(harness.get(auth))
-    assertions = [fields(r)["client_assertion"] for r in harness.server.token_requests]
+    assertions = [fields(r)["client_assertion"] for r in harness.server.received_at("token")]
     assert len(assertions) == 3
     decoded = [claims_of(a, RSA_PUBLIC, "RS256") for a in assertions]
     assert len({claims["jti"] for _, claims in decoded}) == 3
@@ -204,24 +227,26 @@ def test_certificate_adds_x5t_s256_as_entra_wants(tmp_path: Path) -> None:
     (tmp_path / "cert.pem").write_bytes(pem)
     (tmp_path / "key.pem").write_text(RSA_PEM)
     for certificate in (pem, pem.decode(), str(tmp_path / "cert.pem"), tmp_path / "cert.pem"):
-        auth = RequestsAuth("app-id", private_key=str(tmp_path / "key.pem"),
-                            certificate=certificate, signing_alg="PS256",
-                            token_url=TOKEN_URL, cache=MemoryCache())
+        auth = keyed(private_key=str(tmp_path / "key.pem"), certificate=certificate,
+                     signing_alg="PS256")
         assertion = auth._manager.next_request()[1][0]
         header, _ = claims_of(assertion, RSA_PUBLIC, "PS256")
         assert header["x5t#S256"] == expected
     other = ec.generate_private_key(ec.SECP256R1())
     with pytest.raises(ConfigurationError, match="not the certificate of private_key"):
-        RequestsAuth("app-id", private_key=RSA_PEM, certificate=_certificate(other),
-                     token_url=TOKEN_URL)
+        keyed(private_key=RSA_PEM, certificate=_certificate(other))
 
 
 # -- external assertions -----------------------------------------------------------------------
 
 
+#: The client that the external assertions name.
+WORKLOAD = "wl"
+
+
 def _external_assertion(n: int) -> str:
     """An assertion as a workload-identity issuer would sign it (with Authlib)."""
-    assertion = private_key_jwt_sign(EC_KEY, client_id="wl", token_endpoint=TOKEN_URL,
+    assertion = private_key_jwt_sign(EC_KEY, client_id=WORKLOAD, token_endpoint=TOKEN_URL,
                                      alg="ES256", claims={"n": n})
     return assertion.decode() if isinstance(assertion, bytes) else str(assertion)
 
@@ -237,12 +262,13 @@ def test_client_assertion_file_is_read_for_every_token_request(
         (tmp_path / "token.new").write_text(written[-1] + "\n")
         os.replace(tmp_path / "token.new", path)
 
-    auth = harness.auth(client_secret=None, client_assertion=str(path))
+    register(harness, WORKLOAD, public_key=EC_KEY.as_dict(private=False))
+    auth = harness.auth(client_id=WORKLOAD, client_secret=None, client_assertion=str(path))
     for _ in range(3):
         rotate()
         ok(harness.get(auth))
         harness.clock.advance(3600)
-    sent = [fields(r)["client_assertion"] for r in harness.server.token_requests]
+    sent = [fields(r)["client_assertion"] for r in harness.server.received_at("token")]
     assert sent == written  # each one as it was on disk, newline stripped
 
 
@@ -253,14 +279,15 @@ def test_client_assertion_callable_is_called_for_every_token_request(harness: Ha
         calls.append(_external_assertion(len(calls)))
         return calls[-1]
 
-    auth = harness.auth(client_secret=None, client_assertion=assertion)
+    register(harness, WORKLOAD, public_key=EC_KEY.as_dict(private=False))
+    auth = harness.auth(client_id=WORKLOAD, client_secret=None, client_assertion=assertion)
     three_token_requests(harness, auth)
-    assert [fields(r)["client_assertion"] for r in harness.server.token_requests] == calls
+    assert [fields(r)["client_assertion"] for r in harness.server.received_at("token")] == calls
 
 
 def test_client_assertion_file_problems_at_token_time(tmp_path: Path) -> None:
     path = tmp_path / "token"
-    auth = RequestsAuth("wl", client_assertion=path, token_url=TOKEN_URL, cache=MemoryCache())
+    auth = keyed(client_id=WORKLOAD, client_assertion=path)
     with pytest.raises(ConfigurationError, match="client_assertion file cannot be read") as info:
         auth.get_token()
     assert str(tmp_path) not in str(info.value)
@@ -333,17 +360,15 @@ def _encrypted_pem() -> str:
     ],
 )
 def test_configuration_errors(options: dict[str, Any], match: str) -> None:
-    options = {"client_secret": None, "token_url": TOKEN_URL, **options}
-    secret = options.pop("client_secret")
     with pytest.raises(ConfigurationError, match=match) as info:
-        RequestsAuth("id", secret, **options)
+        keyed(**options)
     assert "PRIVATE KEY" not in str(info.value)
     assert info.value.__context__ is None or not isinstance(info.value.__context__, ValueError)
 
 
 def test_seed_providers_take_only_the_secret_in_the_body() -> None:
     with pytest.raises(ConfigurationError, match=r"accepted: client_secret_post$"):
-        RequestsAuth("id", private_key=RSA_PEM, provider="figure")
+        keyed(private_key=RSA_PEM, provider="figure", token_url=None)
 
 
 def test_from_env_and_from_config(tmp_path: Path) -> None:
@@ -376,10 +401,9 @@ def test_from_env_and_from_config(tmp_path: Path) -> None:
 
 def test_cache_keys_follow_the_key_never_hold_it() -> None:
     cache = MemoryCache()
-    one = RequestsAuth("id", private_key=RSA_PEM, token_url=TOKEN_URL, cache=cache)
-    same = RequestsAuth("id", private_key=RSA_PEM, signing_alg="PS256", token_url=TOKEN_URL,
-                        cache=cache)
-    other = RequestsAuth("id", private_key=EC_JWK, token_url=TOKEN_URL, cache=cache)
+    one = keyed(private_key=RSA_PEM, cache=cache)
+    same = keyed(private_key=RSA_PEM, signing_alg="PS256", cache=cache)
+    other = keyed(private_key=EC_JWK, cache=cache)
     assert one._manager.slot is same._manager.slot
     assert one._manager.slot is not other._manager.slot
     key_text = RSA_PEM.split("-----")[2].replace("\n", "")
@@ -396,27 +420,35 @@ def test_assertion_echoed_by_the_server_is_redacted(
     harness: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    holder: list[str] = []
-
-    def echo(recorded: Recorded) -> None:
-        holder.append(fields(recorded)["client_assertion"])
-
     auth = harness.auth(client_secret=None, private_key=EC_JWK, max_retries=1)
-    original = harness.server.handle
+    # The server quotes each assertion back, in a 503 (retried) and then in a refusal: each
+    # token request waits at a gate until its answer, quoting it, is scripted.
+    gate = harness.server.gate()
+    raised: list[BaseException] = []
 
-    def handle(recorded: Recorded) -> Reply:
-        if recorded.url == TOKEN_URL:
-            echo(recorded)
-            text = f"assertion {holder[-1]} refused"
-            if len(holder) == 1:
-                return Reply(503, json={"error": text})
-            return Reply(400, json={"error": "invalid_client", "error_description": text})
-        return original(recorded)
+    def send() -> None:
+        try:
+            harness.get(auth)
+        except BaseException as exc:  # looked at below
+            raised.append(exc)
 
-    harness.server.handle = handle  # type: ignore[method-assign]
-    with pytest.raises(oauth_cc_auth.TokenRequestError) as info:
-        harness.get(auth)
-    err = info.value
+    sender = threading.Thread(target=send)
+    sender.start()
+    holder: list[str] = []
+    for status, error in ((503, None), (400, "invalid_client")):
+        assert gate.wait_for(1)
+        holder.append(fields(harness.server.received_at("token")[-1])["client_assertion"])
+        text = f"assertion {holder[-1]} refused"
+        answer = {"error": text} if error is None else {"error": error, "error_description": text}
+        harness.server.answer_next(Reply(status, json=answer))
+        # The next request waits at a new gate.
+        held, gate = gate, harness.server.gate()
+        held.open()
+    sender.join(30)
+    gate.open()
+    assert not sender.is_alive()
+    [err] = raised
+    assert isinstance(err, oauth_cc_auth.TokenRequestError)
     assert len(holder) == 2
     texts = [str(err), repr(err), str(err.description), *map(str, err.args)]
     texts += [r.getMessage() for r in caplog.records]
@@ -430,42 +462,34 @@ def test_assertion_echoed_by_the_server_is_redacted(
         assert EC_JWK["d"] not in text
 
 
+@pytest.mark.parametrize("harness", ["requests"], indirect=True)
 def test_nothing_of_the_key_in_logs_or_the_file_cache(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    harness: Harness, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import requests_mock
-
     caplog.set_level(logging.DEBUG)
+    register(harness, public_key=RSA_PUBLIC.as_dict(private=False))
     directory = tmp_path / "cache"
     directory.mkdir(mode=0o700)
-    seen: list[str] = []
-
-    def token(request: Any, context: Any) -> dict[str, Any]:
-        seen.append(parse_qs(request.text)["client_assertion"][0])
-        return {"access_token": "tok-file-1", "expires_in": 3600}
-
-    with requests_mock.Mocker() as mock:
-        mock.post(TOKEN_URL, json=token)
-        auth = RequestsAuth("id", private_key=RSA_PEM, token_url=TOKEN_URL,
-                            cache=f"file://{directory}")
-        assert auth.get_token().access_token == "tok-file-1"
-        auth.close()
-        # Another object with the same key reads the sealed entry; another key cannot.
-        again = RequestsAuth("id", private_key=RSA_PEM, token_url=TOKEN_URL,
-                             cache=f"file://{directory}")
-        assert again.get_token().access_token == "tok-file-1"
-        again.close()
-        assert len(seen) == 1
+    auth = harness.auth(client_secret=None, private_key=RSA_PEM, cache=f"file://{directory}")
+    token = auth.get_token().access_token
+    assert token == "tok-1"
+    auth.close()
+    # Another object with the same key reads the sealed entry; another key cannot.
+    again = harness.auth(client_secret=None, private_key=RSA_PEM, cache=f"file://{directory}")
+    assert again.get_token().access_token == token
+    again.close()
+    seen = [fields(request)["client_assertion"] for request in harness.server.received_at("token")]
+    assert len(seen) == 1
     stored = b"".join(p.read_bytes() for p in directory.rglob("*") if p.is_file())
     names = " ".join(p.name for p in directory.rglob("*"))
     key_body = RSA_PEM.split("-----")[2].replace("\n", "")
     der = base64.b64decode(key_body)
-    for text in (b"tok-file-1", seen[0].encode(), key_body[:64].encode(), der[:64]):
+    for text in (token.encode(), seen[0].encode(), key_body[:64].encode(), der[:64]):
         assert text not in stored
         assert text.decode("latin-1") not in names
     for record in caplog.records:
         message = record.getMessage()
-        assert "tok-file-1" not in message
+        assert token not in message
         assert seen[0] not in message
         assert key_body[:64] not in message
 
@@ -473,10 +497,11 @@ def test_nothing_of_the_key_in_logs_or_the_file_cache(
 def test_authlib_callables_are_called_per_token_request(harness: Harness) -> None:
     from authlib.oauth2.rfc7523 import ClientSecretJWT
 
+    register(harness, secret=JWT_SECRET)
     auth = harness.auth(client_secret=JWT_SECRET, auth_method=ClientSecretJWT(TOKEN_URL))
     three_token_requests(harness, auth)
     jtis = {json.loads(jws.extract_compact(
         fields(r)["client_assertion"].encode()).payload)["jti"]
-        for r in harness.server.token_requests}
+        for r in harness.server.received_at("token")}
     assert len(jtis) == 3
 

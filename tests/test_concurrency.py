@@ -18,18 +18,16 @@ import trio
 
 import oauth_cc_auth
 from oauth_cc_auth import MemoryCache
-from oauth_cc_auth.testing import FakeClock
+from oauth_cc_auth.testing import Emulator, FakeClock, Reply
 from tests.conftest import (
     API_URL,
     ASYNC,
     SYNC,
-    FakeServer,
     Httpx2AsyncHarness,
     Httpx2SyncHarness,
     HttpxAsyncHarness,
     HttpxFamilyHarness,
     HttpxSyncHarness,
-    Reply,
     RequestsHarness,
 )
 
@@ -70,8 +68,8 @@ class TestThreads:
         auth = harness.auth()
         results = _in_threads(THREADS, _sync_get(harness, auth))
         assert results == [200] * THREADS
-        assert len(harness.server.token_requests) == 1
-        assert len(harness.server.api_requests) == THREADS
+        assert len(harness.server.received_at("token")) == 1
+        assert len(harness.server.received_at("resource")) == THREADS
 
     def test_expiry_makes_one_token_request(self, harness: Any) -> None:
         auth = harness.auth()
@@ -80,17 +78,17 @@ class TestThreads:
         harness.clock.advance(3600)
         harness.server.delay = 0.3
         assert _in_threads(THREADS, get) == [200] * THREADS
-        assert len(harness.server.token_requests) == 2
+        assert len(harness.server.received_at("token")) == 2
 
     def test_waiters_share_the_failure(self, harness: Any) -> None:
         harness.server.delay = 0.3
-        harness.server.token_replies.append(Reply(400, json={"error": "invalid_client"}))
+        harness.server.answer_next(Reply(400, json={"error": "invalid_client"}))
         results = _in_threads(THREADS, _sync_get(harness, harness.auth()))
         assert all(isinstance(r, oauth_cc_auth.TokenRequestError) for r in results), results
-        assert len(harness.server.token_requests) == 1
+        assert len(harness.server.received_at("token")) == 1
         # Only a caller arriving after the failure starts a new token request.
         assert _sync_get(harness, harness.auth())() == 200
-        assert len(harness.server.token_requests) == 2
+        assert len(harness.server.received_at("token")) == 2
 
     def test_concurrent_401s_fetch_one_new_token(self, harness: Any) -> None:
         auth = harness.auth()
@@ -100,7 +98,7 @@ class TestThreads:
         harness.server.delay = 0.3
         assert _in_threads(THREADS, get) == [200] * THREADS
         # One new token for all: a 401 on a token already replaced throws nothing away.
-        assert len(harness.server.token_requests) == 2
+        assert len(harness.server.received_at("token")) == 2
 
 
 @pytest.mark.parametrize("harness", ASYNC, indirect=True)
@@ -122,12 +120,12 @@ class TestAsyncTasks:
                 return await asyncio.gather(*(one() for _ in range(TASKS)))
 
         assert asyncio.run(main()) == [200] * TASKS
-        assert len(harness.server.token_requests) == 1
-        assert len(harness.server.api_requests) == TASKS
+        assert len(harness.server.received_at("token")) == 1
+        assert len(harness.server.received_at("resource")) == TASKS
 
     def test_asyncio_waiters_share_the_failure(self, harness: HttpxFamilyHarness) -> None:
         harness.server.delay = 0.3
-        harness.server.token_replies.append(Reply(503))
+        harness.server.answer_next(Reply(503))
         auth = harness.auth(max_retries=0)
 
         async def main() -> list[Any]:
@@ -142,7 +140,7 @@ class TestAsyncTasks:
 
         results = asyncio.run(main())
         assert all(isinstance(r, oauth_cc_auth.TokenEndpointError) for r in results)
-        assert len(harness.server.token_requests) == 1
+        assert len(harness.server.received_at("token")) == 1
 
     def test_trio_tasks_make_one_token_request(self, harness: HttpxFamilyHarness) -> None:
         harness.server.delay = 0.3
@@ -165,7 +163,7 @@ class TestAsyncTasks:
 
         trio.run(main)
         assert statuses == [200] * 100
-        assert len(harness.server.token_requests) == 1
+        assert len(harness.server.received_at("token")) == 1
 
     def test_cancelled_fetch_lets_a_waiter_take_over(self, harness: HttpxFamilyHarness) -> None:
         harness.server.delay = 0.5
@@ -183,7 +181,7 @@ class TestAsyncTasks:
                 return (await waiter).status_code
 
         assert asyncio.run(main()) == 200
-        assert len(harness.server.token_requests) == 2
+        assert len(harness.server.received_at("token")) == 2
 
     def test_threads_and_tasks_share_one_token_request(self, harness: HttpxFamilyHarness) -> None:
         harness.server.delay = 0.3
@@ -205,7 +203,7 @@ class TestAsyncTasks:
             responses = asyncio.run(tasks())
         assert thread_result.result() == 200
         assert [r.status_code for r in responses] == [200] * 20
-        assert len(harness.server.token_requests) == 1
+        assert len(harness.server.received_at("token")) == 1
 
 
 class TestHttpxAndHttpx2InOneProcess:
@@ -214,7 +212,7 @@ class TestHttpxAndHttpx2InOneProcess:
 
     @pytest.fixture
     def pair(
-        self, server: FakeServer, cache: MemoryCache, clock: FakeClock
+        self, server: Emulator, cache: MemoryCache, clock: FakeClock
     ) -> Iterator[tuple[HttpxFamilyHarness, HttpxFamilyHarness]]:
         old, new = HttpxSyncHarness(server, cache, clock), Httpx2SyncHarness(server, cache, clock)
         with old.mocked(), new.mocked():
@@ -222,7 +220,7 @@ class TestHttpxAndHttpx2InOneProcess:
 
     @pytest.fixture
     def async_pair(
-        self, server: FakeServer, cache: MemoryCache, clock: FakeClock
+        self, server: Emulator, cache: MemoryCache, clock: FakeClock
     ) -> Iterator[tuple[HttpxFamilyHarness, HttpxFamilyHarness]]:
         old = HttpxAsyncHarness(server, cache, clock)
         new = Httpx2AsyncHarness(server, cache, clock)
@@ -230,26 +228,26 @@ class TestHttpxAndHttpx2InOneProcess:
             yield old, new
 
     def test_one_token_request_for_both_libraries(
-        self, pair: tuple[HttpxFamilyHarness, HttpxFamilyHarness], server: FakeServer
+        self, pair: tuple[HttpxFamilyHarness, HttpxFamilyHarness], server: Emulator
     ) -> None:
         old, new = pair
         assert old.get(old.auth()).status_code == 200
         assert new.get(new.auth()).status_code == 200
         assert old.get(old.auth()).status_code == 200
-        assert len(server.token_requests) == 1
-        assert [r.headers["authorization"] for r in server.api_requests] == ["Bearer tok-1"] * 3
+        assert len(server.received_at("token")) == 1
+        assert [r.headers["authorization"] for r in server.received_at("resource")] == ["Bearer tok-1"] * 3
 
     def test_the_process_wide_default_cache_is_shared(
-        self, pair: tuple[HttpxFamilyHarness, HttpxFamilyHarness], server: FakeServer
+        self, pair: tuple[HttpxFamilyHarness, HttpxFamilyHarness], server: Emulator
     ) -> None:
         old, new = pair
         client_id = f"client-{uuid.uuid4()}"  # a key of its own in the process-wide cache
         assert old.get(old.auth(client_id=client_id, cache=None)).status_code == 200
         assert new.get(new.auth(client_id=client_id, cache=None)).status_code == 200
-        assert len(server.token_requests) == 1
+        assert len(server.received_at("token")) == 1
 
     def test_a_401_seen_by_one_library_renews_the_token_for_both(
-        self, pair: tuple[HttpxFamilyHarness, HttpxFamilyHarness], server: FakeServer
+        self, pair: tuple[HttpxFamilyHarness, HttpxFamilyHarness], server: Emulator
     ) -> None:
         old, new = pair
         old_auth, new_auth = old.auth(), new.auth()
@@ -259,8 +257,8 @@ class TestHttpxAndHttpx2InOneProcess:
         assert response.status_code == 200
         assert [r.status_code for r in response.history] == [401]
         assert old.get(old_auth).status_code == 200
-        assert len(server.token_requests) == 2
-        assert [r.headers["authorization"] for r in server.api_requests] == [
+        assert len(server.received_at("token")) == 2
+        assert [r.headers["authorization"] for r in server.received_at("resource")] == [
             "Bearer tok-1",
             "Bearer tok-1",
             "Bearer tok-2",
@@ -268,7 +266,7 @@ class TestHttpxAndHttpx2InOneProcess:
         ]
 
     def test_threads_of_both_libraries_make_one_token_request(
-        self, pair: tuple[HttpxFamilyHarness, HttpxFamilyHarness], server: FakeServer
+        self, pair: tuple[HttpxFamilyHarness, HttpxFamilyHarness], server: Emulator
     ) -> None:
         old, new = pair
         server.delay = 0.3
@@ -276,11 +274,11 @@ class TestHttpxAndHttpx2InOneProcess:
         turn = itertools.count()
         results = _in_threads(THREADS, lambda: gets[next(turn) % 2]())
         assert results == [200] * THREADS
-        assert len(server.token_requests) == 1
-        assert len(server.api_requests) == THREADS
+        assert len(server.received_at("token")) == 1
+        assert len(server.received_at("resource")) == THREADS
 
     def test_asyncio_tasks_of_both_libraries_make_one_token_request(
-        self, async_pair: tuple[HttpxFamilyHarness, HttpxFamilyHarness], server: FakeServer
+        self, async_pair: tuple[HttpxFamilyHarness, HttpxFamilyHarness], server: Emulator
     ) -> None:
         old, new = async_pair
         server.delay = 0.3
@@ -296,5 +294,5 @@ class TestHttpxAndHttpx2InOneProcess:
                 return await asyncio.gather(*(one((a, b)[n % 2]) for n in range(TASKS)))
 
         assert asyncio.run(main()) == [200] * TASKS
-        assert len(server.token_requests) == 1
-        assert len(server.api_requests) == TASKS
+        assert len(server.received_at("token")) == 1
+        assert len(server.received_at("resource")) == TASKS

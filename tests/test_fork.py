@@ -1,25 +1,23 @@
 """After ``fork()`` a child uses none of its parent's token connections (DESIGN §7
-"Processes and loops"): over a real keep-alive HTTP/1.1 server on loopback that records the
-connection (client port) each token request arrives on."""
+"Processes and loops"): over the emulator on loopback, keeping HTTP/1.1 connections alive and
+recording the connection (client port) each token request arrives on."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 import requests
 
-from oauth_cc_auth import MemoryCache
 from oauth_cc_auth.httpx import ClientCredentialsAuth as HttpxAuth
 from oauth_cc_auth.httpx2 import ClientCredentialsAuth as Httpx2Auth
 from oauth_cc_auth.requests import ClientCredentialsAuth as RequestsAuth
-from oauth_cc_auth.testing import FakeClock
+from oauth_cc_auth.testing import Emulator, FakeClock
+from tests.conftest import emulated_auth
 
 pytestmark = [
     pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()"),
@@ -30,49 +28,15 @@ pytestmark = [
 DEADLINE = 30.0
 
 
-class KeepAliveTokenServer(ThreadingHTTPServer):
-    """Issues ``tok-1``, ``tok-2``... over HTTP/1.1 keep-alive; ``ports`` lists the client
-    port of each token request, in order."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.ports: list[int] = []
-        self.lock = threading.Lock()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: KeepAliveTokenServer
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        with self.server.lock:
-            self.server.ports.append(self.client_address[1])
-            token = f"tok-{len(self.server.ports)}"
-        body = json.dumps({"access_token": token, "expires_in": 3600}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def token_server() -> Iterator[KeepAliveTokenServer]:
-    server = KeepAliveTokenServer()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(DEADLINE)
+def emulator() -> Iterator[Emulator]:
+    with Emulator(token_prefix="tok-", keep_alive=True) as emu:
+        yield emu
+
+
+def ports(emulator: Emulator) -> list[int]:
+    """The client port of each token request, in order: one per connection."""
+    return [request.peer[1] for request in emulator.received_at("token") if request.peer]
 
 
 def _in_child(work: Any) -> tuple[int, str]:
@@ -104,11 +68,10 @@ def _in_child(work: Any) -> tuple[int, str]:
 @pytest.mark.parametrize("auth_class", [RequestsAuth, HttpxAuth, Httpx2Auth],
                          ids=["requests", "httpx", "httpx2"])
 def test_a_forked_child_uses_a_connection_of_its_own(
-    token_server: KeepAliveTokenServer, auth_class: Any
+    emulator: Emulator, auth_class: Any
 ) -> None:
     clock = FakeClock()
-    url = f"http://127.0.0.1:{token_server.server_port}/token"
-    auth = auth_class("id", "s", token_url=url, cache=MemoryCache(), clock=clock)
+    auth = emulated_auth(emulator, auth_class, clock=clock)
     try:
         assert auth.get_token().access_token == "tok-1"  # its connection is kept alive
         clock.advance(7200)  # expired, in the parent and in the child: both fetch
@@ -118,18 +81,15 @@ def test_a_forked_child_uses_a_connection_of_its_own(
         assert status == 0
         assert child_token == "tok-2"  # the child read its own answer
         assert auth.get_token().access_token == "tok-3"  # the parent's next request works
-        first, child, parent = token_server.ports
+        first, child, parent = ports(emulator)
         assert child != first  # the child opened a connection of its own...
         assert parent == first  # ...and left the parent's alone, still alive
     finally:
         auth.close()
 
 
-def test_a_session_given_by_the_user_is_kept_in_the_child(
-    token_server: KeepAliveTokenServer,
-) -> None:
-    url = f"http://127.0.0.1:{token_server.server_port}/token"
+def test_a_session_given_by_the_user_is_kept_in_the_child(emulator: Emulator) -> None:
     with requests.Session() as session:
-        auth = RequestsAuth("id", "s", token_url=url, cache=MemoryCache(), session=session)
+        auth = emulated_auth(emulator, RequestsAuth, session=session)
         status, kept = _in_child(lambda: auth._token_session() is session)
         assert (status, kept) == (0, "True")

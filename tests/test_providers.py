@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,9 @@ import pytest
 
 import oauth_cc_auth
 from oauth_cc_auth import ConfigurationError, Provider
-from tests.conftest import Harness, Reply
+from oauth_cc_auth.requests import ClientCredentialsAuth as RequestsAuth
+from oauth_cc_auth.testing import EmulatedClient, Reply
+from tests.conftest import Harness, build_auth
 
 FORM = "application/x-www-form-urlencoded"
 FCC_PROD = "https://api.fccfinance.com/servicing/oauth/token"
@@ -23,14 +26,34 @@ FCC_DEV = "https://api.fccfinance.dev/servicing/oauth/token"
 FINCALC = "https://api.fincalc.co.uk/api/oauth/token"
 FIGURE_TEST = "https://api.pay.test.figure.com/oauth2/token"
 FINCALC_SECRET = "bVc8ztJq3N92uUM4mRSoDkE6Wx5fnGhXlPaPyTg7"
+#: The protected resource of each seed provider: the emulator accepts a provider's tokens at
+#: its own resource only (it routes by path).
+RESOURCE = {
+    "fcc_finance": "https://api.fccfinance.com/servicing/loans",
+    "fincalc": "https://api.fincalc.co.uk/api/calculations",
+    "figure": "https://api.pay.test.figure.com/profiles",
+}
 
 
-def seed(harness: Harness, provider: str, **options: Any) -> Any:
-    return harness.auth(provider=provider, token_url=options.pop("token_url", None), **options)
+def seed(make: Callable[..., Any], provider: str, **options: Any) -> Any:
+    """A *provider* auth object from *make* (a harness's ``auth``, or :func:`configure` for a
+    test that sends nothing), at the provider's own token URL unless *options* name one."""
+    options.setdefault("token_url", None)
+    return make(provider=provider, **options)
+
+
+def configure(**options: Any) -> Any:
+    """An auth object of one flavour: configuration behaves the same in all of them."""
+    return build_auth(RequestsAuth, **options)
+
+
+def call(harness: Harness, auth: Any) -> Any:
+    """A request to the protected resource of *auth*'s provider."""
+    return harness.get(auth, RESOURCE[auth.provider.name])
 
 
 def only_token_request(harness: Harness) -> Any:
-    [request] = harness.server.token_requests
+    [request] = harness.server.received_at("token")
     assert request.method == "POST"
     assert "authorization" not in request.headers  # the secret is only in the body
     assert request.headers["accept"] == "application/json"
@@ -43,12 +66,12 @@ class TestFccFinance:
         [(None, FCC_PROD), ("production", FCC_PROD), ("development", FCC_DEV)],
     )
     def test_token_request(self, harness: Harness, environment: str | None, url: str) -> None:
-        harness.server.token_replies.append(
+        harness.server.answer_next(
             Reply(json={"access_token": "many characters", "expires_in": 86400,
                         "token_type": "bearer"})
         )
-        auth = seed(harness, "fcc_finance", client_id="[your id]", environment=environment)
-        assert harness.get(auth).status_code == 200
+        auth = seed(harness.auth, "fcc_finance", client_id="[your id]", environment=environment)
+        assert call(harness, auth).status_code == 200
         request = only_token_request(harness)
         assert request.url == url
         assert request.headers["content-type"] == FORM
@@ -56,16 +79,17 @@ class TestFccFinance:
             b"grant_type=client_credentials&client_id=%5Byour+id%5D"
             b"&client_secret=s3cr3t-VALUE%2B%2F%3D"
         )
-        assert harness.server.api_requests[0].headers["authorization"] == "Bearer many characters"
+        [api_request] = harness.server.received_at("resource")
+        assert api_request.headers["authorization"] == "Bearer many characters"
         assert auth.token.expires_in == 86400
 
-    def test_accepts_no_scope_or_extra_fields(self, harness: Harness) -> None:
+    def test_accepts_no_scope_or_extra_fields(self) -> None:
         with pytest.raises(ConfigurationError, match="takes no scope"):
-            seed(harness, "fcc_finance", scope="x")
+            seed(configure, "fcc_finance", scope="x")
         with pytest.raises(ConfigurationError, match="accepted: none"):
-            seed(harness, "fcc_finance", extra={"audience": "x"})
+            seed(configure, "fcc_finance", extra={"audience": "x"})
         with pytest.raises(ConfigurationError, match="accepted: development, production"):
-            seed(harness, "fcc_finance", environment="staging")
+            seed(configure, "fcc_finance", environment="staging")
 
 
 class TestFinCalc:
@@ -77,10 +101,10 @@ class TestFinCalc:
     def test_token_request_is_json_with_values_as_given(
         self, harness: Harness, client_id: Any
     ) -> None:
-        harness.server.token_replies.append(self.envelope())
-        auth = seed(harness, "fincalc", client_id=client_id, client_secret=FINCALC_SECRET,
+        harness.server.answer_next(self.envelope())
+        auth = seed(harness.auth, "fincalc", client_id=client_id, client_secret=FINCALC_SECRET,
                     scope="api_scope", extra={"email_address": "hello@example.com"})
-        harness.get(auth)
+        call(harness, auth)
         request = only_token_request(harness)
         assert request.url == FINCALC
         assert request.headers["content-type"] == "application/json"
@@ -92,11 +116,12 @@ class TestFinCalc:
             ("scope", "api_scope"),
             ("email_address", "hello@example.com"),
         ]
-        assert harness.server.api_requests[0].headers["authorization"] == "Bearer eyJ.x.y"
+        [api_request] = harness.server.received_at("resource")
+        assert api_request.headers["authorization"] == "Bearer eyJ.x.y"
 
     def test_scope_sequence_is_space_joined_in_json(self, harness: Harness) -> None:
-        harness.server.token_replies.append(self.envelope())
-        harness.get(seed(harness, "fincalc", scope=["a", "b"],
+        harness.server.answer_next(self.envelope())
+        call(harness, seed(harness.auth, "fincalc", scope=["a", "b"],
                          extra={"email_address": "me@example.com"}))
         assert json.loads(only_token_request(harness).body)["scope"] == "a b"
 
@@ -105,12 +130,12 @@ class TestFinCalc:
             "The request is missing a required parameter, includes an invalid parameter "
             "value, includes a parameter more than once, or is otherwise malformed."
         )
-        harness.server.token_replies.append(
+        harness.server.answer_next(
             Reply(400, json={"success": False, "message": {"description": description}})
         )
-        auth = seed(harness, "fincalc", scope="s", extra={"email_address": "me@example.com"})
+        auth = seed(harness.auth, "fincalc", scope="s", extra={"email_address": "me@example.com"})
         with pytest.raises(oauth_cc_auth.TokenRequestError) as info:
-            harness.get(auth)
+            call(harness, auth)
         assert (info.value.status_code, info.value.error, info.value.description) == (
             400, None, description
         )
@@ -126,59 +151,61 @@ class TestFinCalc:
         ],
     )
     def test_unusable_2xx_envelopes(self, harness: Harness, payload: dict[str, Any]) -> None:
-        harness.server.token_replies.append(Reply(json=payload))
-        auth = seed(harness, "fincalc", scope="s", extra={"email_address": "me@example.com"})
+        harness.server.answer_next(Reply(json=payload))
+        auth = seed(harness.auth, "fincalc", scope="s", extra={"email_address": "me@example.com"})
         with pytest.raises(oauth_cc_auth.TokenResponseError) as info:
-            harness.get(auth)
+            call(harness, auth)
         if payload.get("message"):
             assert info.value.description == "account locked"
 
     def test_token_type_is_case_insensitive_and_lifetime_defaults_to_a_day(
         self, harness: Harness
     ) -> None:
-        harness.server.token_replies.append(
+        harness.server.answer_next(
             Reply(json={"success": True, "data": {"token_type": "BEARER", "access_token": "t"}})
         )
-        auth = seed(harness, "fincalc", scope="s", extra={"email_address": "me@example.com"})
-        harness.get(auth)
+        auth = seed(harness.auth, "fincalc", scope="s", extra={"email_address": "me@example.com"})
+        call(harness, auth)
         assert auth.token.expires_in == 86400
 
-    def test_required_fields(self, harness: Harness) -> None:
+    def test_required_fields(self) -> None:
         with pytest.raises(ConfigurationError, match="requires email_address"):
-            seed(harness, "fincalc", scope="s")
+            seed(configure, "fincalc", scope="s")
         with pytest.raises(ConfigurationError, match="requires scope"):
-            seed(harness, "fincalc", extra={"email_address": "me@example.com"})
+            seed(configure, "fincalc", extra={"email_address": "me@example.com"})
         with pytest.raises(ConfigurationError, match="accepted: email_address"):
-            seed(harness, "fincalc", scope="s", extra={"email_address": "e", "user": "u"})
+            seed(configure, "fincalc", scope="s", extra={"email_address": "e", "user": "u"})
 
 
 class TestFigure:
     def test_token_request_and_bare_token(self, harness: Harness) -> None:
-        harness.server.token_replies.append(
+        harness.server.answer_next(
             Reply(json={"access_token": "FOEtUHwg0das9PhsasVmgMGbZn7nWSgK"})
         )
-        auth = seed(harness, "figure", client_id="abc", client_secret="xyz")
-        harness.get(auth)
+        # The first answer is the document's example; the refresh is the emulator's own.
+        harness.server.register_client(EmulatedClient("figure", "abc", "xyz"))
+        auth = seed(harness.auth, "figure", client_id="abc", client_secret="xyz")
+        call(harness, auth)
         request = only_token_request(harness)
         assert request.url == FIGURE_TEST
         assert request.headers["content-type"] == FORM
         assert request.body == b"grant_type=client_credentials&client_id=abc&client_secret=xyz"
         assert (
-            harness.server.api_requests[0].headers["authorization"]
+            harness.server.received_at("resource")[0].headers["authorization"]
             == "Bearer FOEtUHwg0das9PhsasVmgMGbZn7nWSgK"
         )
         assert auth.token.expires_in == 3600  # documented: one hour
         harness.clock.advance(3539)
-        harness.get(auth)
-        assert len(harness.server.token_requests) == 1
+        call(harness, auth)
+        assert len(harness.server.received_at("token")) == 1
         harness.clock.advance(2)
-        harness.get(auth)
-        assert len(harness.server.token_requests) == 2
+        call(harness, auth)
+        assert len(harness.server.received_at("token")) == 2
 
-    def test_production_needs_token_url(self, harness: Harness) -> None:
+    def test_production_needs_token_url(self) -> None:
         with pytest.raises(ConfigurationError, match="accepted: test, or pass token_url"):
-            seed(harness, "figure", environment="production")
-        auth = seed(harness, "figure", token_url="https://api.pay.figure.example/oauth2/token")
+            seed(configure, "figure", environment="production")
+        auth = seed(configure, "figure", token_url="https://api.pay.figure.example/oauth2/token")
         assert auth.token_url == "https://api.pay.figure.example/oauth2/token"
 
 
@@ -195,33 +222,31 @@ class TestConfiguration:
             "OAUTH_CC_LEEWAY": "30",
             "UNRELATED": "ignored",
         }
-        harness.server.token_replies.append(TestFinCalc().envelope())
+        harness.server.answer_next(TestFinCalc().envelope())
         auth = harness.auth_class.from_env(environ, cache=harness.cache, clock=harness.clock)
         assert auth.provider.name == "fincalc"
-        harness.get(auth)
+        call(harness, auth)
         body = json.loads(only_token_request(harness).body)
         assert body["client_secret"] == FINCALC_SECRET  # one trailing newline stripped
         assert body["client_id"] == "12345"
         assert body["email_address"] == "hello@example.com"
         assert auth.token.refresh_at == auth.token.expires_at - 30
 
-    def test_from_env_reads_os_environ_with_a_prefix(
-        self, harness: Harness, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
+    def test_from_env_reads_os_environ_with_a_prefix(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("FIG_PROVIDER", "figure")
         monkeypatch.setenv("FIG_CLIENT_ID", "abc")
         monkeypatch.setenv("FIG_CLIENT_SECRET", "xyz")
-        auth = harness.auth_class.from_env(prefix="FIG_")
+        auth = RequestsAuth.from_env(prefix="FIG_")
         assert auth.token_url == FIGURE_TEST
 
     def test_from_config(self, harness: Harness) -> None:
-        harness.server.token_replies.append(TestFinCalc().envelope())
+        harness.server.answer_next(TestFinCalc().envelope())
         auth = harness.auth_class.from_config(
             {"provider": "fincalc", "client_id": 12345, "client_secret": "sec",
              "scope": ["a", "b"], "extra": {"email_address": "x@example.com"}},
             cache=harness.cache,
         )
-        harness.get(auth)
+        call(harness, auth)
         body = json.loads(only_token_request(harness).body)
         assert (body["client_id"], body["scope"], body["email_address"]) == (
             12345, "a b", "x@example.com"
@@ -247,18 +272,16 @@ class TestConfiguration:
             ({"client_id": "i", "client_secret": "s", "provider": "nope"}, "unknown provider"),
         ],
     )
-    def test_from_config_errors(
-        self, harness: Harness, mapping: dict[str, Any], match: str
-    ) -> None:
+    def test_from_config_errors(self, mapping: dict[str, Any], match: str) -> None:
         mapping.setdefault("token_url", "https://auth.example/oauth/token")
         with pytest.raises(ConfigurationError, match=match):
-            harness.auth_class.from_config(mapping)
+            RequestsAuth.from_config(mapping)
 
-    def test_from_env_errors_name_the_variables(self, harness: Harness) -> None:
+    def test_from_env_errors_name_the_variables(self) -> None:
         with pytest.raises(ConfigurationError, match=r"client_id is required.*OAUTH_CC_\*"):
-            harness.auth_class.from_env({"OAUTH_CC_CLIENT_SECRET": "s"})
+            RequestsAuth.from_env({"OAUTH_CC_CLIENT_SECRET": "s"})
         with pytest.raises(ConfigurationError, match="unknown configuration key"):
-            harness.auth_class.from_env(
+            RequestsAuth.from_env(
                 {"OAUTH_CC_CLIENT_ID": "i", "OAUTH_CC_CLIENT_SECRET": "s", "OAUTH_CC_TYPO": "x"}
             )
 

@@ -3,12 +3,14 @@
 The emulator is a WSGI application (:class:`Emulator` is callable as one) that checks token
 requests as each provider's document describes them, issues opaque tokens with the documented
 lifetime or a configured one, and guards one protected resource per provider. Used as a
-context manager it serves itself on 127.0.0.1 in a background thread.
+context manager it serves itself on 127.0.0.1 in a background thread: one request per
+connection, or with ``keep_alive`` HTTP/1.1 persistent connections.
 
 The seed providers take ``client_secret_post`` only. The generic ``rfc6749`` site authenticates
 clients as a strict authorization server does: ``client_secret_post``, ``client_secret_basic``
 (RFC 6749 §2.3.1, form-encoded), ``client_secret_jwt`` and ``private_key_jwt`` (RFC 7523 §2.2,
-verified with joserfc, one-time ``jti``), and one method per request (RFC 6749 §2.3).
+verified with joserfc, one-time ``jti``), and one method per request (RFC 6749 §2.3); no
+parameter twice (§3.2) but ``resource`` (RFC 8707 §2).
 
 Served over loopback, or in process (:meth:`Emulator.handle`, for a mock transport): the same
 application either way. Tests script it: :meth:`Emulator.answer_next` queues answers of any
@@ -34,11 +36,12 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
+from http.server import BaseHTTPRequestHandler
 from socketserver import ThreadingMixIn
 from typing import Any, Literal, TypeGuard, cast
 from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer, make_server
-from wsgiref.util import request_uri
+from wsgiref.util import application_uri, request_uri
 
 from joserfc import jws, jwt
 from joserfc.errors import BadSignatureError, InvalidKeyIdError, JoseError
@@ -189,6 +192,8 @@ class Received:
     body: bytes
     #: ``"token"``, ``"resource"`` or ``"other"`` (a path the emulator does not serve).
     endpoint: str
+    #: The client's address and port over loopback (one per connection); ``None`` in process.
+    peer: tuple[str, int] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -279,6 +284,9 @@ class Emulator:
             that name them); by default tokens are random.
         guard_every_path: Treat every path that is not a token endpoint or another
             provider's resource as the ``rfc6749`` protected resource (any API URL of a test).
+        keep_alive: Over loopback, keep HTTP/1.1 connections open for further requests, as
+            real servers do (:attr:`Received.peer` tells them apart), instead of closing each
+            one after its answer. :meth:`stop` closes those still open.
     """
 
     #: The longest ``exp - iat`` accepted in a client assertion, in seconds (Okta's rule).
@@ -292,6 +300,7 @@ class Emulator:
         clock: Callable[[], float] = time.monotonic,
         token_prefix: str | None = None,
         guard_every_path: bool = False,
+        keep_alive: bool = False,
     ) -> None:
         if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
             raise ValueError(f"the emulator serves on loopback only, not {host!r}")
@@ -309,6 +318,7 @@ class Emulator:
         self._token_prefix = token_prefix
         self._serial = itertools.count(1)
         self._guard_every_path = guard_every_path
+        self._keep_alive = keep_alive
         self._scripts: dict[str, list[Reply]] = {"token": [], "resource": []}
         self._received: list[Received] = []
         self._gate: Gate | None = None
@@ -318,7 +328,7 @@ class Emulator:
         self.token_requests: Counter[str] = Counter()
         #: Protected-resource requests received, per provider.
         self.resource_requests: Counter[str] = Counter()
-        self._server: WSGIServer | None = None
+        self._server: _ThreadingServer | None = None
         self._thread: threading.Thread | None = None
         for client in DEFAULT_CLIENTS:
             self.register_client(client)
@@ -512,7 +522,8 @@ class Emulator:
         if self._server is not None:
             return self
         server_class = _ThreadingServer6 if ":" in self._host else _ThreadingServer
-        self._server = make_server(self._host, self._port, self, server_class, _Handler)
+        handler_class = _KeepAliveHandler if self._keep_alive else _Handler
+        self._server = make_server(self._host, self._port, self, server_class, handler_class)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
             name="oauth-cc-emulator", daemon=True,
@@ -526,6 +537,8 @@ class Emulator:
         if server is not None:
             server.shutdown()
             server.server_close()
+            if self._keep_alive:
+                server.close_connections()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
@@ -566,7 +579,7 @@ class Emulator:
         with self._lock:
             self._received.append(Received(
                 environ.get("REQUEST_METHOD", "GET"), request_uri(environ), headers, raw,
-                endpoint,
+                endpoint, _peer(environ),
             ))
         try:
             if site is None:
@@ -708,9 +721,10 @@ class Emulator:
             with self._lock:
                 self._client_assertions.extend(assertions)
         if site.name == "rfc6749":
-            # RFC 6749 §3.2: parameters MUST NOT be included more than once.
+            # RFC 6749 §3.2: parameters MUST NOT be included more than once; but RFC 8707 §2
+            # lets a client name several resources (resource=a&resource=b).
             repeated = sorted(name for name, count in Counter(n for n, _ in pairs).items()
-                              if count > 1)
+                              if count > 1 and name != "resource")
             if repeated:
                 raise _Reply(400, {"error": "invalid_request", "error_description":
                                    f"repeated parameter: {', '.join(repeated)}"})
@@ -850,11 +864,12 @@ class Emulator:
             self._seen_jtis[(client_id, jti)] = exp
 
     def _audiences(self, environ: dict[str, Any]) -> set[str]:
-        """The token URL as the client addressed it, as the emulator names it, and the issuer."""
+        """The token URL as the client addressed it and the issuer there (its origin: in
+        process, the emulator stands for whatever server the URL names), and when serving,
+        both as the emulator names them."""
         path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-        accepted = set()
-        if environ.get("HTTP_HOST"):
-            accepted.add(f"http://{environ['HTTP_HOST']}{path}")
+        accepted = {request_uri(environ, include_query=False),
+                    application_uri(environ).rstrip("/")}
         if self._server is not None:
             accepted.update((self.issuer, self.url + path))
         return accepted
@@ -881,6 +896,13 @@ class Emulator:
 
 def _seconds(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
+
+
+def _peer(environ: Mapping[str, Any]) -> tuple[str, int] | None:
+    """The client's address and port, served over loopback (``None`` in process)."""
+    if "REMOTE_ADDR" not in environ or "REMOTE_PORT" not in environ:
+        return None
+    return str(environ["REMOTE_ADDR"]), int(environ["REMOTE_PORT"])
 
 
 _BASIC_CHALLENGE = (("WWW-Authenticate", 'Basic realm="oauth-cc-emulator"'),)
@@ -983,31 +1005,78 @@ class _ThreadingServer(ThreadingMixIn, WSGIServer):
     # and the kernel then retries them a second later.
     request_queue_size = 256
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._connections_lock:
+                self._connections.discard(request)
+
+    def close_connections(self) -> None:
+        """Shut down the connections still open: kept alive, a stopped server answers none."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
 
 class _ThreadingServer6(_ThreadingServer):
     address_family = socket.AF_INET6
 
 
 class _Handler(WSGIRequestHandler):
-    """wsgiref's handler, quiet, and able to drop a connection unanswered."""
+    """wsgiref's handler, quiet, able to drop a connection unanswered, and telling the
+    application the client's port. One request per connection (HTTP/1.0)."""
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
+    def get_environ(self) -> dict[str, str]:
+        environ = super().get_environ()
+        environ["REMOTE_PORT"] = str(self.client_address[1])
+        return environ
+
     def handle(self) -> None:
+        # BaseHTTPRequestHandler's loop (WSGIRequestHandler answers one request and returns):
+        # one request, or as many as the connection is kept open for.
+        BaseHTTPRequestHandler.handle(self)
+
+    def handle_one_request(self) -> None:
         # As WSGIRequestHandler.handle, with a ServerHandler that knows this handler.
         self.raw_requestline = self.rfile.readline(65537)
+        if not self.raw_requestline:  # the client closed the connection
+            self.close_connection = True
+            return
         if len(self.raw_requestline) > 65536:
             self.send_error(414)
             return
         if not self.parse_request():
             return
+        if "Content-Length" not in self.headers and "Transfer-Encoding" in self.headers:
+            # wsgiref reads no chunked body: what is left of it must not be taken for the
+            # next request.
+            self.close_connection = True
         handler = _ServerHandler(
             self.rfile, self.wfile, self.get_stderr(), self.get_environ(),  # type: ignore[arg-type]
             multithread=True,
         )
+        handler.http_version = self.protocol_version.partition("/")[2]
         handler.request_handler = self
         handler.run(self.server.get_app())  # type: ignore[attr-defined]
+
+
+class _KeepAliveHandler(_Handler):
+    """:class:`_Handler` keeping HTTP/1.1 connections open for further requests."""
+
+    protocol_version = "HTTP/1.1"
 
 
 class _ServerHandler(ServerHandler):
