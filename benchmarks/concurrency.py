@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from impls import FLOOR, Impl, Setup, absent, all_impls
-from transports import TokenEndpoint
+from transports import token_endpoint
 
 __all__ = [
     "MOMENTS",
@@ -74,7 +74,7 @@ def _threads(setup: Setup, n: int) -> dict[str, int]:
 
 def count_sync(impl: Impl, moment: str, n: int, latency: float) -> Outcome:
     """Token requests made when *n* threads need a token at *moment* (cold or expiry)."""
-    endpoint = TokenEndpoint(latency=latency)
+    endpoint = token_endpoint(latency)
     setup = impl.build(endpoint, True)
     if moment == "expiry":
         setup.prime()
@@ -82,9 +82,9 @@ def count_sync(impl: Impl, moment: str, n: int, latency: float) -> Outcome:
         if expire is None:
             raise ValueError(f"{impl.name} cannot be expired")
         expire()
-        endpoint.reset()
+        endpoint.reset_counters()
     errors = _threads(setup, n)
-    return Outcome(endpoint.count, n, errors)
+    return Outcome(endpoint.token_requests.total(), n, errors)
 
 
 async def _tasks(setup: Setup, n: int) -> dict[str, int]:
@@ -102,16 +102,16 @@ async def _tasks(setup: Setup, n: int) -> dict[str, int]:
 
 async def count_async(impl: Impl, moment: str, n: int, latency: float) -> Outcome:
     """Token requests made when *n* asyncio tasks need a token at *moment*."""
-    endpoint = TokenEndpoint(latency=latency)
+    endpoint = token_endpoint(latency)
     setup = impl.build(endpoint, True)  # inside the running event loop
     if moment == "expiry":
         await setup.prime()
         if setup.expire is None:
             raise ValueError(f"{impl.name} cannot be expired")
         setup.expire()
-        endpoint.reset()
+        endpoint.reset_counters()
     errors = await _tasks(setup, n)
-    return Outcome(endpoint.count, n, errors)
+    return Outcome(endpoint.token_requests.total(), n, errors)
 
 
 def run_concurrency(

@@ -49,8 +49,8 @@ from transports import (
     CLIENT_ID,
     CLIENT_SECRET,
     TOKEN_URL,
-    TokenEndpoint,
     async_handler,
+    register,
     requests_session,
     sync_handler,
 )
@@ -60,7 +60,7 @@ import oauth_cc_auth.httpx
 import oauth_cc_auth.httpx2
 import oauth_cc_auth.requests
 from oauth_cc_auth import TokenCache
-from oauth_cc_auth.testing import FakeClock
+from oauth_cc_auth.testing import Emulator, FakeClock
 
 __all__ = [
     "ASYNC_FLAVOURS",
@@ -135,7 +135,7 @@ class Impl:
 
     name: str
     flavour: str
-    build: Callable[[TokenEndpoint, bool], Setup]
+    build: Callable[[Emulator, bool], Setup]
     #: Why the cold-start case cannot be run, if it cannot.
     cold_na: str | None = None
     #: Why the expiry case cannot be run, if it cannot.
@@ -230,7 +230,7 @@ class RequestsFlavour:
     #: The bare auth step of an auth object.
     step = staticmethod(_requests_step)
 
-    def token_client(self, endpoint: TokenEndpoint) -> dict[str, Any]:
+    def token_client(self, endpoint: Emulator) -> dict[str, Any]:
         """The keyword argument giving ``ours`` its token client, answered by *endpoint*."""
         return {"session": requests_session(endpoint)}
 
@@ -264,17 +264,17 @@ class HttpxFlavour:
         # One request serves all calls: auth flows only set its Authorization header.
         return [self._request] * n
 
-    def transport(self, endpoint: TokenEndpoint | None = None) -> Any:
+    def transport(self, endpoint: Emulator | None = None) -> Any:
         """The library's ``MockTransport``, answering the token endpoint's requests if given."""
         handler = async_handler if self.aio else sync_handler
         return self.lib.MockTransport(handler(endpoint, self.lib))
 
-    def client(self, endpoint: TokenEndpoint | None = None, auth: Any = None) -> Any:
+    def client(self, endpoint: Emulator | None = None, auth: Any = None) -> Any:
         """A ``Client`` (``AsyncClient`` in the async flavour) with that transport."""
         client = self.lib.AsyncClient if self.aio else self.lib.Client
         return client(transport=self.transport(endpoint), auth=auth)
 
-    def token_client(self, endpoint: TokenEndpoint) -> dict[str, Any]:
+    def token_client(self, endpoint: Emulator) -> dict[str, Any]:
         """The keyword argument giving ``ours`` its token client, answered by *endpoint*."""
         return {"async_client" if self.aio else "client": self.client(endpoint)}
 
@@ -337,7 +337,7 @@ async def _aset_header(request: Any) -> object:
     return request
 
 
-def _floor(f: Flavour, endpoint: TokenEndpoint, expiring: bool) -> Setup:
+def _floor(f: Flavour, endpoint: Emulator, expiring: bool) -> Setup:
     api = f.api()
     return Setup(
         request=lambda: api.get(API_URL, headers=_HEADERS),
@@ -350,15 +350,16 @@ def _floor(f: Flavour, endpoint: TokenEndpoint, expiring: bool) -> Setup:
 # -- oauth_cc_auth ---------------------------------------------------------------------------------
 
 
-def _our_auth(f: Flavour, endpoint: TokenEndpoint, client_id: str, **options: Any) -> Any:
+def _our_auth(f: Flavour, endpoint: Emulator, client_id: str, **options: Any) -> Any:
     """This package's auth object for flavour *f*, its token client (``session=``,
-    ``client=`` or ``async_client=``) answered by *endpoint*."""
+    ``client=`` or ``async_client=``) answered by *endpoint*, which learns *client_id*."""
+    register(endpoint, client_id)
     return f.ours(
         client_id, CLIENT_SECRET, token_url=TOKEN_URL, **f.token_client(endpoint), **options
     )
 
 
-def _ours(f: Flavour, endpoint: TokenEndpoint, expiring: bool) -> Setup:
+def _ours(f: Flavour, endpoint: Emulator, expiring: bool) -> Setup:
     clock = FakeClock()
     auth = _our_auth(
         f,
@@ -431,7 +432,7 @@ def shared_cache_impls(name: str, kind: str, cache: Callable[[], CountingCache])
     """oauth_cc_auth in every flavour with a new shared cache from *cache()* each, for the
     timings only; *kind* (``"file"``, ``"redis"``) goes into the client ids."""
 
-    def build(f: Flavour, endpoint: TokenEndpoint, expiring: bool) -> Setup:
+    def build(f: Flavour, endpoint: Emulator, expiring: bool) -> Setup:
         shared = cache()
         client_id = f"{CLIENT_ID}-{kind}-{f.name.replace(' ', '-')}"
         auth = _our_auth(f, endpoint, client_id, cache=shared)
@@ -524,7 +525,7 @@ def _authlib_astep(
     return step
 
 
-def _authlib(f: Flavour, endpoint: TokenEndpoint, expiring: bool) -> Setup:
+def _authlib(f: Flavour, endpoint: Emulator, expiring: bool) -> Setup:
     client: Any
     if isinstance(f, HttpxFlavour):
         from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuth2Client
@@ -560,7 +561,7 @@ def _authlib(f: Flavour, endpoint: TokenEndpoint, expiring: bool) -> Setup:
 # -- requests-oauthlib -----------------------------------------------------------------------------
 
 
-def _requests_oauthlib(f: Flavour, endpoint: TokenEndpoint, expiring: bool) -> Setup:
+def _requests_oauthlib(f: Flavour, endpoint: Emulator, expiring: bool) -> Setup:
     from oauthlib.oauth2 import BackendApplicationClient
     from requests_oauthlib import OAuth2, OAuth2Session
 
@@ -590,7 +591,7 @@ def _requests_oauthlib(f: Flavour, endpoint: TokenEndpoint, expiring: bool) -> S
 # -- requests-oauth2client -------------------------------------------------------------------------
 
 
-def _requests_oauth2client(f: Flavour, endpoint: TokenEndpoint, expiring: bool) -> Setup:
+def _requests_oauth2client(f: Flavour, endpoint: Emulator, expiring: bool) -> Setup:
     from requests_oauth2client import BearerToken, OAuth2Client, OAuth2ClientCredentialsAuth
 
     client = OAuth2Client(
@@ -622,7 +623,7 @@ def _expire_in_cache(cache: Any, key: str) -> None:
     cache.tokens[key] = (entry[0], time.time() - 3600, *entry[2:])
 
 
-def _requests_auth(f: Flavour, endpoint: TokenEndpoint, expiring: bool) -> Setup:
+def _requests_auth(f: Flavour, endpoint: Emulator, expiring: bool) -> Setup:
     import requests_auth
 
     cache: Any = requests_auth.OAuth2.token_cache
@@ -633,7 +634,7 @@ def _requests_auth(f: Flavour, endpoint: TokenEndpoint, expiring: bool) -> Setup
     return _attached(f, auth, expire=lambda: _expire_in_cache(cache, auth.state))
 
 
-def _httpx_auth(f: Flavour, endpoint: TokenEndpoint, expiring: bool) -> Setup:
+def _httpx_auth(f: Flavour, endpoint: Emulator, expiring: bool) -> Setup:
     import httpx_auth
 
     cache: Any = httpx_auth.OAuth2.token_cache

@@ -35,9 +35,10 @@ from impls import (
     all_impls,
     shared_cache_impls,
 )
-from transports import TokenEndpoint
+from transports import token_endpoint
 
 from oauth_cc_auth import FileCache, RedisCache, TokenCache
+from oauth_cc_auth.testing import Emulator
 from tests.redis_server import RedisUnavailable, redis_server
 
 __all__ = [
@@ -181,17 +182,17 @@ class TimingResult:
 
 
 #: Each implementation's setup and token endpoint, by name.
-Setups = dict[str, tuple[Setup, TokenEndpoint]]
+Setups = dict[str, tuple[Setup, Emulator]]
 
 
 def _time_sync_flavour(flavour: str, impls: Sequence[Impl], p: Rounds, out: TimingResult) -> None:
     setups: Setups = {}
     for impl in impls:
-        endpoint = TokenEndpoint()
+        endpoint = token_endpoint()
         setup = impl.build(endpoint, False)
         setup.prime()
         _check_sent(impl.name, flavour, setup.request())
-        endpoint.reset()
+        endpoint.reset_counters()
         setups[impl.name] = (setup, endpoint)
     _time_setups(flavour, setups, p, out, run_sync_rounds)
 
@@ -200,11 +201,11 @@ def _time_async_flavour(flavour: str, impls: Sequence[Impl], p: Rounds, out: Tim
     async def ready() -> Setups:
         setups: Setups = {}
         for impl in impls:
-            endpoint = TokenEndpoint()
+            endpoint = token_endpoint()
             setup = impl.build(endpoint, False)
             await setup.prime()
             _check_sent(impl.name, flavour, await setup.request())
-            endpoint.reset()
+            endpoint.reset_counters()
             setups[impl.name] = (setup, endpoint)
         return setups
 
@@ -244,7 +245,9 @@ def _time_setups(
         batch=p.step_batch,
         warmup=p.warmup,
     )
-    out.warm_token_requests[flavour] = {name: e.count for name, (_, e) in setups.items()}
+    out.warm_token_requests[flavour] = {
+        name: e.token_requests.total() for name, (_, e) in setups.items()
+    }
     out.shared_calls[flavour] = {n: k - calls[n] for n, k in _shared_calls(setups).items()}
 
 

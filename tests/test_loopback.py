@@ -1,16 +1,16 @@
-"""Real HTTP over loopback sockets: what a user sees, event loops and all."""
+"""Real HTTP over loopback sockets: what a user sees, event loops and all.
+
+The other end is the package's emulator served on 127.0.0.1: its ``rfc6749`` token endpoint,
+and every other path its protected resource (``/api``, ``/sticky``...).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import io
-import json
-import secrets
 import threading
 from collections.abc import Iterator
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import httpx
 import httpx2
@@ -18,97 +18,66 @@ import pytest
 import requests
 import trio
 
+import oauth_cc_auth
 from oauth_cc_auth import MemoryCache
 from oauth_cc_auth.httpx import ClientCredentialsAuth as HttpxAuth
 from oauth_cc_auth.httpx2 import ClientCredentialsAuth as Httpx2Auth
 from oauth_cc_auth.requests import ClientCredentialsAuth as RequestsAuth
-from oauth_cc_auth.testing import FakeClock
+from oauth_cc_auth.testing import EmulatedClient, Emulator, FakeClock, Reply
 
-
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class TokenApp:
-    """A token endpoint at /token and an API at /api accepting its tokens."""
-
-    def __init__(self) -> None:
-        self.tokens: set[str] = set()
-        self.token_requests = 0
-        #: The bodies of the API requests, in the order received.
-        self.api_bodies: list[bytes] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        path = environ["PATH_INFO"]
-        if path == "/token":
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            form = environ["wsgi.input"].read(length)
-            with self.lock:
-                self.token_requests += 1
-                token = secrets.token_urlsafe(16)
-                self.tokens.add(token)
-            if b"client_secret=right" not in form:
-                start_response("401 Unauthorized", [("Content-Type", "application/json")])
-                return [b'{"error": "invalid_client"}']
-            body = json.dumps({"access_token": token, "expires_in": 60, "token_type": "Bearer"})
-            start_response("200 OK", [("Content-Type", "application/json")])
-            return [body.encode()]
-        auth = environ.get("HTTP_AUTHORIZATION", "")
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        self.api_bodies.append(environ["wsgi.input"].read(length))
-        if path == "/sticky" and "affinity=node-7" not in environ.get("HTTP_COOKIE", ""):
-            # A load balancer that pins the client with its first answer, a 401.
-            start_response("401 Unauthorized", [("Set-Cookie", "affinity=node-7; Path=/")])
-            return [b""]
-        if auth.startswith("Bearer ") and auth[7:] in self.tokens:
-            start_response("200 OK", [("Content-Type", "application/json")])
-            return [b'{"ok": true}']
-        start_response("401 Unauthorized", [("Content-Type", "application/json")])
-        return [b'{"error": "invalid_token"}']
+#: Seconds a wait of these tests may take before the test fails.
+DEADLINE = 20.0
+#: Seconds the emulator's tokens live: a FakeClock moved by as much expires them.
+LIFETIME = 60
 
 
 @pytest.fixture
-def app() -> Iterator[tuple[TokenApp, str]]:
-    token_app = TokenApp()
-    server = make_server("127.0.0.1", 0, token_app, _Server, _QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield token_app, f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
+def loopback() -> Iterator[Emulator]:
+    """The emulator on 127.0.0.1, new for each test: it knows the client ``id`` with the
+    secret ``right``, and issues ``tok-1``, ``tok-2``... living :data:`LIFETIME` seconds."""
+    with Emulator(token_prefix="tok-", guard_every_path=True) as server:
+        server.register_client(EmulatedClient("rfc6749", "id", "right"))
+        server.set_lifetime("rfc6749", LIFETIME)
+        yield server
 
 
-def test_requests_over_loopback(app: tuple[TokenApp, str]) -> None:
-    token_app, base = app
+def _token_url(server: Emulator) -> str:
+    return server.token_url("rfc6749")
+
+
+def _token_requests(server: Emulator) -> int:
+    return len(server.received_at("token"))
+
+
+def test_requests_over_loopback(loopback: Emulator) -> None:
+    base = loopback.url
     clock = FakeClock()
-    auth = RequestsAuth("id", "right", token_url=f"{base}/token", cache=MemoryCache(), clock=clock)
+    auth = RequestsAuth("id", "right", token_url=_token_url(loopback), cache=MemoryCache(),
+                        clock=clock)
     with requests.Session() as session:
         session.auth = auth
         assert [session.get(f"{base}/api").status_code for _ in range(3)] == [200] * 3
-        token_app.tokens.clear()  # revoked
+        loopback.revoke_all()
         response = session.get(f"{base}/api")
         assert response.status_code == 200
         assert [r.status_code for r in response.history] == [401]
-    assert token_app.token_requests == 2
+    assert _token_requests(loopback) == 2
     auth.close()
 
 
-def test_requests_retry_carries_the_cookies_of_the_401(app: tuple[TokenApp, str]) -> None:
-    token_app, base = app
-    auth = RequestsAuth("id", "right", token_url=f"{base}/token", cache=MemoryCache())
-    response = requests.get(f"{base}/sticky", auth=auth, timeout=10)
+def test_requests_retry_carries_the_cookies_of_the_401(loopback: Emulator) -> None:
+    # A load balancer that pins the client with its first answer, a 401.
+    loopback.answer_next(Reply(401, headers={"Set-Cookie": "affinity=node-7; Path=/"}),
+                         endpoint="resource")
+    auth = RequestsAuth("id", "right", token_url=_token_url(loopback), cache=MemoryCache())
+    response = requests.get(f"{loopback.url}/sticky", auth=auth, timeout=10)
     assert response.status_code == 200
     assert [r.status_code for r in response.history] == [401]
     assert response.request.headers["Cookie"] == "affinity=node-7"
-    assert token_app.token_requests == 2
+    first, retry = loopback.received_at("resource")
+    assert "cookie" not in first.headers
+    assert retry.headers["cookie"] == "affinity=node-7"
+    assert _token_requests(loopback) == 2
     auth.close()
 
 
@@ -120,38 +89,38 @@ HTTPX_FAMILY = pytest.mark.parametrize(
 
 @HTTPX_FAMILY
 def test_httpx_async_in_two_event_loops_and_trio(
-    app: tuple[TokenApp, str], lib: Any, auth_class: Any
+    loopback: Emulator, lib: Any, auth_class: Any
 ) -> None:
-    token_app, base = app
+    base = loopback.url
     clock = FakeClock()
-    auth = auth_class("id", "right", token_url=f"{base}/token", cache=MemoryCache(), clock=clock)
+    auth = auth_class("id", "right", token_url=_token_url(loopback), cache=MemoryCache(),
+                      clock=clock)
 
     async def use() -> int:
         async with lib.AsyncClient(auth=auth) as client:
-            return (await client.get(f"{base}/api")).status_code
+            return int((await client.get(f"{base}/api")).status_code)
 
     assert asyncio.run(use()) == 200
-    clock.advance(60)  # expired: the next loop must fetch with a client of its own loop
+    clock.advance(LIFETIME)  # expired: the next loop must fetch with a client of its own loop
     assert asyncio.run(use()) == 200
-    clock.advance(60)
+    clock.advance(LIFETIME)
     assert trio.run(use) == 200
-    assert token_app.token_requests == 3
+    assert _token_requests(loopback) == 3
+    assert [r.headers["authorization"] for r in loopback.received_at("resource")] == [
+        "Bearer tok-1", "Bearer tok-2", "Bearer tok-3"
+    ]
 
 
 @HTTPX_FAMILY
-def test_wrong_secret_over_loopback(
-    app: tuple[TokenApp, str], lib: Any, auth_class: Any
-) -> None:
-    import oauth_cc_auth
-
-    _, base = app
-    auth = auth_class("id", "wrong", token_url=f"{base}/token", cache=MemoryCache())
+def test_wrong_secret_over_loopback(loopback: Emulator, lib: Any, auth_class: Any) -> None:
+    auth = auth_class("id", "wrong", token_url=_token_url(loopback), cache=MemoryCache())
     with lib.Client(auth=auth) as client, pytest.raises(oauth_cc_auth.TokenRequestError) as info:
-        client.get(f"{base}/api")
+        client.get(f"{loopback.url}/api")
     assert info.value.error == "invalid_client"
     assert isinstance(info.value, lib.HTTPError)
     assert isinstance(info.value.request, lib.Request)
     assert info.value.request.url.path == "/api"  # the API request that needed the token
+    assert loopback.received_at("resource") == []
     auth.close()
 
 
@@ -163,31 +132,29 @@ def test_wrong_secret_over_loopback(
     ids=["httpx", "httpx2", "httpx2-from-the-middle"],
 )
 def test_seekable_file_body_is_rewound_over_loopback(
-    app: tuple[TokenApp, str], lib: Any, auth_class: Any, start: int
+    loopback: Emulator, lib: Any, auth_class: Any, start: int
 ) -> None:
     # The mocked harness cannot show this for httpx2: its MockTransport reads the body into
     # memory before answering, so a re-sent request needs no rewind. A real transport
     # streams the file, and re-sends nothing of it unless it is rewound.
-    token_app, base = app
-    auth = auth_class("id", "right", token_url=f"{base}/token", cache=MemoryCache())
+    base = loopback.url
+    auth = auth_class("id", "right", token_url=_token_url(loopback), cache=MemoryCache())
     with lib.Client(auth=auth) as client:
         assert client.get(f"{base}/api").status_code == 200
-        token_app.tokens.clear()  # revoked
+        loopback.revoke_all()
         upload = io.BytesIO(b"header|file content")
         upload.seek(start)  # sending starts where the file is
         response = client.post(f"{base}/api", content=upload)
     assert response.status_code == 200
     assert [r.status_code for r in response.history] == [401]
     sent = b"header|file content"[start:]
-    assert token_app.api_bodies == [b"", sent, sent]
-    assert token_app.token_requests == 2
+    assert [r.body for r in loopback.received_at("resource")] == [b"", sent, sent]
+    assert _token_requests(loopback) == 2
     auth.close()
 
 
 def test_unreachable_endpoint_is_token_endpoint_error() -> None:
     import socket
-
-    import oauth_cc_auth
 
     with socket.socket() as s:  # a loopback port with nobody listening
         s.bind(("127.0.0.1", 0))
@@ -206,23 +173,49 @@ def test_unreachable_endpoint_is_token_endpoint_error() -> None:
     assert isinstance(info.value, httpx2.TransportError)
 
 
-def test_sync_use_in_the_thread_of_a_loop_whose_task_is_fetching(
-    app: tuple[TokenApp, str],
-) -> None:
+def test_sync_use_in_the_thread_of_a_loop_whose_task_is_fetching(loopback: Emulator) -> None:
     """Sync code (a notebook cell, a sync client) on an event loop's thread while a task of
-    that loop fetches the token must not wait for it: that task cannot run meanwhile."""
-    _, base = app
-    auth = HttpxAuth("id", "right", token_url=f"{base}/token", cache=MemoryCache())
-    results: list[object] = []
+    that loop fetches the token must not wait for it: that task cannot run meanwhile. The
+    sync driver sees the flight's owner is a task of its own thread's loop (``Waited.
+    WOULD_DEADLOCK``) and fetches a token of its own instead.
+
+    The task's token request is held at a gate for as long as the sync call lasts: the sync
+    call can only return with a token it requested itself.
+    """
+    auth = HttpxAuth("id", "right", token_url=_token_url(loopback), cache=MemoryCache())
+    slot = auth._manager.slot
+    task_request = loopback.gate(limit=DEADLINE)
+    tokens: dict[str, str] = {}
+    failures: list[BaseException] = []
 
     async def main() -> None:
-        fetching = asyncio.create_task(auth.aget_token())
-        await asyncio.sleep(0)  # the task has started its token request
-        results.append(auth.get_token())  # sync, on this loop's thread
-        results.append(await fetching)
+        async with asyncio.timeout(DEADLINE):
+            fetching = asyncio.create_task(auth.aget_token())
+            while task_request.arrived < 1:
+                await asyncio.sleep(0.002)  # polling the condition
+            # The task owns the flight, and its request waits at the gate.
+            assert slot.statistics().in_flight
+            loopback.gate().open()  # later token requests pass
+            tokens["sync"] = auth.get_token().access_token  # sync, on this loop's thread
+            # Returned while the task's request was still held: it did not wait for it.
+            assert task_request.waiting == 1
+            assert slot.statistics().waiters == 0
+            task_request.open()
+            tokens["task"] = (await fetching).access_token
 
-    thread = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
+    def run() -> None:
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # shown by the test, not lost with the thread
+            failures.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    thread.join(timeout=20)
+    thread.join(timeout=2 * DEADLINE)
+    task_request.open()
     assert not thread.is_alive(), "deadlocked"
-    assert len(results) == 2
+    if failures:
+        raise failures[0]
+    assert tokens == {"sync": "tok-1", "task": "tok-2"}
+    assert _token_requests(loopback) == 2
+    auth.close()
