@@ -65,7 +65,9 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def token_server() -> Iterator[KeepAliveTokenServer]:
     server = KeepAliveTokenServer()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for serve_forever to see it, which it looks for every poll_interval.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
     thread.start()
     try:
         yield server
