@@ -133,7 +133,7 @@ class Driver:
         return response.status_code, response.json()
 
 
-#: The trio cases are slow: the default run has trio with tests/test_limits.py and the others.
+#: The trio cases are slow (the default run has trio in tests/test_limits.py and others).
 @pytest.fixture(params=[
     pytest.param(case, id="-".join(case) if case[0].endswith("async") else case[0],
                  marks=pytest.mark.slow if case[1] == "trio" else ())
