@@ -92,6 +92,7 @@ def fleet_spec(emulator: Emulator, url: str, n: int, mode: Literal["threads", "a
     )
 
 
+@pytest.mark.slow
 class TestFleet:
     """Many processes, one token request."""
 
@@ -150,6 +151,7 @@ class TestFleet:
 class TestFallback:
     """When the shared cache fails, requests still succeed."""
 
+    @pytest.mark.slow
     def test_redis_stopped_mid_run(self, emulator: Emulator, redis_server: RedisServer,
                                    caplog: pytest.LogCaptureFixture) -> None:
         emulator.set_lifetime(PROVIDER, 0.6)  # refreshed every 0.3 s
@@ -509,6 +511,7 @@ class TestProcessesAndLoops:
             assert raw.keys("oauth-cc-auth:lock:*") == []  # released though cancelled
         cache.close()
 
+    @pytest.mark.slow
     def test_no_connection_outlives_its_event_loop(self, redis_server: RedisServer) -> None:
         # 100 event loops, each using an object used by all loops and one of its own.
         result = subprocess.run(  # noqa: S603

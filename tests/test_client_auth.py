@@ -114,6 +114,7 @@ def test_basic_header_is_rfc6749_form_encoding(
     assert header == "Basic " + base64.b64encode(form_encoded.encode()).decode()
 
 
+@pytest.mark.slow
 @given(st.text(min_size=1), st.text(min_size=1))
 def test_basic_header_round_trips_through_a_strict_server(client_id: str, secret: str) -> None:
     try:

@@ -37,6 +37,9 @@ def environment(emulator: Emulator, provider: str, home: Path) -> dict[str, str]
     return env
 
 
+# Five `http` commands each, 3 to 5 s. The default run has the plugin through `http` with the
+# tests below (a token kept between invocations, encrypted on disk, among them).
+@pytest.mark.slow
 @pytest.mark.parametrize("provider", ["fcc_finance", "fincalc", "figure"])
 def test_http_command_against_each_provider(provider: str, tmp_path: Path) -> None:
     with Emulator() as emulator:

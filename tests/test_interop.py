@@ -5,24 +5,24 @@ The server (tests/authlib_server.py) is Authlib's own ``AuthorizationServer`` wi
 ``ClientCredentialsGrant``, its ``client_secret_basic`` parsing and its RFC 7523
 ``JWTBearerClientAssertion``, over loopback sockets. Each test registers its own clients on one
 server per module, and drives the five flavours (requests, httpx sync and async, httpx2 sync and
-async) through at least three token requests: the first, one after the token expired on the
-client's clock, and one after the server revoked every token (the API answers 401).
+async, the async ones on asyncio and on trio) through at least three token requests: the first,
+one after the token expired on the client's clock, and one after the server revoked every token
+(the API answers 401). The tests are async (anyio): the sync flavours send from a worker thread.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
 import secrets
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
+import anyio
 import httpx
 import httpx2
 import pytest
@@ -39,12 +39,18 @@ from oauth_cc_auth.httpx import ClientCredentialsAuth as HttpxAuth
 from oauth_cc_auth.httpx2 import ClientCredentialsAuth as Httpx2Auth
 from oauth_cc_auth.requests import ClientCredentialsAuth as RequestsAuth
 from oauth_cc_auth.testing import EmulatedClient, Emulator, FakeClock
+from tests._anyio import BACKENDS
 from tests.authlib_server import AuthlibServer, TokenRequestRecord
 
-#: Seconds: every HTTP call, token requests included, and every wait on the event loop thread.
+#: Seconds: every HTTP call, token requests included; three times that for one API request.
 TIMEOUT = 10.0
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-FLAVOURS = ["requests", "httpx-sync", "httpx-async", "httpx2-sync", "httpx2-async"]
+#: (flavour, event loop): the sync flavours on one loop (they send from a worker thread of it),
+#: the async ones on each.
+FLAVOURS = [
+    *((flavour, "asyncio") for flavour in ("requests", "httpx-sync", "httpx2-sync")),
+    *((flavour, backend) for flavour in ("httpx-async", "httpx2-async") for backend in BACKENDS),
+]
 _AUTH_CLASSES: dict[str, Any] = {
     "requests": RequestsAuth,
     "httpx": HttpxAuth,
@@ -71,8 +77,8 @@ def _no_server_failure(server: AuthlibServer) -> Iterator[None]:
 
 class Driver:
     """Sends API requests through one flavour: a user's session or client, kept for the test,
-    with the auth object given per request. Async flavours run on an event loop in a thread
-    of their own, so the test can stay synchronous and wait with a deadline."""
+    with the auth object given per request. The sync flavours send from a worker thread, the
+    async ones on the test's event loop; each request has a deadline."""
 
     def __init__(self, flavour: str) -> None:
         self.flavour = flavour
@@ -81,53 +87,26 @@ class Driver:
         self.lib: Any = {"httpx": httpx, "httpx2": httpx2}.get(self.library)
         self._auths: list[Any] = []
         self._client: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> Driver:
+    async def __aenter__(self) -> Driver:
         if self.library == "requests":
             self._client = requests.Session()
         elif not self.is_async:
             self._client = self.lib.Client(timeout=TIMEOUT)
         else:
-            self._loop = asyncio.new_event_loop()
-            self._thread = threading.Thread(
-                target=self._loop.run_forever, name=f"loop-{self.flavour}", daemon=True
-            )
-            self._thread.start()
-
-            async def open_client() -> Any:
-                return self.lib.AsyncClient(timeout=TIMEOUT)
-
-            self._client = self._wait(open_client())
+            self._client = self.lib.AsyncClient(timeout=TIMEOUT)
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         if not self.is_async:
             for auth in self._auths:
                 auth.close()
             self._client.close()
             return
-
-        async def close_all() -> None:
+        with anyio.fail_after(TIMEOUT * 3):
             for auth in self._auths:
                 await auth.aclose()
             await self._client.aclose()
-
-        assert self._loop is not None
-        assert self._thread is not None
-        try:
-            self._wait(close_all())
-            self._wait(self._loop.shutdown_asyncgens())
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(TIMEOUT)
-            if not self._thread.is_alive():
-                self._loop.close()
-
-    def _wait(self, coroutine: Any) -> Any:
-        assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(TIMEOUT * 3)
 
     def auth(self, client_id: str, client_secret: str | None = None, **options: Any) -> Any:
         """This flavour's auth object, with a cache of its own and the client's timeouts."""
@@ -138,25 +117,41 @@ class Driver:
         self._auths.append(auth)
         return auth
 
-    def get(self, auth: Any, url: str) -> tuple[int, Any]:
+    async def get(self, auth: Any, url: str) -> tuple[int, Any]:
         """GET *url* with *auth*: the final status and JSON body."""
-        if self.library == "requests":
-            response = self._client.get(url, auth=auth, timeout=TIMEOUT)
-            return response.status_code, response.json()
-        if not self.is_async:
-            response = self._client.get(url, auth=auth)
-            return response.status_code, response.json()
+        with anyio.fail_after(TIMEOUT * 3):
+            if self.is_async:
+                response = await self._client.get(url, auth=auth)
+            elif self.library == "requests":
+                response = await anyio.to_thread.run_sync(
+                    lambda: self._client.get(url, auth=auth, timeout=TIMEOUT)
+                )
+            else:
+                response = await anyio.to_thread.run_sync(
+                    lambda: self._client.get(url, auth=auth)
+                )
+        return response.status_code, response.json()
 
-        async def aget() -> tuple[int, Any]:
-            response = await self._client.get(url, auth=auth)
-            return response.status_code, response.json()
 
-        return self._wait(aget())  # type: ignore[no-any-return]
+#: The trio cases are slow (the default run has trio in tests/test_limits.py and others).
+@pytest.fixture(params=[
+    pytest.param(case, id="-".join(case) if case[0].endswith("async") else case[0],
+                 marks=pytest.mark.slow if case[1] == "trio" else ())
+    for case in FLAVOURS
+])
+def flavour_and_backend(request: pytest.FixtureRequest) -> tuple[str, str]:
+    case: tuple[str, str] = request.param
+    return case
 
 
-@pytest.fixture(params=FLAVOURS)
-def driver(request: pytest.FixtureRequest) -> Iterator[Driver]:
-    with Driver(request.param) as flavour_driver:
+@pytest.fixture
+def anyio_backend(flavour_and_backend: tuple[str, str]) -> str:
+    return flavour_and_backend[1]
+
+
+@pytest.fixture
+async def driver(flavour_and_backend: tuple[str, str]) -> AsyncIterator[Driver]:
+    async with Driver(flavour_and_backend[0]) as flavour_driver:
         yield flavour_driver
 
 
@@ -164,7 +159,7 @@ def new_client_id(kind: str, driver: Driver) -> str:
     return f"{kind}-{driver.flavour}-{secrets.token_hex(4)}"
 
 
-def three_token_requests(
+async def three_token_requests(
     driver: Driver,
     auth: Any,
     server: AuthlibServer,
@@ -174,14 +169,14 @@ def three_token_requests(
 ) -> list[TokenRequestRecord]:
     """Four API requests through three token requests; returns the client's token requests,
     checked: all accepted. *before_token_request* runs before each of them."""
-    answers = [driver.get(auth, server.resource_url)]  # the first token
-    answers.append(driver.get(auth, server.resource_url))  # the same token, from the cache
+    answers = [await driver.get(auth, server.resource_url)]  # the first token
+    answers.append(await driver.get(auth, server.resource_url))  # the same, from the cache
     clock.advance(3601)  # expired, on the client's clock (the server issues 3600 s tokens)
     before_token_request()
-    answers.append(driver.get(auth, server.resource_url))
+    answers.append(await driver.get(auth, server.resource_url))
     server.revoke_all()  # the next API request is answered 401: the client fetches anew
     before_token_request()
-    answers.append(driver.get(auth, server.resource_url))
+    answers.append(await driver.get(auth, server.resource_url))
     assert answers == [(200, {"ok": True, "client_id": client_id})] * 4
     records = server.requests_of(client_id)
     assert [(r.status, r.error, r.description) for r in records] == [(200, None, None)] * 3
@@ -244,7 +239,8 @@ def checked_assertions(
 # -- client_secret_basic ----------------------------------------------------------------------
 
 
-def test_client_secret_basic_with_special_characters(
+@pytest.mark.anyio
+async def test_client_secret_basic_with_special_characters(
     server: AuthlibServer, driver: Driver
 ) -> None:
     # RFC 6749 §2.3.1: id and secret form-encoded, then Basic. Authlib's server percent-decodes
@@ -256,7 +252,7 @@ def test_client_secret_basic_with_special_characters(
     auth = driver.auth(client_id, secret, token_url=server.token_url,
                        auth_method="client_secret_basic", clock=clock)
 
-    records = three_token_requests(driver, auth, server, clock, client_id)
+    records = await three_token_requests(driver, auth, server, clock, client_id)
 
     credentials = f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()
     expected = "Basic " + base64.b64encode(credentials).decode("ascii")
@@ -269,7 +265,8 @@ def test_client_secret_basic_with_special_characters(
 # -- private_key_jwt and client_secret_jwt ----------------------------------------------------
 
 
-def test_private_key_jwt_rsa_pem_with_kid(
+@pytest.mark.anyio
+async def test_private_key_jwt_rsa_pem_with_kid(
     server: AuthlibServer, driver: Driver, rsa_private_key: rsa.RSAPrivateKey
 ) -> None:
     pem = rsa_private_key.private_bytes(
@@ -284,14 +281,15 @@ def test_private_key_jwt_rsa_pem_with_kid(
     auth = driver.auth(client_id, None, token_url=server.token_url, private_key=pem,
                        private_key_id="rsa-key-1", clock=clock)
 
-    records = three_token_requests(driver, auth, server, clock, client_id)
+    records = await three_token_requests(driver, auth, server, clock, client_id)
 
     decoded = checked_assertions(records, server, client_id, public, "RS256",
                                  method="private_key_jwt")
     assert [header.get("kid") for header, _ in decoded] == ["rsa-key-1"] * 3
 
 
-def test_private_key_jwt_ec_jwk_mapping(server: AuthlibServer, driver: Driver) -> None:
+@pytest.mark.anyio
+async def test_private_key_jwt_ec_jwk_mapping(server: AuthlibServer, driver: Driver) -> None:
     key = ECKey.generate_key("P-256")
     private_jwk = dict(key.as_dict(private=True))
     assert "kid" not in private_jwk
@@ -304,7 +302,7 @@ def test_private_key_jwt_ec_jwk_mapping(server: AuthlibServer, driver: Driver) -
     auth = driver.auth(client_id, token_url=server.token_url, auth_method="private_key_jwt",
                        private_key=private_jwk, clock=clock)
 
-    records = three_token_requests(driver, auth, server, clock, client_id)
+    records = await three_token_requests(driver, auth, server, clock, client_id)
 
     public = ECKey.import_key(key.as_dict(private=False))
     decoded = checked_assertions(records, server, client_id, public, "ES256",
@@ -312,7 +310,8 @@ def test_private_key_jwt_ec_jwk_mapping(server: AuthlibServer, driver: Driver) -
     assert all(header.get("kid") in (None, thumbprint) for header, _ in decoded)
 
 
-def test_private_key_jwt_pem_file(
+@pytest.mark.anyio
+async def test_private_key_jwt_pem_file(
     server: AuthlibServer, driver: Driver, rsa_private_key: rsa.RSAPrivateKey, tmp_path: Path
 ) -> None:
     path = tmp_path / "client-key.pem"
@@ -329,14 +328,15 @@ def test_private_key_jwt_pem_file(
     auth = driver.auth(client_id, token_url=server.token_url, private_key=str(path),
                        clock=clock)
 
-    records = three_token_requests(driver, auth, server, clock, client_id)
+    records = await three_token_requests(driver, auth, server, clock, client_id)
 
     decoded = checked_assertions(records, server, client_id, public, "RS256",
                                  method="private_key_jwt")
     assert all(header.get("kid") in (None, thumbprint) for header, _ in decoded)
 
 
-def test_client_secret_jwt(server: AuthlibServer, driver: Driver) -> None:
+@pytest.mark.anyio
+async def test_client_secret_jwt(server: AuthlibServer, driver: Driver) -> None:
     secret = secrets.token_urlsafe(32)  # 43 bytes: an HS256 key of at least 32
     client_id = new_client_id("csj", driver)
     server.register(client_id, method="client_secret_jwt", secret=secret)
@@ -344,7 +344,7 @@ def test_client_secret_jwt(server: AuthlibServer, driver: Driver) -> None:
     auth = driver.auth(client_id, secret, token_url=server.token_url,
                        auth_method="client_secret_jwt", clock=clock)
 
-    records = three_token_requests(driver, auth, server, clock, client_id)
+    records = await three_token_requests(driver, auth, server, clock, client_id)
 
     checked_assertions(records, server, client_id, OctKey.import_key(secret.encode()),
                        "HS256", method="client_secret_jwt")
@@ -374,7 +374,8 @@ class Signer:
         return assertion  # type: ignore[no-any-return]
 
 
-def test_client_assertion_file_rewritten_before_each_token_request(
+@pytest.mark.anyio
+async def test_client_assertion_file_rewritten_before_each_token_request(
     server: AuthlibServer, driver: Driver, tmp_path: Path
 ) -> None:
     client_id = new_client_id("ext-file", driver)
@@ -393,7 +394,7 @@ def test_client_assertion_file_rewritten_before_each_token_request(
     auth = driver.auth(client_id, token_url=server.token_url, client_assertion=str(token_file),
                        clock=clock)
 
-    records = three_token_requests(driver, auth, server, clock, client_id, rotate)
+    records = await three_token_requests(driver, auth, server, clock, client_id, rotate)
 
     # Re-read for every token request: each sent the assertion written just before it.
     assert [r.form["client_assertion"] for r in records] == signer.issued
@@ -401,7 +402,8 @@ def test_client_assertion_file_rewritten_before_each_token_request(
                        method="private_key_jwt")
 
 
-def test_client_assertion_callable(server: AuthlibServer, driver: Driver) -> None:
+@pytest.mark.anyio
+async def test_client_assertion_callable(server: AuthlibServer, driver: Driver) -> None:
     client_id = new_client_id("ext-call", driver)
     signer = Signer(server, client_id)
     server.register(client_id, method="private_key_jwt", jwks=signer.jwks())
@@ -409,14 +411,17 @@ def test_client_assertion_callable(server: AuthlibServer, driver: Driver) -> Non
     auth = driver.auth(client_id, token_url=server.token_url, client_assertion=signer.sign,
                        clock=clock)
 
-    records = three_token_requests(driver, auth, server, clock, client_id)
+    records = await three_token_requests(driver, auth, server, clock, client_id)
 
     assert [r.form["client_assertion"] for r in records] == signer.issued
     checked_assertions(records, server, client_id, signer.key, "ES256",
                        method="private_key_jwt")
 
 
-def test_replayed_external_assertion_is_refused(server: AuthlibServer, driver: Driver) -> None:
+@pytest.mark.anyio
+async def test_replayed_external_assertion_is_refused(
+    server: AuthlibServer, driver: Driver
+) -> None:
     client_id = new_client_id("replay", driver)
     signer = Signer(server, client_id)
     server.register(client_id, method="private_key_jwt", jwks=signer.jwks())
@@ -425,10 +430,12 @@ def test_replayed_external_assertion_is_refused(server: AuthlibServer, driver: D
     auth = driver.auth(client_id, token_url=server.token_url,
                        client_assertion=lambda: assertion, clock=clock)
 
-    assert driver.get(auth, server.resource_url) == (200, {"ok": True, "client_id": client_id})
+    assert await driver.get(auth, server.resource_url) == (
+        200, {"ok": True, "client_id": client_id}
+    )
     clock.advance(3601)
     with pytest.raises(oauth_cc_auth.TokenRequestError) as info:
-        driver.get(auth, server.resource_url)
+        await driver.get(auth, server.resource_url)
 
     assert info.value.error == "invalid_client"
     assert assertion not in str(info.value)
@@ -448,9 +455,10 @@ def emulator() -> Iterator[Emulator]:
         yield running
 
 
+@pytest.mark.anyio
 @pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_jwt",
                                     "private_key_jwt", "client_assertion"])
-def test_every_method_against_the_emulator(
+async def test_every_method_against_the_emulator(
     emulator: Emulator, driver: Driver, method: str, tmp_path: Path,
     rsa_private_key: rsa.RSAPrivateKey,
 ) -> None:
@@ -489,7 +497,7 @@ def test_every_method_against_the_emulator(
     for step in range(3):
         if method == "client_assertion":
             rotate()
-        status, body = driver.get(auth, url)
+        status, body = await driver.get(auth, url)
         assert (status, body["client_id"]) == (200, client_id)
         if step == 0:
             clock.advance(3601)  # expired on the client's clock

@@ -7,6 +7,9 @@ import pytest
 pytest_plugins = ["pytester"]
 
 
+# A pytest of its own in a subprocess, about 3 s. The fixture itself, loaded through the same
+# entry point, is used in the default run by tests/test_file_cache.py.
+@pytest.mark.slow
 def test_fixture_in_a_users_test_suite(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_users_integration="""
