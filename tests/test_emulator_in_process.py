@@ -379,3 +379,14 @@ class TestPeer:
             # A stopped emulator answers nothing, on a kept connection or a new one.
             with pytest.raises(requests.ConnectionError):
                 session.post(url, data=CREDENTIALS, timeout=10)
+
+
+def test_received_keeps_only_the_most_recent_requests() -> None:
+    class Small(Emulator):
+        max_received = 2
+
+    emu = Small(guard_every_path=True)
+    for n in range(3):
+        emu.handle("GET", f"https://api.example/{n}", {})
+    assert [r.url for r in emu.received] == ["https://api.example/1", "https://api.example/2"]
+    assert emu.resource_requests["rfc6749"] == 3  # the counters count them all

@@ -34,7 +34,7 @@ import socket
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from http.server import BaseHTTPRequestHandler
 from socketserver import ThreadingMixIn
@@ -291,6 +291,8 @@ class Emulator:
 
     #: The longest ``exp - iat`` accepted in a client assertion, in seconds (Okta's rule).
     max_assertion_lifetime: float = 3600.0
+    #: How many of the most recent requests :attr:`received` keeps (a long soak stays small).
+    max_received: int = 10_000
 
     def __init__(
         self,
@@ -320,7 +322,7 @@ class Emulator:
         self._guard_every_path = guard_every_path
         self._keep_alive = keep_alive
         self._scripts: dict[str, list[Reply]] = {"token": [], "resource": []}
-        self._received: list[Received] = []
+        self._received: deque[Received] = deque(maxlen=self.max_received)
         self._gate: Gate | None = None
         #: Seconds every token request takes to be answered (a network round trip).
         self.latency = 0.0
@@ -410,7 +412,7 @@ class Emulator:
 
     @property
     def received(self) -> list[Received]:
-        """Every request received so far, in order (a copy)."""
+        """The requests received so far (the most recent :attr:`max_received`), in order."""
         with self._lock:
             return list(self._received)
 
