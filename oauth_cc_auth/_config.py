@@ -149,8 +149,10 @@ def _token_url(
     if token_url is not None:
         return token_url
     if not provider.environments:
+        where = provider.field_help.get("token_url")
         raise ConfigurationError(
             f"provider {provider.name!r} documents no token URL: pass token_url="
+            + (f": {where}" if where else "")
         )
     env = environment if environment is not None else provider.default_environment
     if env is None or env not in provider.environments:
@@ -186,6 +188,15 @@ def _extra(provider: Provider, extra: Mapping[str, Any] | None) -> dict[str, Any
                 f"{provider.name!r}; accepted: {accepted}"
             )
     return fields
+
+
+def _wanted(provider: Provider, name: str) -> str:
+    """A missing required field, and where to find it when the provider says."""
+    where = provider.field_help.get(name)
+    if where is None:
+        return name
+    how = "scope=" if name == "scope" else f"extra={{{name!r}: ...}}"
+    return f"{name} ({how}): {where}"
 
 
 def build_config(
@@ -227,7 +238,7 @@ def build_config(
     missing = [name for name in prov.required_fields if name not in given]
     if missing:
         raise ConfigurationError(
-            f"provider {prov.name!r} requires {', '.join(missing)}"
+            f"provider {prov.name!r} requires {'; '.join(_wanted(prov, m) for m in missing)}"
             f" (required: {', '.join(prov.required_fields)})"
         )
     method = auth_method
@@ -262,6 +273,8 @@ def build_config(
         )
     authentication = build_authentication(method, client_secret, **client_auth)
     client = ClientSettings(url, client_id, client_secret, scope_text, fields, method)
+    if prov.check_settings is not None:
+        prov.check_settings(prov, client)
     return Config(
         provider=prov,
         client=client,

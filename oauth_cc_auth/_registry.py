@@ -19,6 +19,12 @@ __all__ = ["available_providers", "get_provider"]
 
 GROUP = "oauth_cc_auth.providers"
 
+#: The package's own providers: the seed providers and the identity-provider presets.
+BUILTIN = (
+    "rfc6749", "fcc_finance", "fincalc", "figure",
+    "entra", "auth0", "okta", "keycloak", "cognito", "salesforce", "pingone", "zitadel",
+)
+
 _lock = threading.Lock()
 _entry_points: dict[str, EntryPoint] | None = None
 _loaded: dict[str, Provider] = {}
@@ -30,7 +36,7 @@ def _builtin_entry_points() -> dict[str, EntryPoint]:
     # The package's own providers, also when it runs from a source tree without metadata.
     return {
         name: EntryPoint(name, f"oauth_cc_auth.providers.{name}:provider", GROUP)
-        for name in ("rfc6749", "fcc_finance", "fincalc", "figure")
+        for name in BUILTIN
     }
 
 

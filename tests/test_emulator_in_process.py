@@ -153,6 +153,21 @@ class TestRouting:
         assert [r.endpoint for r in emu.received] == ["token", *["resource"] * 4]
         assert emu.resource_requests == {"rfc6749": 3, "fcc_finance": 1}
 
+    def test_added_token_paths(self, emu: Emulator) -> None:
+        realm = "https://sso.example/realms/demo/protocol/openid-connect/token"
+        assert ask_token(emu, url=realm).status == 404  # not a token endpoint yet
+        emu.add_token_path("/realms/demo/protocol/openid-connect/token")
+        emu.add_token_path("/oauth2/token")  # before figure's own path
+        assert ask_token(emu, url=realm) == token_answer("tok-1")
+        assert ask_token(emu, url="https://auth.example/oauth2/token") == token_answer("tok-2")
+        granted = json_answer(200, {"provider": "rfc6749", "client_id": CLIENT, "ok": True})
+        assert use(emu, "tok-1") == use(emu, "tok-2") == granted
+        assert emu.token_requests == {"rfc6749": 2}
+        assert [r.endpoint for r in emu.received] == ["other", "token", "token", "resource",
+                                                      "resource"]
+        with pytest.raises(ValueError, match="starts with '/'"):
+            emu.add_token_path("oauth/v2/token")
+
 
 class TestReceived:
     """Every request is recorded as it came, answered or not."""

@@ -47,6 +47,8 @@ def test_the_provider_api() -> None:
         "decode_token_response",
         "encode_token_request",
         "json_object_or_none",
+        "oauth_error_or",
+        "require_token_path",
     ]
     client = providers.ClientSettings("https://auth.example/token", "id", "s+cret",
                                       auth_method="client_secret_basic")

@@ -4,7 +4,8 @@ provider of your own works with.
 A provider's hooks take and return the value types exported here: ``encode_request(provider,
 client: ClientSettings) -> TokenRequest``, ``decode_response(provider, response:
 TokenHTTPResponse) -> Mapping`` and ``decode_error(provider, response: TokenHTTPResponse) ->
-(error, description)``; the functions here are the default hooks and their building blocks.
+(error, description)``, and ``check_settings(provider, client: ClientSettings) -> None``; the
+functions here are the default hooks and their building blocks.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from oauth_cc_auth.providers._base import (
     decode_token_response,
     encode_token_request,
     json_object_or_none,
+    oauth_error_or,
+    require_token_path,
 )
 
 __all__ = [
@@ -31,4 +34,6 @@ __all__ = [
     "decode_token_response",
     "encode_token_request",
     "json_object_or_none",
+    "oauth_error_or",
+    "require_token_path",
 ]

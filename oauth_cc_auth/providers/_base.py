@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from authlib.common.urls import add_params_to_qs
 from authlib.oauth2 import ClientAuth
@@ -20,7 +22,7 @@ from authlib.oauth2.rfc6749.parameters import prepare_token_request
 
 from oauth_cc_auth._client_auth import ASSERTION_TYPE, basic_authorization
 from oauth_cc_auth._messages import ClientSettings, TokenHTTPResponse, TokenRequest
-from oauth_cc_auth.errors import TokenResponseError
+from oauth_cc_auth.errors import ConfigurationError, TokenResponseError
 
 __all__ = [
     "Provider",
@@ -30,6 +32,8 @@ __all__ = [
     "decode_token_response",
     "encode_token_request",
     "json_object_or_none",
+    "oauth_error_or",
+    "require_token_path",
 ]
 
 #: Fields the package itself fills in; never accepted as ``extra``.
@@ -41,6 +45,7 @@ RESERVED_FIELDS = frozenset({
 Encoder = Callable[["Provider", ClientSettings], TokenRequest]
 Decoder = Callable[["Provider", TokenHTTPResponse], Mapping[str, Any]]
 ErrorDecoder = Callable[["Provider", TokenHTTPResponse], "tuple[str | None, str | None]"]
+SettingsCheck = Callable[["Provider", ClientSettings], None]
 
 
 def _pairs(extra: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -157,6 +162,36 @@ def decode_oauth_error(
     return _text(payload.get("error")), _text(payload.get("error_description"))
 
 
+def oauth_error_or(code_field: str, message_field: str) -> ErrorDecoder:
+    """An error reader for a server that answers some 4xx in a shape of its own: RFC 6749
+    §5.2's ``error`` and ``error_description`` when the answer has them, else its
+    *code_field* and *message_field* (e.g. Okta's ``errorCode`` and ``errorSummary``)."""
+
+    def decode(provider: Provider, response: TokenHTTPResponse) -> tuple[str | None, str | None]:
+        payload = json_object_or_none(response.body) or {}
+        error, description = _text(payload.get("error")), _text(payload.get("error_description"))
+        if error is None and description is None:
+            return _text(payload.get(code_field)), _text(payload.get(message_field))
+        return error, description
+
+    return decode
+
+
+def require_token_path(
+    provider: Provider, client: ClientSettings, path: str, shape: str
+) -> re.Match[str]:
+    """The match of the regular expression *path* on the path of the client's token URL, or
+    a :class:`ConfigurationError` saying the URL should look like *shape* (for a provider's
+    ``check_settings``: a URL of another endpoint would fail only at the first request)."""
+    found = re.fullmatch(path, urlsplit(client.token_url).path)
+    if found is None:
+        raise ConfigurationError(
+            f"provider {provider.name!r} takes a token URL of the form {shape}, "
+            f"not {client.token_url!r}"
+        )
+    return found
+
+
 @dataclasses.dataclass(frozen=True)
 class Provider:
     """One token-endpoint dialect.
@@ -198,6 +233,16 @@ class Provider:
     headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
     #: One line for ``oauth-cc-auth providers``.
     description: str = ""
+    #: Where the user finds each value in the provider's console, by field name
+    #: (``"token_url"``, ``"scope"``, an extra field's name, ``"client_id"``,
+    #: ``"client_secret"``): said by the error when a required one is missing (and when
+    #: ``token_url`` is missing), and listed by ``oauth-cc-auth providers``.
+    field_help: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    #: Called once at construction, after the generic checks, with the validated settings;
+    #: raises :class:`~oauth_cc_auth.ConfigurationError` for what the provider is documented
+    #: to refuse (a scope of the wrong shape, a token URL of another endpoint). ``None``: no
+    #: check of its own.
+    check_settings: SettingsCheck | None = dataclasses.field(default=None, repr=False)
     encode_request: Encoder = dataclasses.field(default=encode_token_request, repr=False)
     decode_response: Decoder = dataclasses.field(default=decode_token_response, repr=False)
     decode_error: ErrorDecoder = dataclasses.field(default=decode_oauth_error, repr=False)
@@ -206,3 +251,4 @@ class Provider:
         # Frozen means frozen: callers' dicts are copied, not shared.
         object.__setattr__(self, "environments", MappingProxyType(dict(self.environments)))
         object.__setattr__(self, "headers", MappingProxyType(dict(self.headers)))
+        object.__setattr__(self, "field_help", MappingProxyType(dict(self.field_help)))

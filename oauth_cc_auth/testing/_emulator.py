@@ -320,6 +320,8 @@ class Emulator:
         self._token_prefix = token_prefix
         self._serial = itertools.count(1)
         self._guard_every_path = guard_every_path
+        # Paths served as further token endpoints of the rfc6749 site (add_token_path).
+        self._token_paths: frozenset[str] = frozenset()
         self._keep_alive = keep_alive
         self._scripts: dict[str, list[Reply]] = {"token": [], "resource": []}
         self._received: deque[Received] = deque(maxlen=self.max_received)
@@ -369,6 +371,20 @@ class Emulator:
             if client.provider == provider:
                 return client
         raise ValueError(f"unknown provider {provider!r}; known: {', '.join(SITES)}")
+
+    def add_token_path(self, path: str) -> None:
+        """Serve *path* (e.g. ``/realms/demo/protocol/openid-connect/token``) as a token
+        endpoint of the generic ``rfc6749`` site, before any seed provider's own path: for an
+        identity provider's token URL whose path no site has. Its tokens are good at the
+        ``rfc6749`` resource (with ``guard_every_path``, at any API URL).
+
+        Raises:
+            ValueError: *path* does not start with ``/``.
+        """
+        if not path.startswith("/"):
+            raise ValueError(f"a token path starts with '/', not {path!r}")
+        with self._lock:
+            self._token_paths = self._token_paths | {path}
 
     def set_lifetime(self, provider: str, seconds: float | None) -> None:
         """Issue *provider*'s next tokens for *seconds* (``None``: the documented lifetime)."""
@@ -604,6 +620,8 @@ class Emulator:
         raise AssertionError("unreachable: every endpoint answers with a _Reply")
 
     def _route(self, path: str) -> tuple[ProviderSite | None, str]:
+        if path in self._token_paths:
+            return SITES["rfc6749"], "token"
         for site in SITES.values():
             if path == site.token_path:
                 return site, "token"

@@ -1,0 +1,40 @@
+"""Auth0: ``https://{your domain}/oauth/token`` and the API as a required ``audience``.
+
+Document: https://auth0.com/docs/get-started/authentication-and-authorization-flow/
+client-credentials-flow/call-your-api-using-the-client-credentials-flow
+(and https://auth0.com/docs/api/authentication#client-credentials-flow).
+"""
+
+from __future__ import annotations
+
+from oauth_cc_auth._messages import ClientSettings
+from oauth_cc_auth.providers._base import Provider, require_token_path
+
+__all__ = ["provider"]
+
+_APP = "Auth0 Dashboard → Applications → Applications → your application → Settings"
+
+
+def check(provider: Provider, client: ClientSettings) -> None:
+    """The token endpoint of a tenant's domain or custom domain: ``/oauth/token``."""
+    require_token_path(provider, client, r"/oauth/token",
+                       "https://{your Auth0 domain or custom domain}/oauth/token")
+
+
+provider = Provider(
+    name="auth0",
+    # The document's example sends client_id and client_secret in the form body; Auth0 also
+    # takes Basic and (Enterprise) Private Key JWT, but no client_secret_jwt.
+    auth_methods=("client_secret_post", "client_secret_basic", "private_key_jwt"),
+    # "audience: The audience for the token, which is your API."
+    required_fields=("audience",),
+    description="Auth0 (token_url https://{domain}/oauth/token; audience required)",
+    field_help={
+        "token_url": f"https://{{your domain}}/oauth/token, the Domain ({_APP} → Domain)",
+        "client_id": f"the Client ID ({_APP})",
+        "client_secret": f"the Client Secret ({_APP})",
+        "audience": "the API Identifier (Auth0 Dashboard → Applications → APIs → your API → "
+        "Settings → Identifier)",
+    },
+    check_settings=check,
+)
