@@ -30,6 +30,12 @@ _KEY_OPTIONS = (
 )
 
 
+def _requires(environments: Mapping[str, str], required: Sequence[str]) -> list[str]:
+    """What a provider needs besides a client id and secret: a token URL when it documents
+    none, and its required fields."""
+    return ([] if environments else ["token_url"]) + list(required)
+
+
 def _providers(args: argparse.Namespace, out: TextIO) -> int:
     listing: list[dict[str, Any]] = []
     for name in available_providers():
@@ -39,18 +45,28 @@ def _providers(args: argparse.Namespace, out: TextIO) -> int:
             "description": provider.description,
             "default_environment": provider.default_environment,
             "environments": dict(provider.environments),
+            "requires": _requires(provider.environments, provider.required_fields),
+            "auth_methods": list(provider.auth_methods),
+            "field_help": dict(provider.field_help),
         })
     if args.json:
-        out.write(json.dumps(listing, indent=2) + "\n")
+        out.write(json.dumps(listing, indent=2, ensure_ascii=False) + "\n")
         return 0
     for entry in listing:
         out.write(f"{entry['name']}: {entry['description']}\n")
         environments: Mapping[str, str] = entry["environments"]
-        if not environments:
+        if not environments and "token_url" not in entry["field_help"]:
             out.write("    (no documented token URL: pass --token-url)\n")
         for env, url in environments.items():
             default = " (default)" if env == entry["default_environment"] else ""
             out.write(f"    {env}{default}: {url}\n")
+        if entry["requires"]:
+            out.write(f"    requires: {', '.join(entry['requires'])}\n")
+        for field, where in entry["field_help"].items():
+            out.write(f"    {field}: {where}\n")
+        methods = entry["auth_methods"]
+        out.write(f"    auth methods: {methods[0]} (default)"
+                  + "".join(f", {m}" for m in methods[1:]) + "\n")
     return 0
 
 
@@ -159,8 +175,10 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     providers = commands.add_parser("providers", help="list the installed providers",
-                                    description="List the installed providers, their "
-                                    "environments and token URLs.")
+                                    description="List the installed providers: their "
+                                    "environments and token URLs, what each requires and "
+                                    "where to find it, and their client authentication "
+                                    "methods.")
     providers.add_argument("--json", action="store_true", help="print JSON")
     providers.set_defaults(run=_providers)
 

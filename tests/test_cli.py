@@ -42,6 +42,41 @@ def test_providers_lists_the_four() -> None:
     }
 
 
+def test_providers_lists_the_presets_with_what_they_require() -> None:
+    result = run("providers", "--json")
+    listing = {p["name"]: p for p in json.loads(result.stdout)}
+    assert listing["auth0"]["requires"] == ["token_url", "audience"]
+    assert listing["auth0"]["field_help"]["audience"] == (
+        "the API Identifier (Auth0 Dashboard → Applications → APIs → your API → Settings → "
+        "Identifier)"
+    )
+    assert listing["entra"]["requires"] == ["token_url", "scope"]
+    assert listing["cognito"]["auth_methods"] == ["client_secret_basic", "client_secret_post"]
+    assert listing["fincalc"]["requires"] == ["scope", "email_address"]
+    assert listing["fcc_finance"]["requires"] == []
+    for name in ("entra", "auth0", "okta", "keycloak", "cognito", "salesforce", "pingone",
+                 "zitadel"):
+        assert listing[name]["environments"] == {}
+        assert listing[name]["requires"][0] == "token_url"
+    text = run("providers").stdout
+    auth0 = text[text.index("auth0: "):text.index("cognito: ")]
+    assert auth0 == (
+        "auth0: Auth0 (token_url https://{domain}/oauth/token; audience required)\n"
+        "    requires: token_url, audience\n"
+        "    token_url: https://{your domain}/oauth/token, the Domain (Auth0 Dashboard → "
+        "Applications → Applications → your application → Settings → Domain)\n"
+        "    client_id: the Client ID (Auth0 Dashboard → Applications → Applications → your "
+        "application → Settings)\n"
+        "    client_secret: the Client Secret (Auth0 Dashboard → Applications → Applications → "
+        "your application → Settings)\n"
+        "    audience: the API Identifier (Auth0 Dashboard → Applications → APIs → your API → "
+        "Settings → Identifier)\n"
+        "    auth methods: client_secret_post (default), client_secret_basic, private_key_jwt\n"
+    )
+    assert "rfc6749: Generic OAuth 2.0 client credentials (RFC 6749 §4.4); needs token_url\n" \
+        "    (no documented token URL: pass --token-url)\n    requires: token_url\n" in text
+
+
 @pytest.mark.parametrize("provider", ["fcc_finance", "fincalc", "figure"])
 def test_token_against_the_emulator(provider: str) -> None:
     with Emulator() as emulator:
