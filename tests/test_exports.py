@@ -49,6 +49,7 @@ def test_the_provider_api() -> None:
         "json_object_or_none",
         "oauth_error_or",
         "require_token_path",
+        "token_path_check",
     ]
     client = providers.ClientSettings("https://auth.example/token", "id", "s+cret",
                                       auth_method="client_secret_basic")

@@ -202,31 +202,29 @@ def test_error_bodies(harness: Harness, provider: str, token_url: str, body: dic
 class TestRequiredFields:
     """What to copy from which console page, when it is missing."""
 
-    def test_auth0_audience(self) -> None:
+    @pytest.mark.parametrize(
+        ("provider", "options", "message"),
+        [
+            ("auth0", {"extra": None},
+             "provider 'auth0' requires audience (extra={'audience': ...}): the API Identifier "
+             "(Auth0 Dashboard → Applications → APIs → your API → Settings → Identifier) "
+             "(required: audience)"),
+            ("entra", {"scope": None},
+             "provider 'entra' requires scope (scope=): the API's Application ID URI followed "
+             "by /.default, e.g. api://<application id>/.default or "
+             "https://graph.microsoft.com/.default (Microsoft Entra admin center → App "
+             "registrations → the API's registration → Expose an API → Application ID URI) "
+             "(required: scope)"),
+            ("zitadel", {"scope": None},
+             "provider 'zitadel' requires scope (scope=): urn:zitadel:iam:org:project:id:"
+             "{projectId}:aud with your API's project Resource Id (ZITADEL Console → Projects "
+             "→ your project → Resource Id; 'zitadel' for ZITADEL's APIs) (required: scope)"),
+        ],
+    )
+    def test_required_field(self, provider: str, options: dict[str, Any], message: str) -> None:
         with pytest.raises(ConfigurationError) as info:
-            configure("auth0", extra=None)
-        assert str(info.value) == (
-            "provider 'auth0' requires audience (extra={'audience': ...}): the API Identifier "
-            "(Auth0 Dashboard → Applications → APIs → your API → Settings → Identifier) "
-            "(required: audience)"
-        )
-
-    def test_entra_scope(self) -> None:
-        with pytest.raises(ConfigurationError) as info:
-            configure("entra", scope=None)
-        assert str(info.value) == (
-            "provider 'entra' requires scope (scope=): the API's Application ID URI followed "
-            "by /.default, e.g. api://<application id>/.default or "
-            "https://graph.microsoft.com/.default (Microsoft Entra admin center → App "
-            "registrations → the API's registration → Expose an API → Application ID URI) "
-            "(required: scope)"
-        )
-
-    def test_zitadel_scope(self) -> None:
-        with pytest.raises(ConfigurationError, match=r"requires scope \(scope=\): urn:zitadel:iam"
-                           r":org:project:id:\{projectId\}:aud with your API's project Resource "
-                           r"Id \(ZITADEL Console → Projects → your project → Resource Id"):
-            configure("zitadel", scope=None)
+            configure(provider, **options)
+        assert str(info.value) == message
 
     @pytest.mark.parametrize(
         ("provider", "where"),

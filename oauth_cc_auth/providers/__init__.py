@@ -21,6 +21,7 @@ from oauth_cc_auth.providers._base import (
     json_object_or_none,
     oauth_error_or,
     require_token_path,
+    token_path_check,
 )
 
 __all__ = [
@@ -36,4 +37,5 @@ __all__ = [
     "json_object_or_none",
     "oauth_error_or",
     "require_token_path",
+    "token_path_check",
 ]

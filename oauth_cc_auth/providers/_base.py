@@ -34,6 +34,7 @@ __all__ = [
     "json_object_or_none",
     "oauth_error_or",
     "require_token_path",
+    "token_path_check",
 ]
 
 #: Fields the package itself fills in; never accepted as ``extra``.
@@ -190,6 +191,15 @@ def require_token_path(
             f"not {client.token_url!r}"
         )
     return found
+
+
+def token_path_check(path: str, shape: str) -> SettingsCheck:
+    """A ``check_settings`` that only checks the token URL's path (:func:`require_token_path`)."""
+
+    def check(provider: Provider, client: ClientSettings) -> None:
+        require_token_path(provider, client, path, shape)
+
+    return check
 
 
 @dataclasses.dataclass(frozen=True)

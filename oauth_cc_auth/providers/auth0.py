@@ -7,18 +7,11 @@ client-credentials-flow/call-your-api-using-the-client-credentials-flow
 
 from __future__ import annotations
 
-from oauth_cc_auth._messages import ClientSettings
-from oauth_cc_auth.providers._base import Provider, require_token_path
+from oauth_cc_auth.providers._base import Provider, token_path_check
 
 __all__ = ["provider"]
 
 _APP = "Auth0 Dashboard → Applications → Applications → your application → Settings"
-
-
-def check(provider: Provider, client: ClientSettings) -> None:
-    """The token endpoint of a tenant's domain or custom domain: ``/oauth/token``."""
-    require_token_path(provider, client, r"/oauth/token",
-                       "https://{your Auth0 domain or custom domain}/oauth/token")
 
 
 provider = Provider(
@@ -36,5 +29,7 @@ provider = Provider(
         "audience": "the API Identifier (Auth0 Dashboard → Applications → APIs → your API → "
         "Settings → Identifier)",
     },
-    check_settings=check,
+    # The token endpoint of the tenant's domain or of a custom domain.
+    check_settings=token_path_check(r"/oauth/token",
+                                    "https://{your Auth0 domain or custom domain}/oauth/token"),
 )

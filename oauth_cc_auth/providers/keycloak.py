@@ -9,21 +9,11 @@ leeway of more than half the lifetime is capped at half of it).
 
 from __future__ import annotations
 
-from oauth_cc_auth._messages import ClientSettings
-from oauth_cc_auth.providers._base import Provider, require_token_path
+from oauth_cc_auth.providers._base import Provider, token_path_check
 
 __all__ = ["provider"]
 
 _CLIENT = "Keycloak admin console → your realm → Clients → your client"
-
-
-def check(provider: Provider, client: ClientSettings) -> None:
-    """``/realms/{realm}/protocol/openid-connect/token``, under a relative path if any
-    (``/auth`` before Keycloak 17, or the server's ``http-relative-path``)."""
-    require_token_path(
-        provider, client, r"(/.+)?/realms/[^/]+/protocol/openid-connect/token",
-        "https://{host}/realms/{realm}/protocol/openid-connect/token",
-    )
 
 
 provider = Provider(
@@ -43,5 +33,10 @@ provider = Provider(
         "Service accounts roles checked)",
         "client_secret": f"the Client Secret ({_CLIENT} → Credentials)",
     },
-    check_settings=check,
+    # Under a relative path if any: /auth before Keycloak 17, or the server's
+    # http-relative-path.
+    check_settings=token_path_check(
+        r"(/.+)?/realms/[^/]+/protocol/openid-connect/token",
+        "https://{host}/realms/{realm}/protocol/openid-connect/token",
+    ),
 )

@@ -10,18 +10,11 @@ https://apidocs.pingidentity.com/pingone/platform/v1/api/#errors (the platform's
 
 from __future__ import annotations
 
-from oauth_cc_auth._messages import ClientSettings
-from oauth_cc_auth.providers._base import Provider, oauth_error_or, require_token_path
+from oauth_cc_auth.providers._base import Provider, oauth_error_or, token_path_check
 
 __all__ = ["provider"]
 
 _APP = "PingOne admin console → your environment → Applications → Applications → your app"
-
-
-def check(provider: Provider, client: ClientSettings) -> None:
-    """``/{environmentId}/as/token`` (or ``/as/token`` at a custom domain)."""
-    require_token_path(provider, client, r"(/[^/]+)?/as/token",
-                       "https://auth.pingone.{com|eu|asia|ca}/{environmentId}/as/token")
 
 
 provider = Provider(
@@ -36,6 +29,9 @@ provider = Provider(
         "client_id": f"the Client ID ({_APP} → Overview)",
         "client_secret": f"the Client Secret ({_APP} → Overview)",
     },
-    check_settings=check,
+    # /{environmentId}/as/token, or /as/token at a custom domain.
+    check_settings=token_path_check(
+        r"(/[^/]+)?/as/token", "https://auth.pingone.{com|eu|asia|ca}/{environmentId}/as/token"
+    ),
     decode_error=oauth_error_or("code", "message"),
 )
