@@ -37,6 +37,7 @@ __all__ = [
     "read_token",
     "refusal",
     "retry_delay",
+    "retry_or_give_up",
     "token_request",
 ]
 
@@ -189,7 +190,6 @@ def judge(
     """What the outcome of attempt number *attempt* (0-based) means: the token, a
     :class:`Retry`, or (raised) the error to give the caller. *redactor* carries the
     attempt's own secrets; *sent_at* is when the request was sent (on the flow's clock)."""
-    retry_after: float | None = None
     if isinstance(outcome, TransportFailure):
         failure = redactor(outcome.description)
     elif isinstance(outcome, TokenHTTPResponse):
@@ -201,13 +201,31 @@ def judge(
         if status != 429 and status < 500:
             raise refusal(config, outcome, redactor)
         failure = f"HTTP {status}"
-        retry_after = parse_retry_after(outcome.headers.get("Retry-After"))
     else:  # pragma: no cover - a driver bug
         raise TypeError(f"unexpected answer to Send: {outcome!r}")
+    return retry_or_give_up(config, f"token endpoint {request.url}", outcome, failure,
+                            attempt=attempt, rng=rng)
+
+
+def retry_or_give_up(
+    config: Config,
+    what: str,
+    outcome: TokenHTTPResponse | TransportFailure,
+    failure: str,
+    *,
+    attempt: int,
+    rng: Callable[[], float],
+) -> Retry:
+    """After a retryable *failure* (no answer, 429, 5xx) of attempt number *attempt* at
+    *what* (``"token endpoint <url>"``): the :class:`Retry`, or (raised) the
+    ``TokenEndpointError`` when the retries are spent."""
+    retry_after = None
+    if isinstance(outcome, TokenHTTPResponse):
+        retry_after = parse_retry_after(outcome.headers.get("Retry-After"))
     delay = retry_delay(config.retry, attempt, retry_after, rng)
     if delay is None:
         raise TokenEndpointError(
-            f"token endpoint {request.url} failed after {attempt + 1} attempt(s): {failure}",
+            f"{what} failed after {attempt + 1} attempt(s): {failure}",
             status_code=outcome.status_code if isinstance(outcome, TokenHTTPResponse) else None,
         )
     return Retry(delay, failure)
