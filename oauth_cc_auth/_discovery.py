@@ -28,7 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from oauth_cc_auth._actions import TransportFailure
 from oauth_cc_auth._config import Config, check_issuer, check_token_url
-from oauth_cc_auth._exchange import Retry, retry_or_give_up
+from oauth_cc_auth._exchange import Retry, check_request, retry_or_give_up
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth.errors import ConfigurationError
 
@@ -244,8 +244,10 @@ def resolve(config: Config, metadata: ServerMetadata) -> Config:
         )
     if method != client.auth_method:
         authentication = dataclasses.replace(authentication, method=method)
-    return dataclasses.replace(
+    resolved = dataclasses.replace(
         config,
         client=dataclasses.replace(client, token_url=endpoint, auth_method=method),
         authentication=authentication,
     )
+    check_request(resolved)  # the credentials encodable with the method chosen
+    return resolved

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from urllib.parse import quote, quote_plus
 
 from oauth_cc_auth._actions import TransportFailure
+from oauth_cc_auth._client_auth import basic_authorization
 from oauth_cc_auth._config import Config, RetryPolicy
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth._token import Token
@@ -111,8 +112,14 @@ class Redactor:
     ) -> None:
         secret = config.client.client_secret
         self._secrets = secret_forms(secret) if secret is not None else set()
-        # A client_secret_basic header carries the secret too (base64).
+        # A client_secret_basic header carries the secret too (base64); with issuer= the
+        # method may become client_secret_basic only once the metadata is known.
         authorization = checked.headers.get("Authorization", "")
+        if secret is not None and not authorization:
+            try:
+                authorization = basic_authorization(config.client.client_id, secret)
+            except (UnicodeError, ValueError):  # not encodable: never sent either
+                authorization = ""
         if authorization:
             self._secrets.update({authorization, authorization.partition(" ")[2]})
         self._known = known

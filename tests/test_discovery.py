@@ -410,9 +410,9 @@ async def test_one_metadata_fetch_for_200_tasks(emulator: Emulator) -> None:
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: S603 - this interpreter, the package
-        [sys.executable, "-m", "oauth_cc_auth", *args], capture_output=True,
-                          text=True, timeout=60, cwd=ROOT,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+        [sys.executable, "-m", "oauth_cc_auth", *args], capture_output=True, text=True,
+        timeout=60, cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
 
 
 def test_cli_discover(emulator: Emulator) -> None:
@@ -452,3 +452,14 @@ def test_cli_token_with_issuer(emulator: Emulator) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip()
+
+
+def test_a_basic_header_chosen_later_is_redacted(harness: Harness) -> None:
+    harness.server.metadata_fields["token_endpoint_auth_methods_supported"] = [
+        "client_secret_basic"]
+    auth = harness.auth(issuer=ISSUER, token_url=None)
+    assert harness.get(auth).status_code == 200
+    sent = harness.server.received_at("token")[0].headers["authorization"]
+    credentials = sent.partition(" ")[2]
+    assert sent.startswith("Basic ")
+    assert credentials not in auth._manager.redactor(f"an echo: {credentials}")
