@@ -11,6 +11,7 @@ from oauth_cc_auth._actions import TransportFailure
 from oauth_cc_auth._caches import TokenCache, open_cache, without_password
 from oauth_cc_auth._client_auth import ClientAuthOptions
 from oauth_cc_auth._config import build_config
+from oauth_cc_auth._discovery import ServerMetadata
 from oauth_cc_auth._drivers import run_sync
 from oauth_cc_auth._flow import TokenManager
 from oauth_cc_auth._fork import reset_in_child
@@ -32,6 +33,7 @@ class ConfigOptions(ClientAuthOptions, total=False):
     provider: str | Provider
     environment: str | None
     token_url: str | None
+    issuer: str | None
     scope: str | Sequence[str] | None
     extra: Mapping[str, Any] | None
     leeway: float
@@ -103,9 +105,9 @@ class ClientCredentialsBase:
         """Build from a mapping with the constructor's names as keys.
 
         Keys: ``client_id``, ``client_secret`` or ``client_secret_file`` (a file holding the
-        secret; one trailing newline stripped), ``provider``, ``environment``, ``token_url``,
-        ``scope``, ``extra`` (a mapping) and/or ``extra_<field>``, ``leeway``, ``timeout``,
-        ``max_retries``, ``backoff``, ``max_retry_after``, ``max_response_bytes``,
+        secret; one trailing newline stripped), ``provider``, ``environment``, ``token_url``
+        or ``issuer``, ``scope``, ``extra`` (a mapping) and/or ``extra_<field>``, ``leeway``,
+        ``timeout``, ``max_retries``, ``backoff``, ``max_retry_after``, ``max_response_bytes``,
         ``auth_method``, ``insecure_transport``, ``cache``, ``renew_on`` (a list, or text
         such as ``"401,403"``); for private_key_jwt ``private_key`` or
         ``private_key_file``, ``private_key_id``, ``signing_alg``, ``certificate`` or
@@ -125,8 +127,9 @@ class ClientCredentialsBase:
     ) -> Self:
         """Build from environment variables: ``OAUTH_CC_CLIENT_ID``, ``OAUTH_CC_CLIENT_SECRET``
         or ``OAUTH_CC_CLIENT_SECRET_FILE``, ``OAUTH_CC_PROVIDER``, ``OAUTH_CC_ENVIRONMENT``,
-        ``OAUTH_CC_TOKEN_URL``, ``OAUTH_CC_SCOPE``, ``OAUTH_CC_EXTRA_<FIELD>`` (the field name
-        lower-cased), ``OAUTH_CC_AUTH_METHOD``, ``OAUTH_CC_PRIVATE_KEY_FILE``,
+        ``OAUTH_CC_TOKEN_URL`` or ``OAUTH_CC_ISSUER``, ``OAUTH_CC_SCOPE``,
+        ``OAUTH_CC_EXTRA_<FIELD>`` (the field name lower-cased), ``OAUTH_CC_AUTH_METHOD``,
+        ``OAUTH_CC_PRIVATE_KEY_FILE``,
         ``OAUTH_CC_PRIVATE_KEY_ID``, ``OAUTH_CC_SIGNING_ALG``, ``OAUTH_CC_CERTIFICATE_FILE``,
         ``OAUTH_CC_CLIENT_ASSERTION_FILE`` and the other keys of :meth:`from_config`,
         upper-cased.
@@ -151,9 +154,23 @@ class ClientCredentialsBase:
         return self._config.provider
 
     @property
-    def token_url(self) -> str:
-        """The token endpoint."""
-        return self._config.client.token_url
+    def token_url(self) -> str | None:
+        """The token endpoint; with ``issuer=``, the one its metadata names (``None`` until
+        the first token request has fetched the metadata)."""
+        resolved = self._manager.resolved
+        return resolved.client.token_url if resolved is not None else None
+
+    @property
+    def issuer(self) -> str | None:
+        """The authorization server's issuer, when configured with ``issuer=``."""
+        return self._config.issuer
+
+    @property
+    def metadata(self) -> ServerMetadata | None:
+        """With ``issuer=``: the server's metadata once fetched (on the first token request;
+        shared by every auth object of the process with that issuer), else ``None``."""
+        slot = self._manager.metadata_slot
+        return slot.metadata if slot is not None else None
 
     @property
     def token(self) -> Token | None:
@@ -161,10 +178,12 @@ class ClientCredentialsBase:
         return self._manager.slot.token
 
     def __repr__(self) -> str:
+        where = (f"issuer={self.issuer!r}" if self.issuer is not None
+                 else f"token_url={self.token_url!r}")
         return (
             f"<{type(self).__module__}.{type(self).__name__} "
             f"client_id={self._config.client.client_id!r} provider={self.provider.name!r} "
-            f"token_url={self.token_url!r}>"
+            f"{where}>"
         )
 
     def _token_on_this_thread(

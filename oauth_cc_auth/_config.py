@@ -21,7 +21,10 @@ from oauth_cc_auth._registry import get_provider
 from oauth_cc_auth.errors import ConfigurationError
 from oauth_cc_auth.providers._base import RESERVED_FIELDS, Provider
 
-__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "Config", "RetryPolicy", "build_config"]
+__all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES", "Config", "RetryPolicy", "build_config", "check_issuer",
+    "check_token_url",
+]
 
 #: The largest token-endpoint answer read by default (1 MiB); a token answer is a few KiB.
 DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
@@ -59,6 +62,14 @@ class Config:
     cache_key: str = dataclasses.field(repr=False)
     #: Answers from the token endpoint larger than this are not read further.
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    #: With ``issuer=``: the authorization server whose metadata gives the token endpoint
+    #: (``client.token_url`` is then the issuer until the flow resolves it, ``_discovery``).
+    issuer: str | None = None
+    #: Whether http:// is accepted for hosts that are not loopback (a discovered endpoint).
+    insecure_transport: bool = False
+    #: Whether ``auth_method`` was given (with ``issuer=``, else it is chosen from the
+    #: methods the server offers).
+    auth_method_given: bool = True
 
     def longest_token_request(self) -> float:
         """The longest a token request (all its attempts) may take, in seconds: a caller
@@ -108,6 +119,21 @@ def check_token_url(url: str, *, insecure_transport: bool) -> str:
             "(localhost, 127.0.0.0/8, ::1) or with insecure_transport=True"
         )
     return url
+
+
+def check_issuer(issuer: object, *, insecure_transport: bool = False) -> str:
+    """Accept an issuer as RFC 8414 §2 says (https, no query, no fragment; http only on a
+    loopback host or with *insecure_transport*); raise ``ConfigurationError`` otherwise."""
+    if not isinstance(issuer, str):
+        raise ConfigurationError(f"issuer must be a string, not {type(issuer).__name__}")
+    parts = urlsplit(issuer)
+    if parts.query or parts.fragment or issuer.endswith(("?", "#")):
+        raise ConfigurationError(f"issuer must have no query or fragment: {issuer!r}")
+    try:
+        check_token_url(issuer, insecure_transport=insecure_transport)
+    except ConfigurationError as exc:
+        raise ConfigurationError(str(exc).replace("token_url", "issuer")) from None
+    return issuer
 
 
 def _scope(scope: str | Sequence[str] | None) -> str | None:
@@ -206,6 +232,7 @@ def build_config(
     provider: str | Provider = "rfc6749",
     environment: str | None = None,
     token_url: str | None = None,
+    issuer: str | None = None,
     scope: str | Sequence[str] | None = None,
     extra: Mapping[str, Any] | None = None,
     leeway: float = 60.0,
@@ -227,9 +254,18 @@ def build_config(
         raise ConfigurationError("client_secret must be a non-empty string")
     if client_secret is not None and not _is_utf8(client_secret):
         raise ConfigurationError("client_secret cannot be encoded as UTF-8 (a lone surrogate)")
-    url = check_token_url(
-        _token_url(prov, environment, token_url), insecure_transport=insecure_transport
-    )
+    if issuer is not None:
+        if token_url is not None or environment is not None:
+            raise ConfigurationError(
+                "give issuer= or token_url= (or environment=), not both: with issuer= the "
+                "token endpoint comes from the server's metadata"
+            )
+        # The issuer stands for the token URL until the metadata names the endpoint.
+        url = check_issuer(issuer, insecure_transport=insecure_transport)
+    else:
+        url = check_token_url(
+            _token_url(prov, environment, token_url), insecure_transport=insecure_transport
+        )
     scope_text = _scope(scope)
     if scope_text is not None and not prov.scope_supported:
         raise ConfigurationError(f"provider {prov.name!r} takes no scope")
@@ -283,8 +319,11 @@ def build_config(
         retry=retry,
         renew_on=_renew_on(renew_on),
         authentication=authentication,
-        cache_key=_cache_key(client, authentication),
+        cache_key=_cache_key(client, authentication, issuer is not None),
         max_response_bytes=max_response_bytes,
+        issuer=issuer,
+        insecure_transport=bool(insecure_transport),
+        auth_method_given=auth_method is not None,
     )
 
 
@@ -305,9 +344,14 @@ def _renew_on(statuses: object) -> frozenset[int]:
     return frozenset(chosen)
 
 
-def _cache_key(client: ClientSettings, authentication: ClientAuthentication) -> str:
+def _cache_key(
+    client: ClientSettings, authentication: ClientAuthentication, discovered: bool = False
+) -> str:
+    # With issuer=, the issuer (never the endpoint its metadata names, so that a client's
+    # tokens are not split by a network answer), marked as such.
+    where = ["issuer", client.token_url] if discovered else client.token_url
     material = json.dumps(
-        [client.token_url, client.client_id, client.scope, client.extra,
+        [where, client.client_id, client.scope, client.extra,
          authentication.identity],
         sort_keys=True,
         default=str,

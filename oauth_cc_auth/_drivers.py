@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Generator
-from typing import Any
+from typing import Any, TypeVar
 
 from oauth_cc_auth._actions import (
     Action,
@@ -35,6 +35,7 @@ from oauth_cc_auth._token_cache import TokenCache
 __all__ = ["CacheCalls", "current_loop", "run_async", "run_sync"]
 
 logger = logging.getLogger("oauth_cc_auth")
+T = TypeVar("T")
 
 
 class CacheCalls:
@@ -117,11 +118,12 @@ async def _acall(function: Callable[..., Awaitable[Any]], *args: Any) -> Any:
 
 
 def run_sync(
-    flow: Generator[Action, Outcome, Token],
+    flow: Generator[Action, Outcome, T],
     send: Callable[[TokenRequest], TokenHTTPResponse | TransportFailure],
     sleep: Callable[[float], None] = time.sleep,
-) -> Token:
-    """Drive a token flow on the calling thread, doing its I/O with *send* and *sleep*."""
+) -> T:
+    """Drive a token flow (or a metadata flow, ``TokenManager.discover``) on the calling
+    thread, doing its I/O with *send* and *sleep*."""
     calls = CacheCalls()
     try:
         action = next(flow)
@@ -145,8 +147,8 @@ def run_sync(
                 outcome = calls.run(action)
             action = flow.send(outcome)
     except StopIteration as stop:
-        token: Token = stop.value
-        return token
+        result: T = stop.value
+        return result
     finally:
         flow.close()
         calls.release()

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from urllib.parse import quote, quote_plus
 
 from oauth_cc_auth._actions import TransportFailure
+from oauth_cc_auth._client_auth import basic_authorization
 from oauth_cc_auth._config import Config, RetryPolicy
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth._token import Token
@@ -37,6 +38,7 @@ __all__ = [
     "read_token",
     "refusal",
     "retry_delay",
+    "retry_or_give_up",
     "token_request",
 ]
 
@@ -110,8 +112,14 @@ class Redactor:
     ) -> None:
         secret = config.client.client_secret
         self._secrets = secret_forms(secret) if secret is not None else set()
-        # A client_secret_basic header carries the secret too (base64).
+        # A client_secret_basic header carries the secret too (base64); with issuer= the
+        # method may become client_secret_basic only once the metadata is known.
         authorization = checked.headers.get("Authorization", "")
+        if secret is not None and not authorization:
+            try:
+                authorization = basic_authorization(config.client.client_id, secret)
+            except (UnicodeError, ValueError):  # not encodable: never sent either
+                authorization = ""
         if authorization:
             self._secrets.update({authorization, authorization.partition(" ")[2]})
         self._known = known
@@ -189,7 +197,6 @@ def judge(
     """What the outcome of attempt number *attempt* (0-based) means: the token, a
     :class:`Retry`, or (raised) the error to give the caller. *redactor* carries the
     attempt's own secrets; *sent_at* is when the request was sent (on the flow's clock)."""
-    retry_after: float | None = None
     if isinstance(outcome, TransportFailure):
         failure = redactor(outcome.description)
     elif isinstance(outcome, TokenHTTPResponse):
@@ -201,13 +208,31 @@ def judge(
         if status != 429 and status < 500:
             raise refusal(config, outcome, redactor)
         failure = f"HTTP {status}"
-        retry_after = parse_retry_after(outcome.headers.get("Retry-After"))
     else:  # pragma: no cover - a driver bug
         raise TypeError(f"unexpected answer to Send: {outcome!r}")
+    return retry_or_give_up(config, f"token endpoint {request.url}", outcome, failure,
+                            attempt=attempt, rng=rng)
+
+
+def retry_or_give_up(
+    config: Config,
+    what: str,
+    outcome: TokenHTTPResponse | TransportFailure,
+    failure: str,
+    *,
+    attempt: int,
+    rng: Callable[[], float],
+) -> Retry:
+    """After a retryable *failure* (no answer, 429, 5xx) of attempt number *attempt* at
+    *what* (``"token endpoint <url>"``): the :class:`Retry`, or (raised) the
+    ``TokenEndpointError`` when the retries are spent."""
+    retry_after = None
+    if isinstance(outcome, TokenHTTPResponse):
+        retry_after = parse_retry_after(outcome.headers.get("Retry-After"))
     delay = retry_delay(config.retry, attempt, retry_after, rng)
     if delay is None:
         raise TokenEndpointError(
-            f"token endpoint {request.url} failed after {attempt + 1} attempt(s): {failure}",
+            f"{what} failed after {attempt + 1} attempt(s): {failure}",
             status_code=outcome.status_code if isinstance(outcome, TokenHTTPResponse) else None,
         )
     return Retry(delay, failure)

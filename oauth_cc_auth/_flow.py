@@ -12,22 +12,31 @@ shared within the process (and the 401 rule of generations) is ``_slots``'; acro
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import random
 import time
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 from oauth_cc_auth._actions import Action, Outcome, Send, Sleep, TransportFailure, Wait, Waited
 from oauth_cc_auth._config import Config
+from oauth_cc_auth._discovery import (
+    NotHere,
+    ServerMetadata,
+    judge_metadata,
+    metadata_request,
+    metadata_urls,
+    resolve,
+)
 from oauth_cc_auth._exchange import Redactor, Retry, check_request, judge, token_request
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth._shared import SharedTokens
-from oauth_cc_auth._slots import MemoryCache, default_cache
+from oauth_cc_auth._slots import MemoryCache, MetadataSlot, default_cache
 from oauth_cc_auth._token import Token
 from oauth_cc_auth._token_cache import TokenCache
-from oauth_cc_auth.errors import TokenEndpointError
+from oauth_cc_auth.errors import ConfigurationError, TokenEndpointError
 
 __all__ = ["TokenManager", "origin"]
 
@@ -35,6 +44,7 @@ logger = logging.getLogger("oauth_cc_auth")
 
 Clock = Callable[[], float]
 Flow = Generator[Action, Outcome, Token]
+T = TypeVar("T")
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -44,6 +54,10 @@ def origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme)
+
+
+def _metadata_request(url: str) -> tuple[TokenRequest, tuple[str, ...]]:
+    return metadata_request(url), ()
 
 
 class TokenManager:
@@ -60,6 +74,13 @@ class TokenManager:
         self.config = config
         memory = cache if isinstance(cache, MemoryCache) else default_cache
         self.slot = memory.slot(config.cache_key)
+        #: With ``issuer=``: the slot of its metadata (``_discovery``), shared in the process.
+        self.metadata_slot: MetadataSlot | None = (
+            memory.metadata_slot(config.issuer) if config.issuer is not None else None
+        )
+        #: The configuration token requests are made with: with ``issuer=``, the endpoint and
+        #: auth method the metadata gave (``None`` until then).
+        self.resolved: Config | None = None if config.issuer is not None else config
         self.clock = clock
         self._rng = rng
         # (The slot is looked up at each use: a test may give the manager another one.)
@@ -133,6 +154,8 @@ class TokenManager:
             token = self.fresh_token(min_generation)
             if token is not None:
                 return token
+            if self.resolved is None:
+                yield from self.discover(loop, event_factory)
             flight, owner = self.slot.join(loop, event_factory)
             if not owner:
                 try:
@@ -145,7 +168,7 @@ class TokenManager:
                     return token
                 if waited is Waited.TIMED_OUT:
                     raise TokenEndpointError(
-                        f"the token request to {self.config.client.token_url} that this "
+                        f"the token request to {self.token_url} that this "
                         f"caller waited for did not end within {self.longest_wait():.3g} s"
                     )
                 if flight.generation < min_generation:
@@ -189,34 +212,126 @@ class TokenManager:
             )
             return dataclasses.replace(stale, refresh_at=retry_at)
 
+    @property
+    def token_url(self) -> str:
+        """The token endpoint; with ``issuer=``, the issuer until its metadata is known."""
+        return (self.resolved or self.config).client.token_url
+
     def next_request(self) -> tuple[TokenRequest, tuple[str, ...]]:
         """The token request of the next attempt, and the secrets only it carries."""
-        return token_request(self.config)
+        return token_request(self.resolved or self.config)
 
     def _fetch(self) -> Flow:
-        config = self.config
+        config = self.resolved or self.config
+        client_id = config.client.client_id
+
+        def attempt(
+            request: TokenRequest, outcome: TokenHTTPResponse | TransportFailure,
+            number: int, sent_at: float, carried: tuple[str, ...],
+        ) -> Token | Retry:
+            logger.debug("requesting a token for client %s from %s (attempt %d)",
+                         client_id, request.url, number + 1)
+            return judge(config, request, outcome, attempt=number, sent_at=sent_at,
+                         redactor=self.redactor.carrying(carried), rng=self._rng)
+
+        # Built for every attempt, retries included: an assertion is never sent twice.
+        return (yield from self._attempts("token request", self.next_request, attempt))
+
+    def _attempts(
+        self,
+        what: str,
+        build: Callable[[], tuple[TokenRequest, tuple[str, ...]]],
+        verdict_of: Callable[
+            [TokenRequest, TokenHTTPResponse | TransportFailure, int, float, tuple[str, ...]],
+            T | Retry,
+        ],
+    ) -> Generator[Action, Outcome, T]:
+        """Send the request *build* gives until *verdict_of* its outcome is not a
+        :class:`Retry` (sleeping the retry's delay in between), and return that verdict."""
         attempt = 0
         while True:
-            # Built for every attempt, retries included: an assertion is never sent twice.
-            request, carried = self.next_request()
-            logger.debug(
-                "requesting a token for client %s from %s (attempt %d)",
-                config.client.client_id,
-                request.url,
-                attempt + 1,
-            )
+            request, carried = build()
             sent_at = self.clock()
             outcome = yield Send(request)
             if not isinstance(outcome, (TokenHTTPResponse, TransportFailure)):
                 raise TypeError(f"unexpected answer to Send: {outcome!r}")  # a driver bug
-            verdict = judge(
-                config, request, outcome, attempt=attempt, sent_at=sent_at,
-                redactor=self.redactor.carrying(carried), rng=self._rng,
-            )
+            verdict = verdict_of(request, outcome, attempt, sent_at, carried)
             if not isinstance(verdict, Retry):
                 return verdict
-            logger.info("token request to %s failed (%s); retrying in %.2f s",
-                        request.url, verdict.failure, verdict.delay)
+            logger.info("%s to %s failed (%s); retrying in %.2f s",
+                        what, request.url, verdict.failure, verdict.delay)
             attempt += 1
             if verdict.delay > 0:
                 yield Sleep(verdict.delay)
+
+    # -- discovery (issuer=) --------------------------------------------------------------------
+
+    def discover(
+        self, loop: object = None, event_factory: Callable[[], Any] | None = None
+    ) -> Generator[Action, Outcome, ServerMetadata]:
+        """The issuer's metadata: known in the process, fetched by another caller (waited
+        for: single flight per issuer), or fetched now; then :attr:`resolved` is set."""
+        slot = self.metadata_slot
+        if slot is None:
+            raise ConfigurationError("no issuer= configured: nothing to discover")
+        metadata = slot.metadata
+        while metadata is None:
+            flight, owner = slot.join(loop, event_factory)
+            if owner:
+                metadata = slot.metadata  # landed between the look and the join
+                try:
+                    if metadata is None:
+                        metadata = yield from self._fetch_metadata()
+                except Exception as exc:
+                    slot.land(flight, None, exc)
+                    raise
+                except BaseException:
+                    slot.land(flight, None, None)  # cancelled: waiters try again
+                    raise
+                slot.land(flight, metadata, None)
+                break
+            longest = 2 * self.config.longest_token_request()  # two URLs at most
+            try:
+                waited = yield Wait(flight, longest)
+            finally:
+                slot.leave(flight)
+            if waited is Waited.WOULD_DEADLOCK:
+                metadata = yield from self._fetch_metadata()  # separately, as for tokens
+            elif waited is Waited.TIMED_OUT:
+                raise TokenEndpointError(
+                    f"the metadata request for issuer {self.config.issuer} that this caller "
+                    f"waited for did not end within {longest:.3g} s"
+                )
+            elif flight.error is not None:
+                raise flight.error
+            else:
+                metadata = slot.metadata  # None if the owner was cancelled: try again
+        if self.resolved is None:
+            self.resolved = resolve(self.config, metadata)
+        return metadata
+
+    def _fetch_metadata(self) -> Generator[Action, Outcome, ServerMetadata]:
+        config = self.config
+        issuer = str(config.issuer)
+        missing: list[str] = []
+
+        def verdict_of(
+            request: TokenRequest, outcome: TokenHTTPResponse | TransportFailure,
+            number: int, sent_at: float, carried: tuple[str, ...],
+        ) -> ServerMetadata | NotHere | Retry:
+            return judge_metadata(config, request.url, outcome, attempt=number,
+                                  redactor=self.redactor, rng=self._rng)
+
+        for url in metadata_urls(issuer):
+            logger.debug("fetching the metadata of issuer %s from %s", issuer, url)
+            found = cast(ServerMetadata | NotHere, (yield from self._attempts(
+                "metadata request", functools.partial(_metadata_request, url), verdict_of
+            )))
+            if isinstance(found, ServerMetadata):
+                logger.info("issuer %s: token endpoint %s (from %s)",
+                            issuer, found.token_endpoint, url)
+                return found
+            missing.append(f"{found.url} answered {found.status}")
+        raise ConfigurationError(
+            f"no authorization server metadata for issuer {issuer}: {'; '.join(missing)}"
+        )

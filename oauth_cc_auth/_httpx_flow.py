@@ -80,8 +80,8 @@ class _TokenResponse(_Response, Protocol):
 
 class _Client(Protocol):
     def build_request(
-        self, method: str, url: str, *, content: bytes, headers: dict[str, str], timeout: float,
-        extensions: dict[str, Any],
+        self, method: str, url: str, *, content: bytes | None, headers: dict[str, str],
+        timeout: float, extensions: dict[str, Any],
     ) -> Any: ...
     def send(
         self, request: Any, *, auth: None, follow_redirects: bool, stream: bool
@@ -91,8 +91,8 @@ class _Client(Protocol):
 
 class _AsyncClient(Protocol):
     def build_request(
-        self, method: str, url: str, *, content: bytes, headers: dict[str, str], timeout: float,
-        extensions: dict[str, Any],
+        self, method: str, url: str, *, content: bytes | None, headers: dict[str, str],
+        timeout: float, extensions: dict[str, Any],
     ) -> Any: ...
     async def send(
         self, request: Any, *, auth: None, follow_redirects: bool, stream: bool
@@ -262,7 +262,9 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
     ) -> Any:
         # The timeout also for a client given by the user.
         return client.build_request(
-            request.method, request.url, content=request.body, headers=dict(request.headers),
+            # No content at all for a bodiless request (a metadata GET): no Content-Length: 0.
+            request.method, request.url, content=request.body or None,
+            headers=dict(request.headers),
             timeout=self._config.timeout, extensions=extensions or {},
         )
 

@@ -28,6 +28,7 @@ KEYS = (
     "environment",
     "extra",
     "insecure_transport",
+    "issuer",
     "leeway",
     "max_response_bytes",
     "max_retries",

@@ -24,12 +24,18 @@ import dataclasses
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oauth_cc_auth._fork import reset_in_child
 from oauth_cc_auth._token import Token
 
-__all__ = ["Flight", "MemoryCache", "SlotStatistics", "TokenSlot", "default_cache"]
+if TYPE_CHECKING:
+    from oauth_cc_auth._discovery import ServerMetadata
+
+__all__ = [
+    "Flight", "FlightSlot", "MemoryCache", "MetadataSlot", "SlotStatistics", "TokenSlot",
+    "default_cache",
+]
 
 #: How many of its recent tokens a slot remembers (for redaction, and refused ones so as
 #: never to take them from a shared cache again). A token an hour: more than a week's worth.
@@ -69,29 +75,18 @@ class SlotStatistics:
     waiters: int
 
 
-class TokenSlot:
-    """The current token for one cache key, and the flight fetching its successor."""
+class FlightSlot:
+    """A value of the process and at most one :class:`Flight` fetching it: what a
+    :class:`TokenSlot` and a :class:`MetadataSlot` share (joining, leaving, statistics)."""
 
-    __slots__ = (
-        "__weakref__", "_known", "_lock", "_refused", "flight", "generation", "token",
-        "token_generation",
-    )
+    __slots__ = ("__weakref__", "_lock", "flight", "generation")
 
     def __init__(self) -> None:
         reset_in_child(self)
         self._lock = threading.Lock()
-        self.token: Token | None = None
         self.flight: Flight | None = None
-        #: Counts the tokens refused by a resource server (each one once).
+        #: Counts the tokens refused by a resource server (each one once); 0 for metadata.
         self.generation = 0
-        #: The generation in which the current token was requested.
-        self.token_generation = 0
-        #: Refused tokens -> the generation their first refusal began: never taken from a
-        #: shared cache again, and every later 401 for one of them waits for the same
-        #: renewal. The most recent ones are kept.
-        self._refused: OrderedDict[str, int] = OrderedDict()
-        #: Tokens this slot held or saw refused, most recent last, for redaction.
-        self._known: deque[str] = deque(maxlen=KNOWN_TOKENS)
 
     def join(self, loop: object, event_factory: Callable[[], Any] | None) -> tuple[Flight, bool]:
         """The flight in progress and ``False``, or a new one and ``True`` (the caller owns it)."""
@@ -110,10 +105,45 @@ class TokenSlot:
             flight.waiters -= 1
 
     def statistics(self) -> SlotStatistics:
-        """Whether a token request is in progress, and how many callers wait for it."""
+        """Whether a request is in progress, and how many callers wait for it."""
         with self._lock:
             flight = self.flight
             return SlotStatistics(flight is not None, flight.waiters if flight else 0)
+
+    def _end(self, flight: Flight) -> None:
+        """(Under the lock) *flight* is no longer the slot's."""
+        if self.flight is flight:
+            self.flight = None
+
+    @staticmethod
+    def _wake(flight: Flight) -> None:
+        """Wake *flight*'s waiters (after the lock is released)."""
+        flight.done.set()
+        if flight.event is not None:
+            flight.event.set()
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: the parent's threads, and so its flight, are gone."""
+        self._lock = threading.Lock()
+        self.flight = None
+
+
+class TokenSlot(FlightSlot):
+    """The current token for one cache key, and the flight fetching its successor."""
+
+    __slots__ = ("_known", "_refused", "token", "token_generation")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.token: Token | None = None
+        #: The generation in which the current token was requested.
+        self.token_generation = 0
+        #: Refused tokens -> the generation their first refusal began: never taken from a
+        #: shared cache again, and every later 401 for one of them waits for the same
+        #: renewal. The most recent ones are kept.
+        self._refused: OrderedDict[str, int] = OrderedDict()
+        #: Tokens this slot held or saw refused, most recent last, for redaction.
+        self._known: deque[str] = deque(maxlen=KNOWN_TOKENS)
 
     def land(self, flight: Flight, token: Token | None, error: BaseException | None) -> None:
         """End *flight*: store its token (if any) and wake its waiters.
@@ -123,12 +153,9 @@ class TokenSlot:
         with self._lock:
             if token is not None:
                 self._put(token, flight.generation)
-            if self.flight is flight:
-                self.flight = None
+            self._end(flight)
             flight.token, flight.error = token, error
-        flight.done.set()
-        if flight.event is not None:
-            flight.event.set()
+        self._wake(flight)
 
     def put(self, token: Token) -> None:
         """Store a token fetched outside any flight."""
@@ -179,10 +206,27 @@ class TokenSlot:
             known = tuple(self._known)
         return (*known, current.access_token) if current is not None else known
 
-    def reset_after_fork(self) -> None:
-        """In a forked child: the parent's threads, and so its flight, are gone."""
-        self._lock = threading.Lock()
-        self.flight = None
+
+class MetadataSlot(FlightSlot):
+    """An issuer's authorization server metadata, and the flight fetching it (``_discovery``):
+    one fetch per issuer for every auth object, thread and task of the process."""
+
+    __slots__ = ("metadata",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.metadata: ServerMetadata | None = None
+
+    def land(self, flight: Flight, metadata: ServerMetadata | None,
+             error: BaseException | None) -> None:
+        """End *flight* with *metadata* (kept), or *error* (given to its waiters only), or
+        neither (the owner was cancelled: waiters try again)."""
+        with self._lock:
+            if metadata is not None:
+                self.metadata = metadata
+            self._end(flight)
+            flight.error = error
+        self._wake(flight)
 
 
 class MemoryCache:
@@ -197,7 +241,17 @@ class MemoryCache:
         self._slots: OrderedDict[str, TokenSlot] = OrderedDict()
         self._lock = threading.Lock()
         self._maxsize = maxsize
+        #: Issuer -> its metadata (``_discovery``); a few per process.
+        self._metadata: dict[str, MetadataSlot] = {}
         reset_in_child(self)
+
+    def metadata_slot(self, issuer: str) -> MetadataSlot:
+        """The metadata slot of *issuer*, created on first use (kept as long as the cache)."""
+        with self._lock:
+            slot = self._metadata.get(issuer)
+            if slot is None:
+                slot = self._metadata[issuer] = MetadataSlot()
+            return slot
 
     def slot(self, key: str) -> TokenSlot:
         """The slot for *key*, created on first use."""
@@ -215,6 +269,7 @@ class MemoryCache:
         """Forget every token (auth objects already holding a slot keep theirs)."""
         with self._lock:
             self._slots.clear()
+            self._metadata.clear()
 
     def reset_after_fork(self) -> None:
         """In a forked child: a parent's thread may have held the lock."""

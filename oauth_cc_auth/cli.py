@@ -1,4 +1,5 @@
-"""The ``oauth-cc-auth`` command: ``providers``, ``token``, ``emulator``, ``demo``."""
+"""The ``oauth-cc-auth`` command: ``providers``, ``token``, ``discover``, ``emulator``,
+``demo``."""
 
 from __future__ import annotations
 
@@ -77,7 +78,8 @@ def _token_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> dic
         for name, value in environ.items()
         if name.startswith("OAUTH_CC_")
     }
-    for key in ("provider", "environment", "token_url", "scope", "client_id", *_KEY_OPTIONS):
+    for key in ("provider", "environment", "token_url", "issuer", "scope", "client_id",
+                *_KEY_OPTIONS):
         value = getattr(args, key)
         if value is not None:
             settings[key] = value
@@ -125,6 +127,42 @@ def _token(args: argparse.Namespace, out: TextIO) -> int:
         }) + "\n")
     else:
         out.write(token.access_token + "\n")
+    return 0
+
+
+def _discover(args: argparse.Namespace, out: TextIO) -> int:
+    from oauth_cc_auth._drivers import run_sync
+    from oauth_cc_auth._slots import MemoryCache
+
+    # Metadata is public: the placeholder client is never sent anywhere.
+    auth = _auth_class()("oauth-cc-auth-discover", "unused", issuer=args.issuer,
+                         insecure_transport=args.insecure_transport, cache=MemoryCache(),
+                         timeout=args.timeout)
+    try:
+        metadata = run_sync(auth._manager.discover(), auth._send)
+    finally:
+        auth.close()
+    methods = metadata.token_endpoint_auth_methods_supported
+    dpop = metadata.dpop_signing_alg_values_supported
+    if args.json:
+        out.write(json.dumps({
+            "issuer": metadata.issuer,
+            "source": metadata.source,
+            "token_endpoint": metadata.token_endpoint,
+            "token_endpoint_auth_methods_supported": methods,
+            "dpop_signing_alg_values_supported": dpop,
+            "mtls_endpoint_aliases": dict(metadata.mtls_endpoint_aliases),
+        }, indent=2) + "\n")
+        return 0
+    out.write(f"issuer: {metadata.issuer}\n")
+    out.write(f"metadata: {metadata.source}\n")
+    out.write(f"token endpoint: {metadata.token_endpoint}\n")
+    out.write("client authentication methods: "
+              + (", ".join(methods) if methods is not None
+                 else "not stated (RFC 8414 default: client_secret_basic)") + "\n")
+    out.write("DPoP signing algorithms: " + (", ".join(dpop) if dpop else "none") + "\n")
+    for name, url in metadata.mtls_endpoint_aliases.items():
+        out.write(f"mTLS {name}: {url}\n")
     return 0
 
 
@@ -193,6 +231,8 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--provider", help="provider name (default: OAUTH_CC_PROVIDER or rfc6749)")
     token.add_argument("--environment", help="provider environment")
     token.add_argument("--token-url", help="token endpoint URL")
+    token.add_argument("--issuer", help="authorization server issuer: the token endpoint "
+                       "from its metadata (instead of --token-url)")
     token.add_argument("--scope", help="space-separated scope")
     token.add_argument("--client-id", help="client id (default: OAUTH_CC_CLIENT_ID)")
     token.add_argument("--extra", action="append", metavar="FIELD=VALUE",
@@ -214,6 +254,19 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--json", action="store_true",
                        help="print the whole token as JSON, not just the access token")
     token.set_defaults(run=_token)
+
+    discover = commands.add_parser(
+        "discover", help="print what an authorization server's metadata says",
+        description="Fetch the RFC 8414 (else OpenID Connect) metadata of ISSUER and print "
+        "its token endpoint, client authentication methods and DPoP algorithms.",
+    )
+    discover.add_argument("issuer", metavar="ISSUER", help="the issuer URL (https://...)")
+    discover.add_argument("--timeout", type=float, default=30.0,
+                          help="seconds per request (default 30)")
+    discover.add_argument("--insecure-transport", action="store_true",
+                          help="allow an http:// issuer that is not loopback")
+    discover.add_argument("--json", action="store_true", help="print JSON")
+    discover.set_defaults(run=_discover)
 
     emulator = commands.add_parser(
         "emulator", help="serve the provider emulator",

@@ -56,6 +56,7 @@ from authlib.oauth2.rfc6749 import (
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, Key, KeySet, OctKey, OKPKey, RSAKey
@@ -468,6 +469,20 @@ class AuthlibServer:
     def resource_url(self) -> str:
         return f"{self.url}/resource"
 
+    def metadata(self) -> AuthorizationServerMetadata:
+        """Its RFC 8414 metadata (issuer: :attr:`url`), validated by Authlib, served at
+        ``/.well-known/oauth-authorization-server``."""
+        metadata = AuthorizationServerMetadata({
+            "issuer": self.url,
+            "token_endpoint": self.token_url,
+            "token_endpoint_auth_methods_supported": list(SUPPORTED_METHODS),
+            "token_endpoint_auth_signing_alg_values_supported": ["HS256", "RS256", "ES256"],
+            "grant_types_supported": ["client_credentials"],
+            "response_types_supported": ["token"],
+        })
+        metadata.validate()
+        return metadata
+
     # -- clients and tokens ---------------------------------------------------------------------
 
     def register(
@@ -568,6 +583,8 @@ class AuthlibServer:
                 status, body, out_headers = self._token(method, headers, pairs, malformed)
             elif path == "/resource":
                 status, body, out_headers = self._resource(method, headers)
+            elif path == "/.well-known/oauth-authorization-server" and method == "GET":
+                status, body, out_headers = 200, dict(self.metadata()), []
             else:
                 status, body, out_headers = 404, {"error": "not_found"}, []
         except Exception:

@@ -252,8 +252,8 @@ class TestAnswerNext:
         assert use(emu, "tok-1").status == 200
         assert ask_token(emu) == token_answer("tok-2")  # token requests were not scripted
 
-    def test_only_two_endpoints(self, emu: Emulator) -> None:
-        with pytest.raises(ValueError, match="endpoint must be 'token' or 'resource'"):
+    def test_only_three_endpoints(self, emu: Emulator) -> None:
+        with pytest.raises(ValueError, match="endpoint must be 'token', 'resource' or 'meta"):
             emu.answer_next(Reply(), endpoint="other")
 
     def test_faults_come_after_the_script(self, emu: Emulator) -> None:

@@ -215,7 +215,7 @@ class NoAnswer(Exception):
 
 
 class Gate:
-    """Holds token requests until :meth:`open` (from :meth:`Emulator.gate`).
+    """Holds token (and metadata) requests until :meth:`open` (from :meth:`Emulator.gate`).
 
     :meth:`wait_for` blocks until a number of requests wait at the gate, so that a test opens
     it when every caller it started is in place, never after a guessed sleep. A request held
@@ -323,7 +323,10 @@ class Emulator:
         # Paths served as further token endpoints of the rfc6749 site (add_token_path).
         self._token_paths: frozenset[str] = frozenset()
         self._keep_alive = keep_alive
-        self._scripts: dict[str, list[Reply]] = {"token": [], "resource": []}
+        self._scripts: dict[str, list[Reply]] = {"token": [], "resource": [], "metadata": []}
+        #: Fields merged into every metadata document it serves (a value ``None`` removes
+        #: the field): what a test needs a server to say, e.g. ``{"issuer": "elsewhere"}``.
+        self.metadata_fields: dict[str, Any] = {}
         self._received: deque[Received] = deque(maxlen=self.max_received)
         self._gate: Gate | None = None
         #: Seconds every token request takes to be answered (a network round trip).
@@ -413,14 +416,18 @@ class Emulator:
 
     def answer_next(self, *replies: Reply, endpoint: str = "token") -> None:
         """Answer the next requests to any token endpoint (or, with ``endpoint="resource"``,
-        to any protected resource) with *replies*, in order, instead of serving them."""
+        to any protected resource; ``"metadata"``, any metadata URL) with *replies*, in
+        order, instead of serving them."""
         if endpoint not in self._scripts:
-            raise ValueError(f"endpoint must be 'token' or 'resource', not {endpoint!r}")
+            raise ValueError(
+                f"endpoint must be 'token', 'resource' or 'metadata', not {endpoint!r}"
+            )
         with self._lock:
             self._scripts[endpoint].extend(replies)
 
     def gate(self, limit: float = 30.0) -> Gate:
-        """Hold every token request from now on at a new :class:`Gate` until it is opened."""
+        """Hold every token request (and metadata request) from now on at a new
+        :class:`Gate` until it is opened."""
         gate = Gate(limit)
         with self._lock:
             self._gate = gate
@@ -527,6 +534,11 @@ class Emulator:
         """The authorization server's identifier, its base URL: an ``aud`` it accepts."""
         return self.url
 
+    def tenant_issuer(self, tenant: str = "tenant-a") -> str:
+        """An issuer with a path, ``http://127.0.0.1:<port>/<tenant>``: its metadata is
+        served too (RFC 8414 §3.1), naming the ``rfc6749`` token endpoint."""
+        return f"{self.url}/{tenant.strip('/')}"
+
     def token_url(self, provider: str) -> str:
         """The token endpoint of *provider*."""
         return self.url + self._site(provider).token_path
@@ -602,6 +614,8 @@ class Emulator:
         try:
             if site is None:
                 raise _Reply(404, {"error": "not_found"})
+            if endpoint == "metadata":
+                self._metadata(site, environ)
             if endpoint == "token":
                 self._token_endpoint(site, environ)
             self._resource(site, environ)
@@ -620,6 +634,8 @@ class Emulator:
         raise AssertionError("unreachable: every endpoint answers with a _Reply")
 
     def _route(self, path: str) -> tuple[ProviderSite | None, str]:
+        if "/.well-known/" in path:
+            return SITES["rfc6749"], "metadata"
         if path in self._token_paths:
             return SITES["rfc6749"], "token"
         for site in SITES.values():
@@ -648,6 +664,51 @@ class Emulator:
         if reply.json is not None:
             raise _Reply(reply.status, reply.json, headers)
         raise _Reply(reply.status, None, headers, raw=reply.body)
+
+    # -- authorization server metadata (RFC 8414, OpenID Connect Discovery) -------------------
+
+    def metadata_document(self, issuer: str, base: str) -> dict[str, Any]:
+        """The metadata of *issuer* (the server at *base*, or a tenant below it): the
+        ``rfc6749`` site's token endpoint and what it takes, with :attr:`metadata_fields`."""
+        document: dict[str, Any] = {
+            "issuer": issuer,
+            "token_endpoint": base + SITES["rfc6749"].token_path,
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_basic", "client_secret_post", "client_secret_jwt",
+                "private_key_jwt",
+            ],
+            "token_endpoint_auth_signing_alg_values_supported": [*_HMAC_ALGS, *_KEY_ALGS],
+            "grant_types_supported": ["client_credentials"],
+            "response_types_supported": [],
+        }
+        for name, value in self.metadata_fields.items():
+            if value is None:
+                document.pop(name, None)
+            else:
+                document[name] = value
+        return document
+
+    def _metadata(self, site: ProviderSite, environ: dict[str, Any]) -> None:
+        """Serve ``/.well-known/oauth-authorization-server[/<tenant>]`` (RFC 8414 §3.1) and
+        ``[/<tenant>]/.well-known/openid-configuration`` (OpenID Connect Discovery §4)."""
+        with self._lock:
+            gate = self._gate
+        if gate is not None and not gate._pass():
+            raise _Reply(503, {"error": "temporarily_unavailable"})
+        self._scripted("metadata", site)
+        path = environ.get("PATH_INFO", "")
+        oauth = "/.well-known/oauth-authorization-server"
+        openid = "/.well-known/openid-configuration"
+        if path.startswith(oauth):
+            tenant = path[len(oauth):]
+        elif path.endswith(openid):
+            tenant = path[: -len(openid)]
+        else:
+            raise _Reply(404, {"error": "not_found"})
+        if environ.get("REQUEST_METHOD", "GET") != "GET":
+            raise _Reply(405, {"error": "method_not_allowed"}, [("Allow", "GET")])
+        base = application_uri(environ).rstrip("/")
+        raise _Reply(200, self.metadata_document(base + tenant.rstrip("/"), base))
 
     def _site(self, provider: str) -> ProviderSite:
         try:

@@ -1,0 +1,465 @@
+"""Discovery by ``issuer=`` (RFC 8414, OpenID Connect): the pure functions of ``_discovery``,
+the metadata fetched on the first token request through every flavour, its single flight,
+its errors, the settings and the ``discover`` command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import requests
+
+from oauth_cc_auth import MemoryCache
+from oauth_cc_auth._actions import TransportFailure
+from oauth_cc_auth._config import build_config
+from oauth_cc_auth._discovery import (
+    NotHere,
+    ServerMetadata,
+    choose_auth_method,
+    judge_metadata,
+    metadata_request,
+    metadata_urls,
+    read_metadata,
+    resolve,
+)
+from oauth_cc_auth._exchange import Retry
+from oauth_cc_auth._messages import TokenHTTPResponse
+from oauth_cc_auth.errors import ConfigurationError, TokenEndpointError
+from oauth_cc_auth.httpx import ClientCredentialsAuth as HttpxAuth
+from oauth_cc_auth.httpx2 import ClientCredentialsAuth as Httpx2Auth
+from oauth_cc_auth.requests import ClientCredentialsAuth as RequestsAuth
+from oauth_cc_auth.testing import Emulator, Reply
+from tests.authlib_server import AuthlibServer
+from tests.conftest import CLIENT_ID, SECRET, Harness
+from tests.test_concurrency import TASKS, THREADS, _acontend, _contend
+
+ISSUER = "https://auth.example"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def document(**fields: Any) -> bytes:
+    base = {"issuer": ISSUER, "token_endpoint": ISSUER + "/oauth/token"}
+    return json.dumps({**base, **fields}).encode()
+
+
+def answer(status: int, body: bytes = b"", **headers: str) -> TokenHTTPResponse:
+    return TokenHTTPResponse(status, headers, body)
+
+
+def config(**options: Any) -> Any:
+    options.setdefault("issuer", ISSUER)
+    return build_config(CLIENT_ID, SECRET, **options)
+
+
+def never(_: str) -> str:
+    return _
+
+
+# -- the pure functions --------------------------------------------------------------------------
+
+
+class TestUrls:
+    def test_issuer_without_a_path(self) -> None:
+        assert metadata_urls("https://auth.example") == (
+            "https://auth.example/.well-known/oauth-authorization-server",
+            "https://auth.example/.well-known/openid-configuration",
+        )
+
+    def test_path_insertion(self) -> None:
+        # RFC 8414 §3.1: inserted between the host and the path; OpenID Connect: appended.
+        assert metadata_urls("https://auth.example:8443/tenant/a") == (
+            "https://auth.example:8443/.well-known/oauth-authorization-server/tenant/a",
+            "https://auth.example:8443/tenant/a/.well-known/openid-configuration",
+        )
+
+    def test_a_terminating_slash_is_removed(self) -> None:
+        assert metadata_urls("https://auth.example/t/")[0] == (
+            "https://auth.example/.well-known/oauth-authorization-server/t"
+        )
+
+    def test_the_request_is_a_bodiless_get(self) -> None:
+        request = metadata_request("https://auth.example/.well-known/x")
+        assert (request.method, request.body, dict(request.headers)) == (
+            "GET", b"", {"Accept": "application/json"})
+
+
+class TestReadMetadata:
+    def test_the_fields_used(self) -> None:
+        metadata = read_metadata(ISSUER, document(
+            token_endpoint_auth_methods_supported=["private_key_jwt"],
+            dpop_signing_alg_values_supported=["ES256"],
+            mtls_endpoint_aliases={"token_endpoint": "https://mtls.auth.example/token"},
+        ), "src")
+        assert metadata.token_endpoint == ISSUER + "/oauth/token"
+        assert metadata.auth_methods == ("private_key_jwt",)
+        assert metadata.dpop_signing_alg_values_supported == ("ES256",)
+        assert dict(metadata.mtls_endpoint_aliases) == {
+            "token_endpoint": "https://mtls.auth.example/token"}
+        assert metadata.source == "src"
+
+    def test_unstated_methods_are_rfc8414s_default(self) -> None:
+        metadata = read_metadata(ISSUER, document(), "src")
+        assert metadata.token_endpoint_auth_methods_supported is None
+        assert metadata.auth_methods == ("client_secret_basic",)
+
+    @pytest.mark.parametrize("issuer", [ISSUER + "/", "https://AUTH.example", None, 3])
+    def test_the_issuer_must_be_equal(self, issuer: object) -> None:
+        with pytest.raises(ConfigurationError, match=r"RFC 8414 §3\.3"):
+            read_metadata(ISSUER, document(issuer=issuer), "src")
+
+    @pytest.mark.parametrize("body", [b"[]", b"not json", b"[" * 100_000, document(
+        token_endpoint=None), document(token_endpoint_auth_methods_supported="basic"),
+        document(mtls_endpoint_aliases=["x"])])
+    def test_unusable_documents(self, body: bytes) -> None:
+        with pytest.raises(ConfigurationError, match="metadata at src"):
+            read_metadata(ISSUER, body, "src")
+
+
+class TestJudgeMetadata:
+    def judge(self, outcome: Any, attempt: int = 0) -> Any:
+        return judge_metadata(config(backoff=0.0), "U", outcome, attempt=attempt,
+                              redactor=never, rng=lambda: 0.5)
+
+    def test_a_document(self) -> None:
+        assert isinstance(self.judge(answer(200, document())), ServerMetadata)
+
+    @pytest.mark.parametrize("status", [404, 405, 410])
+    def test_fall_through(self, status: int) -> None:
+        assert self.judge(answer(status)) == NotHere("U", status)
+
+    @pytest.mark.parametrize("status", [301, 400, 401, 403])
+    def test_other_statuses_are_configuration_errors(self, status: int) -> None:
+        with pytest.raises(ConfigurationError, match=f"metadata URL U answered {status}"):
+            self.judge(answer(status))
+
+    def test_too_large(self) -> None:
+        with pytest.raises(ConfigurationError, match="max_response_bytes"):
+            self.judge(TokenHTTPResponse(200, {}, b"", unread="too large"))
+
+    @pytest.mark.parametrize("outcome", [answer(503), answer(429),
+                                         TransportFailure("ConnectError: refused")])
+    def test_retried_then_a_token_endpoint_error(self, outcome: Any) -> None:
+        assert isinstance(self.judge(outcome), Retry)
+        with pytest.raises(TokenEndpointError, match="metadata URL U failed after 4 attempt"):
+            self.judge(outcome, attempt=3)
+
+
+class TestChooseAuthMethod:
+    ALL = ("client_secret_post", "client_secret_basic", "private_key_jwt")
+
+    def test_configured_and_offered(self) -> None:
+        assert choose_auth_method("client_secret_basic", ["client_secret_basic"], self.ALL) == (
+            "client_secret_basic")
+
+    def test_configured_not_offered_names_the_offered(self) -> None:
+        with pytest.raises(ConfigurationError,
+                           match="it offers: private_key_jwt, tls_client_auth"):
+            choose_auth_method("client_secret_post", ["private_key_jwt", "tls_client_auth"],
+                               self.ALL)
+
+    def test_configured_with_an_unstated_list(self) -> None:
+        assert choose_auth_method("client_secret_post", (), self.ALL) == "client_secret_post"
+
+    @pytest.mark.parametrize(("offered", "chosen"), [
+        (["private_key_jwt", "client_secret_basic", "client_secret_post"], "client_secret_post"),
+        (["private_key_jwt", "client_secret_basic"], "client_secret_basic"),
+        ((), "client_secret_basic"),  # RFC 8414's default
+    ])
+    def test_default(self, offered: list[str], chosen: str) -> None:
+        assert choose_auth_method(None, offered, self.ALL) == chosen
+
+    def test_default_within_what_the_provider_accepts(self) -> None:
+        assert choose_auth_method(None, ["client_secret_post", "client_secret_basic"],
+                                  ("client_secret_basic",)) == "client_secret_basic"
+
+    def test_no_default_offered(self) -> None:
+        with pytest.raises(ConfigurationError, match="it offers: private_key_jwt"):
+            choose_auth_method(None, ["private_key_jwt"], self.ALL)
+
+    def test_keyed(self) -> None:
+        assert choose_auth_method(None, (), self.ALL, keyed=True) == "private_key_jwt"
+        with pytest.raises(ConfigurationError, match="does not offer private_key_jwt"):
+            choose_auth_method(None, ["client_secret_basic"], self.ALL, keyed=True)
+
+
+class TestConfig:
+    def test_issuer_or_token_url(self) -> None:
+        with pytest.raises(ConfigurationError, match="give issuer= or token_url="):
+            config(token_url=ISSUER + "/token")
+
+    @pytest.mark.parametrize(("issuer", "match"), [
+        ("http://auth.example", "not https"), (ISSUER + "?a=b", "no query or fragment"),
+        (ISSUER + "#f", "no query or fragment"), ("auth.example", "absolute"),
+    ])
+    def test_the_issuer_is_checked(self, issuer: str, match: str) -> None:
+        with pytest.raises(ConfigurationError, match=match):
+            config(issuer=issuer)
+
+    def test_the_cache_key_is_the_issuers(self) -> None:
+        assert config().cache_key == config(auth_method="client_secret_basic").cache_key
+        assert config().cache_key != build_config(CLIENT_ID, SECRET, token_url=ISSUER).cache_key
+
+    def test_resolve(self) -> None:
+        metadata = read_metadata(ISSUER, document(
+            token_endpoint_auth_methods_supported=["client_secret_basic"]), "src")
+        resolved = resolve(config(), metadata)
+        assert resolved.client.token_url == ISSUER + "/oauth/token"
+        assert resolved.client.auth_method == "client_secret_basic"
+        assert resolved.cache_key == config().cache_key
+
+    def test_resolve_refuses_an_http_endpoint(self) -> None:
+        metadata = read_metadata(ISSUER, document(token_endpoint="http://auth.example/t"), "s")
+        with pytest.raises(ConfigurationError, match="token_endpoint in the metadata at s"):
+            resolve(config(), metadata)
+
+
+# -- through every flavour, in process -----------------------------------------------------------
+
+
+class TestFlavours:
+    def test_the_token_endpoint_is_found(self, harness: Harness) -> None:
+        auth = harness.auth(issuer=ISSUER, token_url=None)
+        assert auth.token_url is None  # construction: no I/O
+        assert auth.metadata is None
+        assert harness.server.received == []
+        assert harness.get(auth).status_code == 200
+        assert harness.get(auth).status_code == 200
+        assert [(r.method, r.endpoint) for r in harness.server.received] == [
+            ("GET", "metadata"), ("POST", "token"), ("GET", "resource"), ("GET", "resource")]
+        metadata_get = harness.server.received[0]
+        assert metadata_get.url == ISSUER + "/.well-known/oauth-authorization-server"
+        assert metadata_get.body == b""
+        assert "content-length" not in metadata_get.headers
+        assert auth.token_url == ISSUER + "/oauth/token"
+        assert b"client_secret=" in harness.server.received[1].body  # post: the first offered
+
+    def test_path_issuer_and_oidc_fallback(self, harness: Harness) -> None:
+        harness.server.answer_next(Reply(404), endpoint="metadata")
+        auth = harness.auth(issuer=ISSUER + "/tenant-a", token_url=None)
+        assert harness.get(auth).status_code == 200
+        assert [r.url for r in harness.server.received_at("metadata")] == [
+            ISSUER + "/.well-known/oauth-authorization-server/tenant-a",
+            ISSUER + "/tenant-a/.well-known/openid-configuration",
+        ]
+        assert auth.metadata.source.endswith("/tenant-a/.well-known/openid-configuration")
+
+    def test_mismatched_issuer(self, harness: Harness) -> None:
+        harness.server.metadata_fields["issuer"] = "https://elsewhere.example"
+        auth = harness.auth(issuer=ISSUER, token_url=None)
+        with pytest.raises(ConfigurationError, match=r"elsewhere\.example"):
+            harness.get(auth)
+        assert harness.server.received_at("token") == []
+
+    def test_configured_method_not_offered(self, harness: Harness) -> None:
+        harness.server.metadata_fields["token_endpoint_auth_methods_supported"] = [
+            "client_secret_basic", "private_key_jwt"]
+        auth = harness.auth(issuer=ISSUER, token_url=None, auth_method="client_secret_post")
+        with pytest.raises(ConfigurationError,
+                           match="it offers: client_secret_basic, private_key_jwt"):
+            harness.get(auth)
+
+    def test_default_method_from_the_offered(self, harness: Harness) -> None:
+        harness.server.metadata_fields["token_endpoint_auth_methods_supported"] = None
+        auth = harness.auth(issuer=ISSUER, token_url=None)
+        assert harness.get(auth).status_code == 200
+        token_request = harness.server.received_at("token")[0]
+        assert token_request.headers["authorization"].startswith("Basic ")  # RFC 8414 default
+        assert b"client_secret" not in token_request.body
+
+    def test_unreachable_metadata(self, harness: Harness) -> None:
+        harness.server.answer_next(*[Reply(fail="drop")] * 4, endpoint="metadata")
+        auth = harness.auth(issuer=ISSUER, token_url=None, max_retries=3)
+        with pytest.raises(TokenEndpointError, match="after 4 attempt"):
+            harness.get(auth)
+        assert len(harness.server.received_at("metadata")) == 4
+        assert harness.get(auth).status_code == 200  # a failure is not kept: tried again
+
+    def test_one_fetch_for_many_auth_objects(self, harness: Harness) -> None:
+        auths = [harness.auth(issuer=ISSUER, token_url=None, scope=f"s{i}") for i in range(3)]
+        for auth in auths:
+            assert harness.get(auth).status_code == 200
+        assert len(harness.server.received_at("metadata")) == 1
+        assert len(harness.server.received_at("token")) == 3
+
+
+def test_from_env(harness: Harness) -> None:
+    auth = harness.auth_class.from_env({
+        "OAUTH_CC_CLIENT_ID": CLIENT_ID, "OAUTH_CC_CLIENT_SECRET": SECRET,
+        "OAUTH_CC_ISSUER": ISSUER,
+    }, cache=harness.cache)
+    assert auth.issuer == ISSUER
+    assert "issuer='https://auth.example'" in repr(auth)
+    assert harness.get(auth).status_code == 200
+    assert auth.token_url == ISSUER + "/oauth/token"
+
+
+def test_from_config_refuses_both() -> None:
+    with pytest.raises(ConfigurationError, match="not both"):
+        RequestsAuth.from_config({"client_id": "c", "client_secret": "s", "issuer": ISSUER,
+                                  "token_url": ISSUER + "/t"})
+
+
+# -- over loopback -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Any:
+    with Emulator() as served:
+        yield served
+
+
+@pytest.mark.parametrize("tenant", [None, "tenant-a"])
+@pytest.mark.parametrize("auth_class", [RequestsAuth, HttpxAuth, Httpx2Auth])
+def test_loopback(emulator: Emulator, auth_class: Any, tenant: str | None) -> None:
+    client = emulator.client("rfc6749")
+    issuer = emulator.tenant_issuer(tenant) if tenant else emulator.issuer
+    auth = auth_class(client.client_id, client.client_secret, issuer=issuer,
+                      cache=MemoryCache())
+    try:
+        if auth_class is RequestsAuth:
+            status = requests.get(emulator.resource_url("rfc6749"), auth=auth,
+                                  timeout=20).status_code
+        else:
+            status = auth.get_token() and 200
+        assert status == 200
+        assert auth.metadata.issuer == issuer
+        assert auth.token_url == emulator.token_url("rfc6749")
+    finally:
+        auth.close()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_loopback_async(emulator: Emulator) -> None:
+    client = emulator.client("rfc6749")
+    auth = HttpxAuth(client.client_id, client.client_secret, issuer=emulator.tenant_issuer(),
+                     cache=MemoryCache())
+    async with httpx.AsyncClient(auth=auth) as http:
+        assert (await http.get(emulator.resource_url("rfc6749"))).status_code == 200
+    assert auth.token_url == emulator.token_url("rfc6749")
+
+
+@pytest.mark.parametrize("auth_class", [RequestsAuth, Httpx2Auth])
+def test_authlib_server(auth_class: Any) -> None:
+    with AuthlibServer() as server:
+        server.register("discovering", method="client_secret_basic", secret="a-secret")
+        auth = auth_class("discovering", "a-secret", issuer=server.url,
+                          auth_method="client_secret_basic", cache=MemoryCache())
+        try:
+            token = auth.get_token()
+        finally:
+            auth.close()
+        assert token.access_token
+        assert auth.token_url == server.token_url
+        assert auth.metadata.auth_methods == tuple(server.metadata()[
+            "token_endpoint_auth_methods_supported"])
+        assert [r.auth_method for r in server.token_requests] == ["client_secret_basic"]
+
+
+def test_authlib_server_default_method() -> None:
+    with AuthlibServer() as server:
+        server.register("posting", method="client_secret_post", secret="a-secret")
+        auth = RequestsAuth("posting", "a-secret", issuer=server.url, cache=MemoryCache())
+        assert auth.get_token().access_token
+        assert [r.auth_method for r in server.token_requests] == ["client_secret_post"]
+
+
+# -- single flight ------------------------------------------------------------------------------
+
+
+def test_one_metadata_fetch_for_32_threads(emulator: Emulator) -> None:
+    client = emulator.client("rfc6749")
+    emulator.reset_counters()
+    cache = MemoryCache()
+    auths = [RequestsAuth(client.client_id, client.client_secret, issuer=emulator.issuer,
+                          cache=cache) for _ in range(THREADS)]
+    slot = auths[0]._manager.metadata_slot
+    assert all(auth._manager.metadata_slot is slot for auth in auths)
+    results = _contend(emulator, slot, [auth.get_token for auth in auths])
+    assert len({token.access_token for token in results}) == 1
+    assert len(emulator.received_at("metadata")) == 1
+    assert len(emulator.received_at("token")) == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_one_metadata_fetch_for_200_tasks(emulator: Emulator) -> None:
+    client = emulator.client("rfc6749")
+    emulator.reset_counters()
+    auth = HttpxAuth(client.client_id, client.client_secret, issuer=emulator.issuer,
+                     cache=MemoryCache())
+    async with httpx.AsyncClient(auth=auth, timeout=20) as http:
+        url = emulator.resource_url("rfc6749")
+
+        async def get() -> int:
+            return int((await http.get(url)).status_code)
+
+        results = await _acontend(emulator, auth._manager.metadata_slot, [get] * TASKS)
+    assert results == [200] * TASKS
+    assert len(emulator.received_at("metadata")) == 1
+    assert len(emulator.received_at("token")) == 1
+
+
+# -- the command ---------------------------------------------------------------------------------
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - this interpreter, the package
+        [sys.executable, "-m", "oauth_cc_auth", *args], capture_output=True, text=True,
+        timeout=60, cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+
+
+def test_cli_discover(emulator: Emulator) -> None:
+    emulator.metadata_fields["dpop_signing_alg_values_supported"] = ["ES256", "PS256"]
+    try:
+        done = run_cli("discover", emulator.tenant_issuer())
+    finally:
+        emulator.metadata_fields.clear()
+    assert done.returncode == 0, done.stderr
+    assert f"token endpoint: {emulator.token_url('rfc6749')}\n" in done.stdout
+    assert "client authentication methods: client_secret_basic, client_secret_post" in (
+        done.stdout)
+    assert "DPoP signing algorithms: ES256, PS256\n" in done.stdout
+    as_json = json.loads(run_cli("discover", emulator.issuer, "--json").stdout)
+    assert as_json["issuer"] == emulator.issuer
+
+
+def test_cli_discover_errors(emulator: Emulator) -> None:
+    done = run_cli("discover", emulator.issuer + "?q=1")
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.count("\n") == 1
+    assert "no query or fragment" in done.stderr
+    emulator.answer_next(Reply(404), Reply(404), endpoint="metadata")
+    done = run_cli("discover", emulator.issuer)
+    assert done.returncode == 2
+    assert "no authorization server metadata" in done.stderr
+
+
+def test_cli_token_with_issuer(emulator: Emulator) -> None:
+    client = emulator.client("rfc6749")
+    done = subprocess.run(  # noqa: S603 - this interpreter, the package
+        [sys.executable, "-m", "oauth_cc_auth", "token", "--issuer", emulator.issuer,
+         "--client-id", str(client.client_id)],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin",
+             "OAUTH_CC_CLIENT_SECRET": str(client.client_secret)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip()
+
+
+def test_a_basic_header_chosen_later_is_redacted(harness: Harness) -> None:
+    harness.server.metadata_fields["token_endpoint_auth_methods_supported"] = [
+        "client_secret_basic"]
+    auth = harness.auth(issuer=ISSUER, token_url=None)
+    assert harness.get(auth).status_code == 200
+    sent = harness.server.received_at("token")[0].headers["authorization"]
+    credentials = sent.partition(" ")[2]
+    assert sent.startswith("Basic ")
+    assert credentials not in auth._manager.redactor(f"an echo: {credentials}")
