@@ -309,7 +309,9 @@ def build_config(
         )
     authentication = build_authentication(method, client_secret, **client_auth)
     client = ClientSettings(url, client_id, client_secret, scope_text, fields, method)
-    if prov.check_settings is not None:
+    if prov.check_settings is not None and issuer is None:
+        # With issuer=, the provider checks the token endpoint the metadata names, once it
+        # is known (_discovery.resolve).
         prov.check_settings(prov, client)
     return Config(
         provider=prov,

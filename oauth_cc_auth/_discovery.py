@@ -249,5 +249,16 @@ def resolve(config: Config, metadata: ServerMetadata) -> Config:
         client=dataclasses.replace(client, token_url=endpoint, auth_method=method),
         authentication=authentication,
     )
+    provider = config.provider
+    if provider.check_settings is not None:
+        # A preset's checks of the token URL (and the rest), on the endpoint discovered.
+        failure: str | None = None
+        try:
+            provider.check_settings(provider, resolved.client)
+        except ConfigurationError as exc:
+            failure = str(exc)
+        if failure is not None:
+            raise ConfigurationError(f"{failure} (the token_endpoint in the metadata at "
+                                     f"{metadata.source})")
     check_request(resolved)  # the credentials encodable with the method chosen
     return resolved

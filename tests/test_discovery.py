@@ -463,3 +463,44 @@ def test_a_basic_header_chosen_later_is_redacted(harness: Harness) -> None:
     credentials = sent.partition(" ")[2]
     assert sent.startswith("Basic ")
     assert credentials not in auth._manager.redactor(f"an echo: {credentials}")
+
+
+# -- presets located by issuer= --------------------------------------------------------------------
+
+KEYCLOAK = "https://kc.example/realms/demo"
+KEYCLOAK_TOKEN_PATH = "/realms/demo/protocol/openid-connect/token"
+
+
+def test_a_preset_with_an_issuer_is_checked_on_the_endpoint_discovered() -> None:
+    # The issuer is not a token URL: construction accepts it...
+    okta = config(provider="okta", issuer="https://org.okta.com", scope="billing.read")
+    # ...and the preset's checks run on the token endpoint the metadata names.
+    org = read_metadata("https://org.okta.com", json.dumps({
+        "issuer": "https://org.okta.com",
+        "token_endpoint": "https://org.okta.com/oauth2/v1/token"}).encode(), "src")
+    with pytest.raises(ConfigurationError, match=r"\(the token_endpoint in the metadata at src\)"):
+        resolve(okta, org)
+    custom = config(provider="okta", issuer="https://org.okta.com/oauth2/default",
+                    scope="billing.read")
+    server = read_metadata("https://org.okta.com/oauth2/default", json.dumps({
+        "issuer": "https://org.okta.com/oauth2/default",
+        "token_endpoint": "https://org.okta.com/oauth2/default/v1/token"}).encode(), "src")
+    assert resolve(custom, server).client.token_url == (
+        "https://org.okta.com/oauth2/default/v1/token")
+
+
+def test_a_preset_found_by_its_issuer(harness: Harness) -> None:
+    server = harness.server
+    server.add_token_path(KEYCLOAK_TOKEN_PATH)
+    server.answer_next(Reply(json={
+        "issuer": KEYCLOAK,
+        "token_endpoint": "https://kc.example" + KEYCLOAK_TOKEN_PATH,
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "private_key_jwt"],
+    }), endpoint="metadata")
+    auth = harness.auth(provider="keycloak", issuer=KEYCLOAK, token_url=None)
+    assert harness.get(auth).status_code == 200
+    metadata_get, token_post, _ = server.received
+    assert metadata_get.url == "https://kc.example/.well-known/oauth-authorization-server/realms/demo"
+    assert token_post.url == "https://kc.example" + KEYCLOAK_TOKEN_PATH
+    assert token_post.headers["authorization"].startswith("Basic ")
+    assert token_post.body == b"grant_type=client_credentials"
