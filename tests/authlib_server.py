@@ -407,6 +407,7 @@ class AuthlibServer:
         self._seen_jti: set[tuple[str, str]] = set()
         self._token_requests: list[TokenRequestRecord] = []
         self._resource_requests: list[ResourceRequestRecord] = []
+        self._requests: list[tuple[str, str]] = []
         #: Tracebacks of exceptions raised while handling a request (each answered 500).
         self.errors: list[str] = []
         self._authorization_server = _AuthorizationServer(self)
@@ -547,6 +548,13 @@ class AuthlibServer:
             return list(self._token_requests)
 
     @property
+    def requests(self) -> list[tuple[str, str]]:
+        """Every request received, in order, as ``(method, path)`` (a copy): the metadata
+        ones included."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
     def resource_requests(self) -> list[ResourceRequestRecord]:
         with self._lock:
             return list(self._resource_requests)
@@ -577,6 +585,8 @@ class AuthlibServer:
         method = environ["REQUEST_METHOD"]
         pairs: list[tuple[str, str]] = []
         headers = _request_headers(environ)
+        with self._lock:
+            self._requests.append((method, path))
         try:
             if path == "/token":
                 pairs, malformed = _read_form(environ)

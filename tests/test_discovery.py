@@ -9,8 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import httpx
+import httpx2
 import pytest
 import requests
 
@@ -34,6 +36,7 @@ from oauth_cc_auth.httpx import ClientCredentialsAuth as HttpxAuth
 from oauth_cc_auth.httpx2 import ClientCredentialsAuth as Httpx2Auth
 from oauth_cc_auth.requests import ClientCredentialsAuth as RequestsAuth
 from oauth_cc_auth.testing import Emulator, Reply
+from tests._anyio import BACKENDS
 from tests.authlib_server import AuthlibServer
 from tests.conftest import CLIENT_ID, SECRET, Harness
 from tests.test_concurrency import TASKS, THREADS, _acontend, _contend
@@ -313,52 +316,121 @@ def emulator() -> Any:
         yield served
 
 
-@pytest.mark.parametrize("tenant", [None, "tenant-a"])
-@pytest.mark.parametrize("auth_class", [RequestsAuth, HttpxAuth, Httpx2Auth])
-def test_loopback(emulator: Emulator, auth_class: Any, tenant: str | None) -> None:
+AUTH_CLASSES = {"requests": RequestsAuth, "httpx": HttpxAuth, "httpx2": Httpx2Auth}
+
+
+def sync_get(library: str, auth: Any, url: str) -> int:
+    """GET *url* with *auth* through the sync client of *library*: the status."""
+    if library == "requests":
+        return int(requests.get(url, auth=auth, timeout=20).status_code)
+    lib = httpx if library == "httpx" else httpx2
+    with lib.Client(auth=auth, timeout=20) as http:
+        return int(http.get(url).status_code)
+
+
+async def async_get(library: str, auth: Any, url: str) -> int:
+    """GET *url* with *auth* through the async client of *library*: the status."""
+    lib = httpx if library == "httpx" else httpx2
+    async with lib.AsyncClient(auth=auth, timeout=20) as http:
+        return int((await http.get(url)).status_code)
+
+
+def emulator_auth(emulator: Emulator, library: str, tenant: str | None) -> tuple[Any, str]:
+    """A client of the emulator's ``rfc6749`` site located by its issuer (or a tenant's), with
+    no request sent yet; and that issuer."""
+    emulator.reset_counters()
     client = emulator.client("rfc6749")
     issuer = emulator.tenant_issuer(tenant) if tenant else emulator.issuer
-    auth = auth_class(client.client_id, client.client_secret, issuer=issuer,
-                      cache=MemoryCache())
-    try:
-        if auth_class is RequestsAuth:
-            status = requests.get(emulator.resource_url("rfc6749"), auth=auth,
-                                  timeout=20).status_code
-        else:
-            status = auth.get_token() and 200
-        assert status == 200
-        assert auth.metadata.issuer == issuer
-        assert auth.token_url == emulator.token_url("rfc6749")
-    finally:
-        auth.close()
+    auth = AUTH_CLASSES[library](client.client_id, client.client_secret, issuer=issuer,
+                                 cache=MemoryCache())
+    assert emulator.received == []
+    return auth, issuer
 
 
-@pytest.mark.anyio
-@pytest.mark.parametrize("anyio_backend", ["asyncio"])
-async def test_loopback_async(emulator: Emulator) -> None:
+def check_emulator_requests(emulator: Emulator, auth: Any, issuer: str,
+                            tenant: str | None) -> None:
+    """One metadata GET, one token POST (client_secret_post: the first offered) to the
+    endpoint it names, one API call, and nothing else."""
     client = emulator.client("rfc6749")
-    auth = HttpxAuth(client.client_id, client.client_secret, issuer=emulator.tenant_issuer(),
-                     cache=MemoryCache())
-    async with httpx.AsyncClient(auth=auth) as http:
-        assert (await http.get(emulator.resource_url("rfc6749"))).status_code == 200
+    well_known = emulator.url + "/.well-known/oauth-authorization-server" + (
+        f"/{tenant}" if tenant else "")
+    metadata_get, token_post, api_call = emulator.received
+    assert [(r.method, r.url) for r in emulator.received] == [
+        ("GET", well_known), ("POST", emulator.token_url("rfc6749")),
+        ("GET", emulator.resource_url("rfc6749"))]
+    assert metadata_get.body == b""
+    assert "authorization" not in metadata_get.headers
+    assert parse_qs(token_post.body.decode(), strict_parsing=True) == {
+        "grant_type": ["client_credentials"], "client_id": [str(client.client_id)],
+        "client_secret": [str(client.client_secret)]}
+    assert "authorization" not in token_post.headers
+    assert api_call.headers["authorization"].startswith("Bearer ")
+    assert auth.metadata.issuer == issuer
     assert auth.token_url == emulator.token_url("rfc6749")
 
 
-@pytest.mark.parametrize("auth_class", [RequestsAuth, Httpx2Auth])
-def test_authlib_server(auth_class: Any) -> None:
+@pytest.mark.parametrize("tenant", [None, "tenant-a"])
+@pytest.mark.parametrize("library", ["requests", "httpx", "httpx2"])
+def test_loopback(emulator: Emulator, library: str, tenant: str | None) -> None:
+    auth, issuer = emulator_auth(emulator, library, tenant)
+    try:
+        assert sync_get(library, auth, emulator.resource_url("rfc6749")) == 200
+    finally:
+        auth.close()
+    check_emulator_requests(emulator, auth, issuer, tenant)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", BACKENDS)
+@pytest.mark.parametrize("tenant", [None, "tenant-a"])
+@pytest.mark.parametrize("library", ["httpx", "httpx2"])
+async def test_loopback_async(emulator: Emulator, library: str, tenant: str | None) -> None:
+    auth, issuer = emulator_auth(emulator, library, tenant)
+    assert await async_get(library, auth, emulator.resource_url("rfc6749")) == 200
+    check_emulator_requests(emulator, auth, issuer, tenant)
+
+
+def authlib_auth(server: AuthlibServer, library: str) -> Any:
+    """A client of Authlib's server located by its issuer, client_secret_basic (as registered)."""
+    server.register("discovering", method="client_secret_basic", secret="a-secret")
+    return AUTH_CLASSES[library]("discovering", "a-secret", issuer=server.url,
+                                 auth_method="client_secret_basic", cache=MemoryCache())
+
+
+def check_authlib_requests(server: AuthlibServer, auth: Any) -> None:
+    """One metadata GET, one token POST to the endpoint it names, one API call accepted."""
+    assert server.requests == [("GET", "/.well-known/oauth-authorization-server"),
+                               ("POST", "/token"), ("GET", "/resource")]
+    (token_post,) = server.token_requests
+    assert (token_post.status, token_post.client_id, token_post.auth_method) == (
+        200, "discovering", "client_secret_basic")
+    assert token_post.form == {"grant_type": "client_credentials"}
+    assert [(r.status, r.client_id) for r in server.resource_requests] == [(200, "discovering")]
+    assert auth.token_url == server.token_url
+    assert auth.metadata.issuer == server.url
+    assert auth.metadata.auth_methods == tuple(server.metadata()[
+        "token_endpoint_auth_methods_supported"])
+
+
+@pytest.mark.parametrize("library", ["requests", "httpx", "httpx2"])
+def test_authlib_server(library: str) -> None:
     with AuthlibServer() as server:
-        server.register("discovering", method="client_secret_basic", secret="a-secret")
-        auth = auth_class("discovering", "a-secret", issuer=server.url,
-                          auth_method="client_secret_basic", cache=MemoryCache())
+        auth = authlib_auth(server, library)
         try:
-            token = auth.get_token()
+            assert sync_get(library, auth, server.resource_url) == 200
         finally:
             auth.close()
-        assert token.access_token
-        assert auth.token_url == server.token_url
-        assert auth.metadata.auth_methods == tuple(server.metadata()[
-            "token_endpoint_auth_methods_supported"])
-        assert [r.auth_method for r in server.token_requests] == ["client_secret_basic"]
+        check_authlib_requests(server, auth)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", BACKENDS)
+@pytest.mark.parametrize("library", ["httpx", "httpx2"])
+async def test_authlib_server_async(library: str) -> None:
+    with AuthlibServer() as server:
+        auth = authlib_auth(server, library)
+        assert await async_get(library, auth, server.resource_url) == 200
+        check_authlib_requests(server, auth)
 
 
 def test_authlib_server_default_method() -> None:
