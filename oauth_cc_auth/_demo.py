@@ -1,6 +1,7 @@
-"""``oauth-cc-auth demo``: every seed provider, and a generic client authenticating with
-private_key_jwt, through every installed HTTP client, against the emulator: fetch, reuse,
-refresh before expiry, recovery after revocation, a clear error for bad credentials."""
+"""``oauth-cc-auth demo``: every seed provider, a generic client authenticating with
+private_key_jwt, and a generic client located by its issuer (RFC 8414 discovery), through every
+installed HTTP client, against the emulator: fetch, reuse, refresh before expiry, recovery after
+revocation, a clear error for bad credentials."""
 
 from __future__ import annotations
 
@@ -91,10 +92,13 @@ class Login:
     bad: dict[str, Any]
     #: Texts the error for the wrong credentials must not show.
     hidden: tuple[str, ...]
+    #: Located by this issuer (its metadata names the token endpoint) instead of token_url=.
+    issuer: str | None = None
 
 
 def _logins(emulator: Emulator) -> list[Login]:
-    """Each seed provider with its secret, and a generic client with private_key_jwt."""
+    """Each seed provider with its secret, a generic client with private_key_jwt, and a
+    generic client with its secret located by ``issuer=``."""
     logins = []
     for provider in PROVIDERS:
         client = emulator.client(provider)
@@ -116,6 +120,11 @@ def _logins(emulator: Emulator) -> list[Login]:
         {"private_key": wrong_pem, "private_key_id": "demo-key"},
         (pem, wrong_pem),
     ))
+    client = emulator.client("rfc6749")
+    secret = client.client_secret or ""
+    wrong = "wrong-" + secret
+    logins.append(Login("rfc6749 via issuer", "rfc6749", client, {"client_secret": secret},
+                        {"client_secret": wrong}, (secret, wrong), issuer=emulator.issuer))
     return logins
 
 
@@ -125,11 +134,17 @@ async def _case(emulator: Emulator, login: Login, auth_class: Any, send: Send, r
 
     def make_auth(credentials: dict[str, Any] = login.good, **overrides: Any) -> Any:
         options = {**client.options(), **credentials, **overrides}
-        return auth_class(client.client_id, token_url=emulator.token_url(provider),
-                          cache=MemoryCache(), **options)
+        if login.issuer is not None:
+            options["issuer"] = login.issuer
+        else:
+            options["token_url"] = emulator.token_url(provider)
+        return auth_class(client.client_id, cache=MemoryCache(), **options)
 
     def tokens() -> int:
         return emulator.token_requests[provider]
+
+    def metadata_fetches() -> int:
+        return len(emulator.received_at("metadata"))
 
     async def get(auth: Any) -> Any:
         row.api_requests += 1
@@ -139,15 +154,22 @@ async def _case(emulator: Emulator, login: Login, auth_class: Any, send: Send, r
         return response
 
     auth = make_auth()
-    before = tokens()
+    before, fetched = tokens(), metadata_fetches()
     await get(auth)
     if tokens() - before != 1:
         raise StepFailed(f"first request: {tokens() - before} token requests, expected 1")
-    before = tokens()
+    expected = 0 if login.issuer is None else 1
+    if metadata_fetches() - fetched != expected:
+        raise StepFailed(f"first request: {metadata_fetches() - fetched} metadata fetches, "
+                         f"expected {expected}")
+    if login.issuer is not None and auth.token_url != emulator.token_url(provider):
+        raise StepFailed(f"discovery: token endpoint {auth.token_url}")
+    before, fetched = tokens(), metadata_fetches()
     for _ in range(20):
         await get(auth)
-    if tokens() != before:
-        raise StepFailed(f"reuse: {tokens() - before} token requests for 20 API requests")
+    if tokens() != before or metadata_fetches() != fetched:
+        raise StepFailed(f"reuse: {tokens() - before} token requests and "
+                         f"{metadata_fetches() - fetched} metadata fetches for 20 API requests")
 
     emulator.set_lifetime(provider, SHORT_LIFETIME)
     try:
@@ -220,7 +242,9 @@ def run_demo(out: TextIO) -> int:
         "\nsteps per row: first request fetches a token; 20 more reuse it; a 1 s token is "
         "refreshed before it expires; revoked tokens recovered after a 401; wrong "
         "credentials give TokenRequestError. private_key_jwt: the generic provider with an "
-        "EC key, a new signed assertion for every token request\n"
+        "EC key, a new signed assertion for every token request. rfc6749 via issuer: the "
+        "generic provider located by issuer= instead of token_url=, its token endpoint read "
+        "from the RFC 8414 metadata fetched once with the first token request\n"
     )
     verdict = "all behaved" if not failed else f"{len(failed)} misbehaved"
     out.write(f"\n{len(rows)} provider/client rows: {verdict}\n")

@@ -155,20 +155,23 @@ def test_no_secret_and_no_terminal_is_a_configuration_error() -> None:
     assert "never taken from the command line" in result.stderr
 
 
-@pytest.mark.slow  # the whole demo: every provider and client, about 40 s
+@pytest.mark.slow  # the whole demo: every provider and client, about 50 s
 def test_demo_behaves() -> None:
-    result = run("demo", timeout=120)
+    result = run("demo", timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert any(line.startswith("provider") and "token requests" in line for line in lines)
-    rows = [line for line in lines if line.split(" | ")[0].strip() in
-            ("fcc_finance", "fincalc", "figure", "private_key_jwt")]
-    # The test extra installs every client: (3 providers + private_key_jwt) x 5 clients.
-    assert len(rows) == 20
-    assert {row.split(" | ")[1].strip() for row in rows} == {
-        "requests", "httpx sync", "httpx async", "httpx2 sync", "httpx2 async"
-    }
-    assert all(row.endswith("| ok") for row in rows)
+    labels = ("fcc_finance", "fincalc", "figure", "private_key_jwt", "rfc6749 via issuer")
+    cells = [[cell.strip() for cell in line.split(" | ")] for line in lines]
+    rows = [row for row in cells if row[0] in labels]
+    # The test extra installs every client: (3 providers + private_key_jwt + rfc6749 via
+    # issuer) x 5 clients, in that order.
+    flavours = ("requests", "httpx sync", "httpx async", "httpx2 sync", "httpx2 async")
+    assert [(row[0], row[1]) for row in rows] == [
+        (label, flavour) for label in labels for flavour in flavours]
+    assert all(row[-1] == "ok" for row in rows)
+    assert "25 provider/client rows: all behaved" in result.stdout
+    assert "rfc6749 via issuer: the generic provider located by issuer=" in result.stdout
     assert "not installed" not in result.stdout
 
 
