@@ -5,10 +5,20 @@ takes the cache's lock, looks again, fetches and stores: the steps are ``CacheCa
 driver performs. Entries are sealed (``_sealed``) with a key derived from the client's secret
 or private key. A cache that fails is left alone for :data:`SHARED_RETRY_DELAY` seconds, with
 one warning: a cache failure is never a request failure.
+
+With ``issuer=``, the issuer's metadata is shared too (:meth:`SharedTokens.metadata`): one
+metadata request per fleet and :data:`METADATA_TTL`. Its entry is under a key of its own,
+sealed like tokens although metadata is public: not for secrecy but so that whoever can
+write to the cache cannot name another token endpoint (to which the client would send its
+credentials). It is read as a fetched document is (``read_metadata``); one that cannot be
+read is ignored and the metadata fetched. No lock is taken: metadata requests are
+idempotent, and a few processes fetching at once is harmless.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable, Generator
@@ -16,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from oauth_cc_auth._actions import Action, CacheCall, CacheFailure, Outcome, Sleep
 from oauth_cc_auth._config import Config
+from oauth_cc_auth._discovery import ServerMetadata, metadata_document, metadata_urls, read_metadata
 from oauth_cc_auth._token import Token
 from oauth_cc_auth._token_cache import TokenCache
 from oauth_cc_auth.errors import ConfigurationError
@@ -24,7 +35,14 @@ if TYPE_CHECKING:
     from oauth_cc_auth._exchange import Redactor
     from oauth_cc_auth._sealed import Sealer
 
-__all__ = ["LOCK_POLL_INTERVAL", "SHARED_RETRY_DELAY", "SharedTokens", "unsealable"]
+__all__ = [
+    "LOCK_POLL_INTERVAL",
+    "MAX_METADATA_ENTRY_BYTES",
+    "METADATA_TTL",
+    "SHARED_RETRY_DELAY",
+    "SharedTokens",
+    "unsealable",
+]
 
 logger = logging.getLogger("oauth_cc_auth")
 
@@ -32,6 +50,13 @@ logger = logging.getLogger("oauth_cc_auth")
 SHARED_RETRY_DELAY = 30.0
 #: How often a process waiting for another's token request looks for its token.
 LOCK_POLL_INTERVAL = 0.025
+#: How long an issuer's metadata is kept in a shared cache (each process keeps its own copy
+#: for its life): a day, so that a changed token endpoint reaches new processes.
+METADATA_TTL = 24 * 3600.0
+#: Metadata entries are neither stored nor read beyond this size (the file cache's limit).
+MAX_METADATA_ENTRY_BYTES = 64 * 1024
+#: What metadata entries are sealed for (tokens: nothing), so one is never read as the other.
+_METADATA = b"metadata"
 
 Flow = Generator[Action, Outcome, Token]
 
@@ -125,6 +150,61 @@ class SharedTokens:
         logger.debug("token for client %s taken from %s", self._config.client.client_id,
                      self.cache.name)
         return token
+
+    def metadata(
+        self, fetch: Callable[[], Generator[Action, Outcome, ServerMetadata]]
+    ) -> Generator[Action, Outcome, ServerMetadata]:
+        """The issuer's metadata another process stored, or what *fetch* gets, stored for
+        the others for :data:`METADATA_TTL` seconds."""
+        cache, issuer, key = self.cache, str(self._config.issuer), self.metadata_key
+        if self.usable():
+            outcome = yield CacheCall("load", cache, key)
+            if isinstance(outcome, CacheFailure):
+                self._failed(outcome)
+            else:
+                self._recovered()
+                stored = self._read_metadata(issuer, outcome)
+                if stored is not None:
+                    logger.debug("metadata of issuer %s taken from %s", issuer, cache.name)
+                    return stored
+        metadata = yield from fetch()
+        entry = self._seal().seal_bytes(json.dumps({
+            "source": metadata.source,
+            "expires_at": time.time() + METADATA_TTL,
+            "document": metadata_document(metadata).decode(),
+        }).encode(), _METADATA)
+        if self.usable() and len(entry) <= MAX_METADATA_ENTRY_BYTES:
+            outcome = yield CacheCall("store", cache, key, entry, METADATA_TTL)
+            if isinstance(outcome, CacheFailure):
+                self._failed(outcome)
+        return metadata
+
+    @property
+    def metadata_key(self) -> str:
+        """The key of the issuer's metadata entry: hex, as the caches take, and apart from
+        the token's (per client, as the entries are sealed with the client's key)."""
+        document = json.dumps(["metadata", self._config.issuer, self._config.cache_key])
+        return hashlib.sha256(document.encode()).hexdigest()
+
+    def _read_metadata(self, issuer: str, blob: Outcome) -> ServerMetadata | None:
+        """The metadata in the entry *blob*, or ``None`` (none, expired, or unreadable)."""
+        if not isinstance(blob, bytes) or len(blob) > MAX_METADATA_ENTRY_BYTES:
+            return None
+        plain = self._seal().open_bytes(blob, _METADATA)
+        try:
+            if plain is None:
+                raise ValueError("not sealed with this client's key")
+            entry = json.loads(plain)
+            source, document = entry["source"], entry["document"]
+            if source not in metadata_urls(issuer) or not isinstance(document, str):
+                raise ValueError("not a metadata entry of this issuer")
+            if not float(entry["expires_at"]) > time.time():
+                return None
+            return read_metadata(issuer, document.encode(), source)
+        except (ValueError, KeyError, TypeError, ConfigurationError) as exc:
+            logger.debug("ignoring a metadata entry of %s that cannot be read: %s",
+                         self.cache.name, exc)
+            return None
 
     def _failed(self, failure: CacheFailure) -> None:
         """Fall back to the memory cache for a while, with one warning per outage."""
