@@ -4,11 +4,9 @@ its errors, the settings and the ``discover`` command."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +37,10 @@ from oauth_cc_auth.testing import Emulator, Reply
 from tests.authlib_server import AuthlibServer
 from tests.conftest import CLIENT_ID, SECRET, Harness
 from tests.test_concurrency import TASKS, THREADS, _acontend, _contend
+from tests.test_loopback import sync_use_while_its_task_is_held
 
 ISSUER = "https://auth.example"
 ROOT = Path(__file__).resolve().parent.parent
-DEADLINE = 20.0
 
 
 def document(**fields: Any) -> bytes:
@@ -417,43 +415,11 @@ def test_sync_use_in_the_thread_of_a_loop_whose_task_is_discovering(emulator: Em
     emulator.reset_counters()
     auth = HttpxAuth(client.client_id, client.client_secret, issuer=emulator.issuer,
                      cache=MemoryCache())
-    slot = auth._manager.metadata_slot
-    task_request = emulator.gate(limit=DEADLINE)
-    results: dict[str, Any] = {}
-    failures: list[BaseException] = []
-
-    async def main() -> None:
-        async with asyncio.timeout(DEADLINE):
-            fetching = asyncio.create_task(auth.aget_token())
-            while task_request.arrived < 1:
-                await asyncio.sleep(0.002)  # polling the condition
-            # The task owns the metadata flight, and its request waits at the gate.
-            assert slot.statistics().in_flight
-            emulator.gate().open()  # later requests pass
-            results["sync"] = auth.get_token().access_token  # sync, on this loop's thread
-            # Returned while the task's request was still held: it did not wait for it.
-            assert task_request.waiting == 1
-            assert slot.statistics().waiters == 0
-            results["metadata requests"] = len(emulator.received_at("metadata"))
-            task_request.open()
-            results["task"] = (await fetching).access_token
-
-    def run() -> None:
-        try:
-            asyncio.run(main())
-        except BaseException as exc:  # shown by the test, not lost with the thread
-            failures.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(timeout=2 * DEADLINE)
-    task_request.open()
-    assert not thread.is_alive(), "deadlocked"
-    if failures:
-        raise failures[0]
-    assert results["sync"]
-    assert results["task"]
-    assert results["metadata requests"] == 2  # the task's (held) and the sync call's
+    tokens = sync_use_while_its_task_is_held(emulator, auth, auth._manager.metadata_slot)
+    assert tokens["sync"]
+    assert tokens["task"]
+    # The task's, held, and the sync call's, which did not wait for it.
+    assert len(emulator.received_at("metadata")) == 2
     assert auth.token_url == emulator.token_url("rfc6749")
     auth.close()
 
