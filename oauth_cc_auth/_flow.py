@@ -295,7 +295,8 @@ class TokenManager:
                     raise
                 slot.land(flight, metadata, None)
                 break
-            longest = 2 * self.config.longest_token_request()  # two URLs at most
+            # Two URLs at most, and with a shared cache the wait for its lock.
+            longest = self.longest_wait() + self.config.longest_token_request()
             try:
                 waited = yield Wait(flight, longest)
             finally:

@@ -11,8 +11,8 @@ metadata request per fleet and :data:`METADATA_TTL`. Its entry is under a key of
 sealed like tokens although metadata is public: not for secrecy but so that whoever can
 write to the cache cannot name another token endpoint (to which the client would send its
 credentials). It is read as a fetched document is (``read_metadata``); one that cannot be
-read is ignored and the metadata fetched. No lock is taken: metadata requests are
-idempotent, and a few processes fetching at once is harmless.
+read is ignored and the metadata fetched. The protocol is the tokens' (its own lock too:
+processes starting at once make one request).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from oauth_cc_auth._actions import Action, CacheCall, CacheFailure, Outcome, Sleep
 from oauth_cc_auth._config import Config
@@ -59,6 +59,7 @@ MAX_METADATA_ENTRY_BYTES = 64 * 1024
 _METADATA = b"metadata"
 
 Flow = Generator[Action, Outcome, Token]
+T = TypeVar("T")
 
 
 def unsealable(cache: str) -> ConfigurationError:
@@ -100,11 +101,59 @@ class SharedTokens:
     def refresh(self, fetch: Callable[[], Flow]) -> Flow:
         """The token another process stored, or one *fetch* gets under the cache's lock (or
         after waiting for the lock in vain), stored for the others."""
-        cache, key = self.cache, self._config.cache_key
-        token = yield from self._load()
-        if token is not None:
-            return token
-        # Waiting for another process's token request is measured in real time.
+
+        def entry(token: Token) -> tuple[bytes, float | None]:
+            now = self._clock()
+            ttl = None if token.expires_at is None else token.expires_at - now
+            return self._seal().seal(token, now), ttl
+
+        return (yield from self._one_for_all(
+            "token", self._config.cache_key, self._load, fetch, entry))
+
+    def metadata(
+        self, fetch: Callable[[], Generator[Action, Outcome, ServerMetadata]]
+    ) -> Generator[Action, Outcome, ServerMetadata]:
+        """The issuer's metadata another process stored, or what *fetch* gets under the
+        cache's lock (as :meth:`refresh`), stored for the others for :data:`METADATA_TTL`
+        seconds."""
+        issuer = str(self._config.issuer)
+
+        def load() -> Generator[Action, Outcome, ServerMetadata | None]:
+            outcome = yield CacheCall("load", self.cache, self.metadata_key)
+            if isinstance(outcome, CacheFailure):
+                self._failed(outcome)
+                return None
+            self._recovered()
+            stored = self._read_metadata(issuer, outcome)
+            if stored is not None:
+                logger.debug("metadata of issuer %s taken from %s", issuer, self.cache.name)
+            return stored
+
+        def entry(metadata: ServerMetadata) -> tuple[bytes, float | None] | None:
+            sealed = self._seal().seal_bytes(json.dumps({
+                "source": metadata.source,
+                "expires_at": time.time() + METADATA_TTL,
+                "document": metadata_document(metadata).decode(),
+            }).encode(), _METADATA)
+            return (sealed, METADATA_TTL) if len(sealed) <= MAX_METADATA_ENTRY_BYTES else None
+
+        return (yield from self._one_for_all("metadata", self.metadata_key, load, fetch, entry))
+
+    def _one_for_all(
+        self,
+        what: str,
+        key: str,
+        load: Callable[[], Generator[Action, Outcome, T | None]],
+        fetch: Callable[[], Generator[Action, Outcome, T]],
+        entry: Callable[[T], tuple[bytes, float | None] | None],
+    ) -> Generator[Action, Outcome, T]:
+        """What *load* finds under *key*, or what *fetch* gets under the lock of *key* (or
+        after waiting for it in vain), stored as *entry* makes it (``None``: not stored)."""
+        cache = self.cache
+        found = yield from load()
+        if found is not None:
+            return found
+        # Waiting for another process's request is measured in real time.
         deadline = time.monotonic() + cache.lock_timeout
         while self.usable():
             taken = yield CacheCall("lock", cache, key)
@@ -112,25 +161,24 @@ class SharedTokens:
                 self._failed(taken)
                 break
             # Stored by the holder we waited for, or by one that finished just before we took
-            # the lock: either way no token request of ours.
-            token = yield from self._load()
-            if token is not None:
-                return token
+            # the lock: either way no request of ours.
+            found = yield from load()
+            if found is not None:
+                return found
             if taken:
                 break
             if time.monotonic() >= deadline:
-                logger.warning("no token in %s after waiting %.0f s for its lock; fetching",
-                               cache.name, cache.lock_timeout)
+                logger.warning("no %s in %s after waiting %.0f s for its lock; fetching",
+                               what, cache.name, cache.lock_timeout)
                 break
             yield Sleep(LOCK_POLL_INTERVAL)
-        token = yield from fetch()
-        if self.usable():
-            now = self._clock()
-            ttl = None if token.expires_at is None else token.expires_at - now
-            outcome = yield CacheCall("store", cache, key, self._seal().seal(token, now), ttl)
+        value = yield from fetch()
+        stored = entry(value) if self.usable() else None
+        if stored is not None:
+            outcome = yield CacheCall("store", cache, key, *stored)
             if isinstance(outcome, CacheFailure):
                 self._failed(outcome)
-        return token
+        return value
 
     def _load(self) -> Generator[Action, Outcome, Token | None]:
         outcome = yield CacheCall("load", self.cache, self._config.cache_key)
@@ -150,34 +198,6 @@ class SharedTokens:
         logger.debug("token for client %s taken from %s", self._config.client.client_id,
                      self.cache.name)
         return token
-
-    def metadata(
-        self, fetch: Callable[[], Generator[Action, Outcome, ServerMetadata]]
-    ) -> Generator[Action, Outcome, ServerMetadata]:
-        """The issuer's metadata another process stored, or what *fetch* gets, stored for
-        the others for :data:`METADATA_TTL` seconds."""
-        cache, issuer, key = self.cache, str(self._config.issuer), self.metadata_key
-        if self.usable():
-            outcome = yield CacheCall("load", cache, key)
-            if isinstance(outcome, CacheFailure):
-                self._failed(outcome)
-            else:
-                self._recovered()
-                stored = self._read_metadata(issuer, outcome)
-                if stored is not None:
-                    logger.debug("metadata of issuer %s taken from %s", issuer, cache.name)
-                    return stored
-        metadata = yield from fetch()
-        entry = self._seal().seal_bytes(json.dumps({
-            "source": metadata.source,
-            "expires_at": time.time() + METADATA_TTL,
-            "document": metadata_document(metadata).decode(),
-        }).encode(), _METADATA)
-        if self.usable() and len(entry) <= MAX_METADATA_ENTRY_BYTES:
-            outcome = yield CacheCall("store", cache, key, entry, METADATA_TTL)
-            if isinstance(outcome, CacheFailure):
-                self._failed(outcome)
-        return metadata
 
     @property
     def metadata_key(self) -> str:

@@ -84,13 +84,15 @@ def shared(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str
         yield "file", None
 
 
-def fleet_spec(emulator: Emulator, url: str, n: int, mode: Literal["threads", "async"]) -> Spec:
-    """*n* threads or tasks per process, one API request each, through the cache at *url*."""
-    client = emulator.client(PROVIDER)
+def fleet_spec(emulator: Emulator, url: str, n: int, mode: Literal["threads", "async"],
+               provider: str = PROVIDER, **options: Any) -> Spec:
+    """*n* threads or tasks per process, one API request each, through the cache at *url*
+    (*options* over those of the emulator's client of *provider*)."""
+    client = emulator.client(provider)
     return Spec(
-        token_url=emulator.token_url(PROVIDER), url=emulator.resource_url(PROVIDER),
+        token_url=emulator.token_url(provider), url=emulator.resource_url(provider),
         client_id=client.client_id, client_secret=client.client_secret,
-        options=client.options(), cache=url, callers=n, mode=mode,
+        options={**client.options(), **options}, cache=url, callers=n, mode=mode,
     )
 
 
@@ -117,6 +119,22 @@ class TestFleet:
         assert results == [{"callers": n, "ok": n, "errors": {}}] * processes
         assert emulator.token_requests[PROVIDER] == 1
         assert emulator.resource_requests[PROVIDER] == processes * n
+
+    def test_one_metadata_request_for_the_fleet(
+        self, emulator: Emulator, shared: tuple[str, Any], tmp_path: Path
+    ) -> None:
+        kind, server = shared
+        url = cache_url(kind, tmp_path, server and server.url)
+        spec = fleet_spec(emulator, url, 8, "threads", "rfc6749",
+                          token_url=None, issuer=emulator.issuer)
+        with Fleet(tmp_path, spec, 4) as fleet:
+            fleet.wait_ready()
+            fleet.go()  # all at once: the first to take the lock fetches, the others wait
+            results = fleet.wait_done()
+            assert fleet.stop(wait=True) == [0] * 4
+        assert results == [{"callers": 8, "ok": 8, "errors": {}}] * 4
+        assert len(emulator.received_at("metadata")) == 1
+        assert emulator.token_requests["rfc6749"] == 1
 
     def test_killed_lock_holder_does_not_stall_the_others(
         self, emulator: Emulator, shared: tuple[str, Any], tmp_path: Path
@@ -365,6 +383,36 @@ class TestSharedMetadata:
         last.get_token()
         assert last.metadata.auth_methods == ("client_secret_basic",)
         assert len(emulator.received_at("metadata")) == len(wrong) + 1
+
+    def test_a_process_waits_for_the_one_holding_the_lock(
+        self, emulator: Emulator, tmp_path: Path
+    ) -> None:
+        tried = threading.Event()
+
+        class Watched(FileCache):
+            def try_lock(self, key: str, timeout: float) -> object | None:
+                handle = super().try_lock(key, timeout)
+                tried.set()
+                return handle
+
+        cache = Watched(tmp_path / "cache", lock_timeout=30)
+        auth = discovering(emulator, cache)
+        key = auth._manager._shared_tokens.metadata_key
+        holder = FileCache(tmp_path / "cache").try_lock(key, 30)  # another process's
+        assert holder is not None
+        tokens: list[str] = []
+        waiter = threading.Thread(target=lambda: tokens.append(auth.get_token().access_token))
+        waiter.start()
+        assert tried.wait(30)  # it found no entry, and the lock taken
+        issuer = emulator.issuer
+        cache.store(key, self.sealed(emulator.client("rfc6749").client_secret, auth, document=(
+            json.dumps({"issuer": issuer, "token_endpoint": emulator.token_url("rfc6749"),
+                        "token_endpoint_auth_methods_supported": ["client_secret_basic"]}))),
+            None)  # what the holder fetched
+        waiter.join(30)
+        assert tokens
+        assert auth.metadata.auth_methods == ("client_secret_basic",)
+        assert emulator.received_at("metadata") == []
 
     @staticmethod
     def sealed(secret: str, auth: Any, **fields: Any) -> bytes:
