@@ -4,7 +4,8 @@ checked, and the client authentication method chosen from what the server offers
 
 Nothing here performs I/O or keeps state; the flow (``_flow``) fetches the documents with
 the same ``Send``, timeout, retries and size cap as token requests, one fetch per issuer
-and process (single flight, ``_slots.MetadataSlot``).
+and process (single flight, ``_slots.MetadataSlot``), and with a shared cache one per
+fleet (``_shared.SharedTokens.metadata``).
 
 What an answer means (:func:`judge_metadata`):
 
@@ -39,6 +40,7 @@ __all__ = [
     "check_issuer",
     "choose_auth_method",
     "judge_metadata",
+    "metadata_document",
     "metadata_request",
     "metadata_urls",
     "read_metadata",
@@ -149,6 +151,23 @@ def read_metadata(issuer: str, body: bytes, source: str) -> ServerMetadata:
             document, "dpop_signing_alg_values_supported", source),
         source=source,
     )
+
+
+def metadata_document(metadata: ServerMetadata) -> bytes:
+    """*metadata* as the document :func:`read_metadata` reads it back from (what this
+    package uses of it), for the shared caches."""
+    document: dict[str, Any] = {
+        "issuer": metadata.issuer, "token_endpoint": metadata.token_endpoint,
+    }
+    if metadata.token_endpoint_auth_methods_supported is not None:
+        document["token_endpoint_auth_methods_supported"] = list(
+            metadata.token_endpoint_auth_methods_supported)
+    if metadata.mtls_endpoint_aliases:
+        document["mtls_endpoint_aliases"] = dict(metadata.mtls_endpoint_aliases)
+    if metadata.dpop_signing_alg_values_supported is not None:
+        document["dpop_signing_alg_values_supported"] = list(
+            metadata.dpop_signing_alg_values_supported)
+    return json.dumps(document, separators=(",", ":")).encode()
 
 
 def judge_metadata(

@@ -270,7 +270,8 @@ class TokenManager:
         self, loop: object = None, event_factory: Callable[[], Any] | None = None
     ) -> Generator[Action, Outcome, ServerMetadata]:
         """The issuer's metadata: known in the process, fetched by another caller (waited
-        for: single flight per issuer), or fetched now; then :attr:`resolved` is set."""
+        for: single flight per issuer), stored by another process in the shared cache, or
+        fetched now; then :attr:`resolved` is set."""
         slot = self.metadata_slot
         if slot is None:
             raise ConfigurationError("no issuer= configured: nothing to discover")
@@ -281,7 +282,11 @@ class TokenManager:
                 metadata = slot.metadata  # landed between the look and the join
                 try:
                     if metadata is None:
-                        metadata = yield from self._fetch_metadata()
+                        shared = self._shared_tokens
+                        if shared is not None and shared.usable():
+                            metadata = yield from shared.metadata(self._fetch_metadata)
+                        else:
+                            metadata = yield from self._fetch_metadata()
                 except Exception as exc:
                     slot.land(flight, None, exc)
                     raise
@@ -290,7 +295,8 @@ class TokenManager:
                     raise
                 slot.land(flight, metadata, None)
                 break
-            longest = 2 * self.config.longest_token_request()  # two URLs at most
+            # Two URLs at most, and with a shared cache the wait for its lock.
+            longest = self.longest_wait() + self.config.longest_token_request()
             try:
                 waited = yield Wait(flight, longest)
             finally:

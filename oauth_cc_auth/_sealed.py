@@ -50,20 +50,38 @@ class Sealer:
             "expires_at": expires,
             "raw": dict(token.raw),
         }
+        return self.seal_bytes(json.dumps(payload, separators=(",", ":"), default=str).encode())
+
+    def seal_bytes(self, plain: bytes, purpose: bytes = b"") -> bytes:
+        """*plain* as an encrypted entry, bound to this cache key and *purpose* (``b""``: a
+        token; another purpose's entry is not opened as a token, nor the reverse)."""
         nonce = os.urandom(_NONCE)
-        plain = json.dumps(payload, separators=(",", ":"), default=str).encode()
-        return _MAGIC + nonce + self._aead.encrypt(nonce, plain, self._aad)
+        return _MAGIC + nonce + self._aead.encrypt(nonce, plain, self._bound(purpose))
+
+    def open_bytes(self, blob: bytes, purpose: bytes = b"") -> bytes | None:
+        """What :meth:`seal_bytes` sealed for *purpose* in *blob*; ``None`` if it cannot be
+        read (another secret, key or purpose, tampered, not ours)."""
+        if not blob.startswith(_MAGIC) or len(blob) < len(_MAGIC) + _NONCE + 16:
+            return None
+        nonce = blob[len(_MAGIC) : len(_MAGIC) + _NONCE]
+        try:
+            return self._aead.decrypt(nonce, blob[len(_MAGIC) + _NONCE :], self._bound(purpose))
+        except InvalidTag:
+            return None
+
+    def _bound(self, purpose: bytes) -> bytes:
+        return purpose + b"\0" + self._aad if purpose else self._aad
 
     def open(
         self, blob: bytes, now: float, leeway: float, wall: Callable[[], float] = time.time
     ) -> Token | None:
         """The token in *blob* on a clock reading *now*; ``None`` if it cannot be read (another
         secret, tampered, not ours) or has expired."""
-        if not blob.startswith(_MAGIC) or len(blob) < len(_MAGIC) + _NONCE + 16:
+        plain = self.open_bytes(blob)
+        if plain is None:
             return None
-        nonce = blob[len(_MAGIC) : len(_MAGIC) + _NONCE]
         try:
-            payload = json.loads(self._aead.decrypt(nonce, blob[len(_MAGIC) + _NONCE :], self._aad))
+            payload = json.loads(plain)
             lifetime, expires = payload["lifetime"], payload["expires_at"]
             if expires is None or lifetime is None:
                 return Token.issued(payload["access_token"], obtained_at=now, lifetime=None,
@@ -81,5 +99,5 @@ class Sealer:
                 scope=payload["scope"],
                 raw=payload["raw"],
             )
-        except (InvalidTag, ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):
             return None

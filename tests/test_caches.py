@@ -27,7 +27,9 @@ import requests
 import oauth_cc_auth
 from oauth_cc_auth import FileCache, MemoryCache, RedisCache
 from oauth_cc_auth._caches import open_cache
+from oauth_cc_auth._discovery import metadata_urls
 from oauth_cc_auth._sealed import Sealer
+from oauth_cc_auth._shared import MAX_METADATA_ENTRY_BYTES
 from oauth_cc_auth.httpx import ClientCredentialsAuth as HttpxAuth
 from oauth_cc_auth.requests import ClientCredentialsAuth as RequestsAuth
 from oauth_cc_auth.testing import Emulator
@@ -82,13 +84,15 @@ def shared(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str
         yield "file", None
 
 
-def fleet_spec(emulator: Emulator, url: str, n: int, mode: Literal["threads", "async"]) -> Spec:
-    """*n* threads or tasks per process, one API request each, through the cache at *url*."""
-    client = emulator.client(PROVIDER)
+def fleet_spec(emulator: Emulator, url: str, n: int, mode: Literal["threads", "async"],
+               provider: str = PROVIDER, **options: Any) -> Spec:
+    """*n* threads or tasks per process, one API request each, through the cache at *url*
+    (*options* over those of the emulator's client of *provider*)."""
+    client = emulator.client(provider)
     return Spec(
-        token_url=emulator.token_url(PROVIDER), url=emulator.resource_url(PROVIDER),
+        token_url=emulator.token_url(provider), url=emulator.resource_url(provider),
         client_id=client.client_id, client_secret=client.client_secret,
-        options=client.options(), cache=url, callers=n, mode=mode,
+        options={**client.options(), **options}, cache=url, callers=n, mode=mode,
     )
 
 
@@ -115,6 +119,22 @@ class TestFleet:
         assert results == [{"callers": n, "ok": n, "errors": {}}] * processes
         assert emulator.token_requests[PROVIDER] == 1
         assert emulator.resource_requests[PROVIDER] == processes * n
+
+    def test_one_metadata_request_for_the_fleet(
+        self, emulator: Emulator, shared: tuple[str, Any], tmp_path: Path
+    ) -> None:
+        kind, server = shared
+        url = cache_url(kind, tmp_path, server and server.url)
+        spec = fleet_spec(emulator, url, 8, "threads", "rfc6749",
+                          token_url=None, issuer=emulator.issuer)
+        with Fleet(tmp_path, spec, 4) as fleet:
+            fleet.wait_ready()
+            fleet.go()  # all at once: the first to take the lock fetches, the others wait
+            results = fleet.wait_done()
+            assert fleet.stop(wait=True) == [0] * 4
+        assert results == [{"callers": 8, "ok": 8, "errors": {}}] * 4
+        assert len(emulator.received_at("metadata")) == 1
+        assert emulator.token_requests["rfc6749"] == 1
 
     def test_killed_lock_holder_does_not_stall_the_others(
         self, emulator: Emulator, shared: tuple[str, Any], tmp_path: Path
@@ -265,6 +285,161 @@ class TestAtRest:
         second._manager.slot = MemoryCache().slot("elsewhere")
         assert requests.get(emulator.resource_url(PROVIDER), auth=second, timeout=10).ok
         assert emulator.token_requests[PROVIDER] == 2
+
+
+def discovering(emulator: Emulator, cache: Any, auth_class: Any = RequestsAuth) -> Any:
+    """An *auth_class* object finding the emulator's token endpoint by ``issuer=``, through
+    the shared *cache*, with memory slots of its own: another process's, as far as the
+    tokens and metadata it knows go."""
+    client = emulator.client("rfc6749")
+    auth = auth_class(client.client_id, client.client_secret, issuer=emulator.issuer,
+                      cache=cache)
+    memory = MemoryCache()
+    auth._manager.slot = memory.slot("another process")
+    auth._manager.metadata_slot = memory.metadata_slot(emulator.issuer)
+    return auth
+
+
+class TestSharedMetadata:
+    """With ``issuer=``, the metadata is stored in the shared cache: one metadata request
+    for the fleet."""
+
+    def test_a_new_process_takes_the_stored_metadata(
+        self, emulator: Emulator, shared: tuple[str, Any], tmp_path: Path
+    ) -> None:
+        kind, server = shared
+        url = cache_url(kind, tmp_path, server and server.url)
+        first = discovering(emulator, open_cache(url))
+        assert first.get_token().access_token
+        assert len(emulator.received_at("metadata")) == 1
+        second = discovering(emulator, open_cache(url))
+        assert second.get_token().access_token == first.get_token().access_token
+        assert len(emulator.received_at("metadata")) == 1  # none of its own
+        assert second.metadata == first.metadata
+        assert second.token_url == emulator.token_url("rfc6749")
+
+        async def go() -> str:  # the async driver too
+            third = discovering(emulator, open_cache(url), HttpxAuth)
+            token = await third.aget_token()
+            assert third.token_url == emulator.token_url("rfc6749")
+            return str(token.access_token)
+
+        assert asyncio.run(go()) == first.get_token().access_token
+        assert len(emulator.received_at("metadata")) == 1
+
+    def test_entries_that_cannot_be_used_are_ignored_and_refetched(
+        self, emulator: Emulator, tmp_path: Path
+    ) -> None:
+        cache = FileCache(tmp_path / "cache")
+        first = discovering(emulator, cache)
+        first.get_token()
+        key = first._manager._shared_tokens.metadata_key
+        assert cache.load(key) is not None
+        assert key != first._manager.config.cache_key
+        client = emulator.client("rfc6749")
+        # Written by whoever can write to the cache: a valid document for the issuer, naming
+        # another token endpoint; unsealed, or sealed with another key, it is not used.
+        evil = json.dumps({"issuer": emulator.issuer,
+                           "token_endpoint": "http://127.0.0.1:9/evil/token"}).encode()
+        foreign = Sealer("another secret", first._manager.config.cache_key)
+        tampered = bytearray(cache.load(key) or b"")
+        tampered[-1] ^= 0x01
+        token_entry = Sealer(client.client_secret, first._manager.config.cache_key).seal_bytes(
+            b"{}")  # a token's purpose, not metadata's
+        wrong = [
+            evil,
+            foreign.seal_bytes(evil, b"metadata"),
+            bytes(tampered),
+            token_entry,
+            b"\x00" * 60_000,
+            self.sealed(client.client_secret, first, source="http://127.0.0.1:9/elsewhere"),
+            self.sealed(client.client_secret, first, expires_at=time.time() - 1),
+            self.sealed(client.client_secret, first, document="[]"),
+            self.sealed(client.client_secret, first, document=json.dumps(
+                {"issuer": "http://127.0.0.1:9", "token_endpoint": "http://127.0.0.1:9/t"})),
+            Sealer(client.client_secret, first._manager.config.cache_key).seal_bytes(
+                b"not json", b"metadata"),
+        ]
+        for number, entry in enumerate(wrong, start=2):
+            cache.store(key, entry, None)
+            other = discovering(emulator, cache)
+            assert other.get_token().access_token
+            assert other.token_url == emulator.token_url("rfc6749"), entry
+            assert len(emulator.received_at("metadata")) == number
+        # Beyond its size limit, an entry is not read (a Redis cache has no limit of its own).
+        shared_tokens = first._manager._shared_tokens
+        good = cache.load(key) or b""
+        assert shared_tokens._read_metadata(emulator.issuer, good) is not None
+        assert shared_tokens._read_metadata(
+            emulator.issuer, good + b" " * MAX_METADATA_ENTRY_BYTES) is None
+        # The last one refetched stored a good entry again: taken.
+        assert discovering(emulator, cache).get_token()
+        assert len(emulator.received_at("metadata")) == len(wrong) + 1
+        # A good entry sealed with the client's key is used (the test's own writing).
+        cache.store(key, self.sealed(client.client_secret, first, document=json.dumps(
+            {"issuer": emulator.issuer, "token_endpoint": emulator.token_url("rfc6749"),
+             "token_endpoint_auth_methods_supported": ["client_secret_basic"]})), None)
+        last = discovering(emulator, cache)
+        last.get_token()
+        assert last.metadata.auth_methods == ("client_secret_basic",)
+        assert len(emulator.received_at("metadata")) == len(wrong) + 1
+
+    def test_a_process_waits_for_the_one_holding_the_lock(
+        self, emulator: Emulator, tmp_path: Path
+    ) -> None:
+        tried = threading.Event()
+
+        class Watched(FileCache):
+            def try_lock(self, key: str, timeout: float) -> object | None:
+                handle = super().try_lock(key, timeout)
+                tried.set()
+                return handle
+
+        cache = Watched(tmp_path / "cache", lock_timeout=30)
+        auth = discovering(emulator, cache)
+        key = auth._manager._shared_tokens.metadata_key
+        holder = FileCache(tmp_path / "cache").try_lock(key, 30)  # another process's
+        assert holder is not None
+        tokens: list[str] = []
+        waiter = threading.Thread(target=lambda: tokens.append(auth.get_token().access_token))
+        waiter.start()
+        assert tried.wait(30)  # it found no entry, and the lock taken
+        issuer = emulator.issuer
+        cache.store(key, self.sealed(emulator.client("rfc6749").client_secret, auth, document=(
+            json.dumps({"issuer": issuer, "token_endpoint": emulator.token_url("rfc6749"),
+                        "token_endpoint_auth_methods_supported": ["client_secret_basic"]}))),
+            None)  # what the holder fetched
+        waiter.join(30)
+        assert tokens
+        assert auth.metadata.auth_methods == ("client_secret_basic",)
+        assert emulator.received_at("metadata") == []
+
+    @staticmethod
+    def sealed(secret: str, auth: Any, **fields: Any) -> bytes:
+        """A metadata entry sealed with *secret* for *auth*'s client, *fields* over a good
+        one's."""
+        manager = auth._manager
+        issuer = str(manager.config.issuer)
+        plain = {
+            "source": metadata_urls(issuer)[0],
+            "expires_at": time.time() + 60,
+            "document": json.dumps({"issuer": issuer,
+                                    "token_endpoint": issuer + "/token"}),
+            **fields,
+        }
+        return Sealer(secret, manager.config.cache_key).seal_bytes(
+            json.dumps(plain).encode(), b"metadata")
+
+    def test_a_failing_cache_falls_back_to_fetching(
+        self, emulator: Emulator, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        dead = RedisCache(f"redis://127.0.0.1:{free_port()}/0", socket_timeout=0.5)
+        with caplog.at_level(logging.WARNING, logger="oauth_cc_auth"):
+            auth = discovering(emulator, dead)
+            assert auth.get_token().access_token
+            assert auth.token_url == emulator.token_url("rfc6749")
+        assert len(emulator.received_at("metadata")) == 1
+        assert sum("unavailable" in r.getMessage() for r in caplog.records) == 1
 
 
 class TestConfiguration:

@@ -40,6 +40,7 @@ from tests._anyio import BACKENDS
 from tests.authlib_server import AuthlibServer
 from tests.conftest import CLIENT_ID, SECRET, Harness
 from tests.test_concurrency import TASKS, THREADS, _acontend, _contend
+from tests.test_loopback import sync_use_while_its_task_is_held
 
 ISSUER = "https://auth.example"
 ROOT = Path(__file__).resolve().parent.parent
@@ -475,6 +476,24 @@ async def test_one_metadata_fetch_for_200_tasks(emulator: Emulator) -> None:
     assert results == [200] * TASKS
     assert len(emulator.received_at("metadata")) == 1
     assert len(emulator.received_at("token")) == 1
+
+
+def test_sync_use_in_the_thread_of_a_loop_whose_task_is_discovering(emulator: Emulator) -> None:
+    """As for tokens (test_loopback): sync code on an event loop's thread while a task of
+    that loop owns the metadata flight must not wait for it (``Waited.WOULD_DEADLOCK``), but
+    fetch the metadata itself. The task's metadata request is held at a gate for as long as
+    the sync call lasts: the sync call can only return with metadata it fetched itself."""
+    client = emulator.client("rfc6749")
+    emulator.reset_counters()
+    auth = HttpxAuth(client.client_id, client.client_secret, issuer=emulator.issuer,
+                     cache=MemoryCache())
+    tokens = sync_use_while_its_task_is_held(emulator, auth, auth._manager.metadata_slot)
+    assert tokens["sync"]
+    assert tokens["task"]
+    # The task's, held, and the sync call's, which did not wait for it.
+    assert len(emulator.received_at("metadata")) == 2
+    assert auth.token_url == emulator.token_url("rfc6749")
+    auth.close()
 
 
 # -- the command ---------------------------------------------------------------------------------

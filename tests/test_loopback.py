@@ -20,6 +20,7 @@ import trio
 
 import oauth_cc_auth
 from oauth_cc_auth import MemoryCache
+from oauth_cc_auth._slots import FlightSlot
 from oauth_cc_auth.httpx import ClientCredentialsAuth as HttpxAuth
 from oauth_cc_auth.httpx2 import ClientCredentialsAuth as Httpx2Auth
 from oauth_cc_auth.requests import ClientCredentialsAuth as RequestsAuth
@@ -173,18 +174,13 @@ def test_unreachable_endpoint_is_token_endpoint_error() -> None:
     assert isinstance(info.value, httpx2.TransportError)
 
 
-def test_sync_use_in_the_thread_of_a_loop_whose_task_is_fetching(loopback: Emulator) -> None:
-    """Sync code (a notebook cell, a sync client) on an event loop's thread while a task of
-    that loop fetches the token must not wait for it: that task cannot run meanwhile. The
-    sync driver sees the flight's owner is a task of its own thread's loop (``Waited.
-    WOULD_DEADLOCK``) and fetches a token of its own instead.
-
-    The task's token request is held at a gate for as long as the sync call lasts: the sync
-    call can only return with a token it requested itself.
-    """
-    auth = HttpxAuth("id", "right", token_url=_token_url(loopback), cache=MemoryCache())
-    slot = auth._manager.slot
-    task_request = loopback.gate(limit=DEADLINE)
+def sync_use_while_its_task_is_held(
+    emulator: Emulator, auth: Any, slot: FlightSlot
+) -> dict[str, str]:
+    """In an event loop of a thread of its own: a task of *auth*'s gets a token, and while
+    its first request (for which it owns the flight of *slot*) is held at a gate, a sync
+    call on the loop's thread gets one; the tokens of both (``"sync"``, ``"task"``)."""
+    task_request = emulator.gate(limit=DEADLINE)
     tokens: dict[str, str] = {}
     failures: list[BaseException] = []
 
@@ -195,7 +191,7 @@ def test_sync_use_in_the_thread_of_a_loop_whose_task_is_fetching(loopback: Emula
                 await asyncio.sleep(0.002)  # polling the condition
             # The task owns the flight, and its request waits at the gate.
             assert slot.statistics().in_flight
-            loopback.gate().open()  # later token requests pass
+            emulator.gate().open()  # later requests pass
             tokens["sync"] = auth.get_token().access_token  # sync, on this loop's thread
             # Returned while the task's request was still held: it did not wait for it.
             assert task_request.waiting == 1
@@ -216,6 +212,20 @@ def test_sync_use_in_the_thread_of_a_loop_whose_task_is_fetching(loopback: Emula
     assert not thread.is_alive(), "deadlocked"
     if failures:
         raise failures[0]
+    return tokens
+
+
+def test_sync_use_in_the_thread_of_a_loop_whose_task_is_fetching(loopback: Emulator) -> None:
+    """Sync code (a notebook cell, a sync client) on an event loop's thread while a task of
+    that loop fetches the token must not wait for it: that task cannot run meanwhile. The
+    sync driver sees the flight's owner is a task of its own thread's loop (``Waited.
+    WOULD_DEADLOCK``) and fetches a token of its own instead.
+
+    The task's token request is held at a gate for as long as the sync call lasts: the sync
+    call can only return with a token it requested itself.
+    """
+    auth = HttpxAuth("id", "right", token_url=_token_url(loopback), cache=MemoryCache())
+    tokens = sync_use_while_its_task_is_held(loopback, auth, auth._manager.slot)
     assert tokens == {"sync": "tok-1", "task": "tok-2"}
     assert _token_requests(loopback) == 2
     auth.close()
