@@ -29,6 +29,7 @@ import io
 import itertools
 import json
 import math
+import re
 import secrets
 import socket
 import sys
@@ -90,6 +91,132 @@ SITES: dict[str, ProviderSite] = {
 
 
 @dataclasses.dataclass(frozen=True)
+class _Refusal:
+    """An answer refusing a token request: status, OAuth ``error`` and description (``{}``:
+    the field or scope concerned)."""
+
+    status: int
+    error: str
+    description: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class _PresetRules:
+    """How an identity provider's token endpoint differs from RFC 6749 (one row of
+    :data:`_PRESET_RULES`): what it refuses, and in which shape, and what its answer says."""
+
+    #: The client authentication it takes: ``client_secret_basic``, ``client_secret_post``,
+    #: ``client_assertion`` (client_secret_jwt and private_key_jwt).
+    auth_methods: tuple[str, ...] = ("client_secret_basic", "client_secret_post",
+                                     "client_assertion")
+    #: Its answer to wrong credentials or an authentication method it does not take.
+    bad_client: _Refusal = _Refusal(401, "invalid_client", "Client authentication failed.")
+    #: Fields the request must have, and the answer when one is missing.
+    required: Mapping[str, _Refusal] = dataclasses.field(default_factory=dict)
+    #: The answer when a required field is not the value registered for the client (its
+    #: ``extra``), e.g. an API Auth0 does not know.
+    unknown_value: _Refusal = _Refusal(400, "invalid_request", "unknown value {}")
+    #: Every requested scope must match this (a regular expression), on token paths matching
+    #: ``scope_paths``; else ``scope_refusal``.
+    every_scope: str | None = None
+    scope_paths: str = ".*"
+    #: At least one requested scope must match this; else ``scope_refusal``.
+    some_scope: str | None = None
+    scope_refusal: _Refusal = _Refusal(400, "invalid_scope", "invalid scope: {}")
+    #: ``"oauth"`` (RFC 6749 §5.2), ``"entra"`` (plus ``error_codes``, ``trace_id``...),
+    #: ``"bare"`` (``error`` only, Cognito) or ``"pingone"`` (``id``, ``code``, ``message``).
+    error_shape: Literal["oauth", "entra", "bare", "pingone"] = "oauth"
+    #: Further fields of the token answer (``issued_at`` is filled in, in milliseconds).
+    answer_fields: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+#: The identity providers whose presets the emulator emulates (:meth:`Emulator.add_preset`):
+#: their token endpoint at the documented path (mounted on demand: Auth0's and Cognito's are
+#: the ``rfc6749`` and ``figure`` sites' paths) and a protected resource under ``/<name>/``.
+PRESET_SITES: dict[str, ProviderSite] = {
+    site.name: site
+    for site in (
+        ProviderSite("auth0", "/oauth/token", "/auth0/api", 86400),
+        ProviderSite("entra", "/tenant-a/oauth2/v2.0/token", "/entra/api", 3599),
+        ProviderSite("okta", "/oauth2/default/v1/token", "/okta/api", 3600),
+        ProviderSite("keycloak", "/realms/demo/protocol/openid-connect/token",
+                     "/keycloak/api", 300),
+        ProviderSite("cognito", "/oauth2/token", "/cognito/api", 3600),
+        ProviderSite("salesforce", "/services/oauth2/token", "/salesforce/api", 7200,
+                     says_expires_in=False),
+        ProviderSite("pingone", "/environment-1/as/token", "/pingone/api", 3600),
+        ProviderSite("zitadel", "/oauth/v2/token", "/zitadel/api", 43200),
+    )
+}
+
+_PRESET_RULES: dict[str, _PresetRules] = {
+    # Auth0 answers a missing audience (with no default audience) and an unknown API 403.
+    "auth0": _PresetRules(
+        auth_methods=("client_secret_post", "client_secret_basic", "client_assertion"),
+        bad_client=_Refusal(401, "access_denied", "Unauthorized"),
+        required={"audience": _Refusal(403, "access_denied", "No audience parameter was "
+                                       "provided, and no default audience has been configured")},
+        unknown_value=_Refusal(403, "access_denied", "Service not found: {}"),
+    ),
+    "entra": _PresetRules(
+        auth_methods=("client_secret_post", "client_secret_basic", "client_assertion"),
+        bad_client=_Refusal(401, "invalid_client", "AADSTS7000215: Invalid client secret "
+                            "provided. Ensure the secret being sent in the request is the client "
+                            "secret value, not the client secret ID."),
+        required={"scope": _Refusal(400, "invalid_request", "AADSTS900144: The request body "
+                                    "must contain the following parameter: '{}'.")},
+        every_scope=r".+/\.default",
+        scope_refusal=_Refusal(400, "invalid_scope", "AADSTS1002012: The provided value for "
+                               "scope {} is not valid. Client credential flows must have a scope "
+                               "value with /.default suffixed to the resource identifier "
+                               "(application ID URI)."),
+        error_shape="entra",
+        answer_fields={"ext_expires_in": 3599},
+    ),
+    # The org authorization server (/oauth2/v1/token) issues Okta's own okta.* scopes only.
+    "okta": _PresetRules(
+        bad_client=_Refusal(401, "invalid_client", "The client secret supplied for a "
+                            "confidential client is invalid."),
+        every_scope=r"okta\..+", scope_paths=r"(/.+)?/oauth2/v1/token",
+        scope_refusal=_Refusal(400, "invalid_scope", "One or more scopes are not configured for "
+                               "the authorization server resource."),
+    ),
+    "keycloak": _PresetRules(
+        bad_client=_Refusal(401, "unauthorized_client",
+                            "Invalid client or Invalid client credentials"),
+        answer_fields={"refresh_expires_in": 0, "not-before-policy": 0, "scope": "profile email"},
+    ),
+    # Cognito: a client secret only (no JWT), custom scopes only; errors say ``error`` only.
+    "cognito": _PresetRules(
+        auth_methods=("client_secret_basic", "client_secret_post"),
+        bad_client=_Refusal(400, "invalid_client"),
+        every_scope=r"[^/\s]+/[^\s]+", scope_refusal=_Refusal(400, "invalid_scope"),
+        error_shape="bare",
+    ),
+    # Salesforce: no expires_in; the org's instance and the issue time instead.
+    "salesforce": _PresetRules(
+        auth_methods=("client_secret_post", "client_secret_basic"),
+        bad_client=_Refusal(400, "invalid_client", "invalid client credentials"),
+        answer_fields={"instance_url": "https://emulated.my.salesforce.com",
+                       "id": "https://login.salesforce.com/id/00D000000000001/005000000000001",
+                       "signature": "emulated", "scope": "api", "issued_at": None},
+    ),
+    "pingone": _PresetRules(
+        bad_client=_Refusal(401, "ACCESS_FAILED", "Request denied: Invalid client credentials"),
+        error_shape="pingone",
+    ),
+    "zitadel": _PresetRules(
+        auth_methods=("client_secret_basic", "client_secret_post"),
+        bad_client=_Refusal(401, "invalid_client", "client authentication failed"),
+        required={"scope": _Refusal(400, "invalid_request", "The request is missing '{}'.")},
+        some_scope=r"urn:zitadel:iam:org:project:id:[^:\s]+:aud",
+        scope_refusal=_Refusal(400, "invalid_scope", "no project audience requested: add the "
+                               "scope urn:zitadel:iam:org:project:id:{{projectId}}:aud"),
+    ),
+}
+
+
+@dataclasses.dataclass(frozen=True)
 class EmulatedClient:
     """A client registered with the emulator: what to configure an auth object with.
 
@@ -123,6 +250,22 @@ DEFAULT_CLIENTS = (
     ),
     EmulatedClient("figure", "figure-client", "figure-secret-0123456789"),
     EmulatedClient("rfc6749", "generic-client", "generic-secret-0123456789"),
+)
+
+#: The test client of each preset (:data:`PRESET_SITES`), with the options its preset needs.
+PRESET_CLIENTS = (
+    EmulatedClient("auth0", "auth0-client", "auth0-secret-0123456789",
+                   extra={"audience": "https://api.example.com"}),
+    EmulatedClient("entra", "00000000-0000-0000-0000-00000000e001", "entra-secret-0123456789",
+                   scope="api://emulated-api/.default"),
+    EmulatedClient("okta", "okta-client", "okta-secret-0123456789", scope="emulated.read"),
+    EmulatedClient("keycloak", "keycloak-client", "keycloak-secret-0123456789"),
+    EmulatedClient("cognito", "cognito-client", "cognito-secret-0123456789",
+                   scope="emulated-api/read"),
+    EmulatedClient("salesforce", "salesforce-consumer-key", "salesforce-secret-0123456789"),
+    EmulatedClient("pingone", "pingone-client", "pingone-secret-0123456789"),
+    EmulatedClient("zitadel", "zitadel-client", "zitadel-secret-0123456789",
+                   scope="urn:zitadel:iam:org:project:id:123456789:aud"),
 )
 
 
@@ -322,6 +465,8 @@ class Emulator:
         self._guard_every_path = guard_every_path
         # Paths served as further token endpoints of the rfc6749 site (add_token_path).
         self._token_paths: frozenset[str] = frozenset()
+        # The presets mounted (add_preset), by name, with the token path they are served at.
+        self._presets: dict[str, ProviderSite] = {}
         self._keep_alive = keep_alive
         self._scripts: dict[str, list[Reply]] = {"token": [], "resource": [], "metadata": []}
         #: Fields merged into every metadata document it serves (a value ``None`` removes
@@ -337,7 +482,7 @@ class Emulator:
         self.resource_requests: Counter[str] = Counter()
         self._server: _ThreadingServer | None = None
         self._thread: threading.Thread | None = None
-        for client in DEFAULT_CLIENTS:
+        for client in (*DEFAULT_CLIENTS, *PRESET_CLIENTS):
             self.register_client(client)
 
     # -- controls ---------------------------------------------------------------------------
@@ -349,8 +494,9 @@ class Emulator:
             ValueError: unknown provider; neither a secret nor a JWK Set (a seed provider's
                 client needs a secret); an empty secret; ``jwks`` not a set of public keys.
         """
-        if client.provider not in SITES:
-            raise ValueError(f"unknown provider {client.provider!r}; known: {', '.join(SITES)}")
+        if client.provider not in SITES and client.provider not in PRESET_SITES:
+            raise ValueError(f"unknown provider {client.provider!r}; known: "
+                             f"{', '.join([*SITES, *PRESET_SITES])}")
         if client.client_secret == "":
             raise ValueError("client_secret must not be empty (None: no secret)")
         if client.client_secret is None and (client.jwks is None or client.provider != "rfc6749"):
@@ -369,11 +515,43 @@ class Emulator:
         return client
 
     def client(self, provider: str) -> EmulatedClient:
-        """The default test client of *provider*."""
-        for client in DEFAULT_CLIENTS:
+        """The default test client of *provider* (a seed provider or a preset)."""
+        for client in (*DEFAULT_CLIENTS, *PRESET_CLIENTS):
             if client.provider == provider:
                 return client
-        raise ValueError(f"unknown provider {provider!r}; known: {', '.join(SITES)}")
+        raise ValueError(f"unknown provider {provider!r}; known: "
+                         f"{', '.join([*SITES, *PRESET_SITES])}")
+
+    def add_preset(self, name: str, path: str | None = None) -> ProviderSite:
+        """Serve the token endpoint of the preset *name* (one of :data:`PRESET_SITES`:
+        ``auth0``, ``entra``, ``okta``, ``keycloak``, ``cognito``, ``salesforce``,
+        ``pingone``, ``zitadel``) at *path*, by default its documented path (e.g.
+        ``/oauth/token`` for Auth0), with its quirks, and its protected resource at
+        ``/<name>/api``. The preset's path goes before the other sites' (as
+        :meth:`add_token_path`): mounting ``auth0`` or ``cognito`` at their documented paths
+        takes ``/oauth/token`` from the ``rfc6749`` site and ``/oauth2/token`` from
+        ``figure`` on this emulator. :meth:`token_url` and :meth:`resource_url` then name it.
+
+        Returns:
+            The mounted site.
+
+        Raises:
+            ValueError: an unknown preset; *path* not starting with ``/``, or a path another
+                mounted preset or a protected resource is served at.
+        """
+        if name not in PRESET_SITES:
+            raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESET_SITES)}")
+        site = PRESET_SITES[name]
+        path = site.token_path if path is None else path
+        if not path.startswith("/"):
+            raise ValueError(f"a token path starts with '/', not {path!r}")
+        resources = {s.resource_path for s in (*SITES.values(), *PRESET_SITES.values())}
+        with self._lock:
+            taken = {s.token_path for s in self._presets.values() if s.name != name}
+            if path in taken or path in resources:
+                raise ValueError(f"{path!r} is already served (a preset or a resource)")
+            self._presets[name] = mounted = dataclasses.replace(site, token_path=path)
+        return mounted
 
     def add_token_path(self, path: str) -> None:
         """Serve *path* (e.g. ``/realms/demo/protocol/openid-connect/token``) as a token
@@ -541,11 +719,13 @@ class Emulator:
 
     def token_url(self, provider: str) -> str:
         """The token endpoint of *provider*."""
-        return self.url + self._site(provider).token_path
+        site = self._site(provider)
+        return self.url + site.token_path
 
     def resource_url(self, provider: str) -> str:
         """The protected resource of *provider*."""
-        return self.url + self._site(provider).resource_path
+        site = self._site(provider)
+        return self.url + site.resource_path
 
     def start(self) -> Emulator:
         """Serve in a background thread until :meth:`stop`."""
@@ -636,6 +816,13 @@ class Emulator:
     def _route(self, path: str) -> tuple[ProviderSite | None, str]:
         if "/.well-known/" in path:
             return SITES["rfc6749"], "metadata"
+        with self._lock:
+            presets = list(self._presets.values())
+        for preset in presets:
+            if path == preset.token_path:
+                return preset, "token"
+            if path == preset.resource_path:
+                return preset, "resource"
         if path in self._token_paths:
             return SITES["rfc6749"], "token"
         for site in SITES.values():
@@ -711,10 +898,19 @@ class Emulator:
         raise _Reply(200, self.metadata_document(base + tenant.rstrip("/"), base))
 
     def _site(self, provider: str) -> ProviderSite:
+        with self._lock:
+            preset = self._presets.get(provider)
+        if preset is not None:
+            return preset
+        if provider in PRESET_SITES:
+            raise ValueError(
+                f"preset {provider!r} is not served: emulator.add_preset({provider!r})"
+            )
         try:
             return SITES[provider]
         except KeyError:
-            raise ValueError(f"unknown provider {provider!r}; known: {', '.join(SITES)}") from None
+            raise ValueError(f"unknown provider {provider!r}; known: "
+                             f"{', '.join([*SITES, *PRESET_SITES])}") from None
 
     def _take_fault(self) -> _Fault | None:
         with self._lock:
@@ -751,11 +947,15 @@ class Emulator:
         content_type = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
         length = int(environ.get("CONTENT_LENGTH") or 0)
         raw = environ["wsgi.input"].read(length) if length else b""
+        rules = _PRESET_RULES.get(site.name)
         if site.name == "fincalc":
             fields = self._fincalc_fields(content_type, raw)
         else:
-            fields = self._form_fields(site, content_type, raw)
-        client = self._authenticate(site, fields, environ)
+            fields = self._form_fields(site, content_type, raw, rules)
+        if rules is not None:
+            client = self._authenticate_preset(site, rules, fields, environ)
+        else:
+            client = self._authenticate(site, fields, environ)
         lifetime = self._lifetimes.get(site.name, site.lifetime)
         with self._lock:
             token = (secrets.token_urlsafe(32) if self._token_prefix is None
@@ -767,6 +967,13 @@ class Emulator:
             data = {"token_type": "Bearer", "expires_in": _seconds(lifetime),
                     "access_token": token}
             answer = {"success": True, "data": data}
+        elif rules is not None:
+            answer["token_type"] = "Bearer"  # noqa: S105 - a type, not a token
+            if site.says_expires_in:
+                answer["expires_in"] = _seconds(lifetime)
+            answer.update(rules.answer_fields)
+            if "issued_at" in answer:
+                answer["issued_at"] = str(int(time.time() * 1000))
         elif site.says_expires_in:
             answer["expires_in"] = _seconds(lifetime)
             answer["token_type"] = "bearer"  # noqa: S105 - a type, not a token
@@ -792,10 +999,13 @@ class Emulator:
                 )
         return fields
 
-    def _form_fields(self, site: ProviderSite, content_type: str, raw: bytes) -> dict[str, Any]:
+    def _form_fields(
+        self, site: ProviderSite, content_type: str, raw: bytes, rules: _PresetRules | None = None
+    ) -> dict[str, Any]:
         if content_type != FORM:
-            raise _Reply(400, {"error": "invalid_request",
-                               "error_description": f"Content-Type must be {FORM}"})
+            refusal = _Refusal(400, "invalid_request", f"Content-Type must be {FORM}")
+            raise _refuse(rules, refusal) if rules is not None else _Reply(
+                400, {"error": refusal.error, "error_description": refusal.description})
         pairs = parse_qsl(raw.decode("utf-8", "replace"))
         assertions = [value for name, value in pairs if name == "client_assertion"]
         if assertions:
@@ -833,6 +1043,48 @@ class Emulator:
                 raise self._fincalc_failure("The client credentials are invalid.")
             raise _Reply(401, {"error": "invalid_client",
                                "error_description": "Client authentication failed."})
+        return client
+
+    def _authenticate_preset(
+        self, site: ProviderSite, rules: _PresetRules, fields: Mapping[str, Any],
+        environ: dict[str, Any],
+    ) -> EmulatedClient:
+        """A preset's token request checked as its identity provider does (:data:`_PRESET_RULES`):
+        the grant, the client authentication it takes, then its required fields and scopes."""
+        if fields.get("grant_type") != "client_credentials":
+            raise _refuse(rules, _Refusal(400, "unsupported_grant_type",
+                                          "grant_type must be client_credentials"))
+        try:
+            basic = _basic_credentials(environ)
+        except _Reply as malformed:
+            raise _refuse(rules, rules.bad_client) from malformed
+        used = [name for name, present in (
+            ("client_secret_basic", basic is not None),
+            ("client_secret_post", "client_secret" in fields),
+            ("client_assertion", "client_assertion" in fields
+             or "client_assertion_type" in fields)) if present]
+        if len(used) != 1 or used[0] not in rules.auth_methods:
+            raise _refuse(rules, rules.bad_client)
+        try:
+            client = self._authenticate_rfc6749(site, fields, environ)
+        except _Reply as refused:
+            raise _refuse(rules, rules.bad_client) from refused
+        for name, refusal in rules.required.items():
+            if not fields.get(name):
+                raise _refuse(rules, refusal, name)
+        for name, value in client.extra.items():
+            if name in rules.required and fields.get(name) != value:
+                raise _refuse(rules, rules.unknown_value, str(fields.get(name)))
+        scopes = str(fields.get("scope", "")).split()
+        path = environ.get("PATH_INFO", "")
+        if rules.every_scope is not None and re.fullmatch(rules.scope_paths, path):
+            for scope in scopes:
+                if not re.fullmatch(rules.every_scope, scope):
+                    raise _refuse(rules, rules.scope_refusal, scope)
+        if rules.some_scope is not None and not any(
+            re.fullmatch(rules.some_scope, scope) for scope in scopes
+        ):
+            raise _refuse(rules, rules.scope_refusal, " ".join(scopes))
         return client
 
     def _authenticate_rfc6749(
@@ -1007,6 +1259,29 @@ def _basic_credentials(environ: Mapping[str, Any]) -> tuple[str, str] | None:
         raise _Reply(401, {"error": "invalid_client", "error_description":
                            "malformed Basic credentials"}, _BASIC_CHALLENGE)
     return unquote_plus(client_id), unquote_plus(secret)
+
+
+def _refuse(rules: _PresetRules, refusal: _Refusal, subject: str = "") -> _Reply:
+    """*refusal* in the shape of the preset's answers (:attr:`_PresetRules.error_shape`)."""
+    description = refusal.description.format(subject)
+    if rules.error_shape == "pingone":
+        # PingOne's platform shape: an id, a code in capitals, a message.
+        code = refusal.error if refusal.error.isupper() else "INVALID_REQUEST"
+        return _Reply(refusal.status, {"id": secrets.token_hex(16), "code": code,
+                                       "message": description or refusal.error})
+    body: dict[str, Any] = {"error": refusal.error}
+    if rules.error_shape == "bare":
+        return _Reply(refusal.status, body)
+    body["error_description"] = description
+    if rules.error_shape == "entra":
+        trace, correlation = secrets.token_hex(16), secrets.token_hex(16)
+        stamp = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime())
+        number = re.match(r"AADSTS(\d+)", description)
+        body["error_description"] = (f"{description} Trace ID: {trace} Correlation ID: "
+                                     f"{correlation} Timestamp: {stamp}")
+        body.update(error_codes=[int(number.group(1))] if number else [], timestamp=stamp,
+                    trace_id=trace, correlation_id=correlation)
+    return _Reply(refusal.status, body)
 
 
 def _assertion_failure(description: str) -> _Reply:
