@@ -12,6 +12,19 @@ clients as a strict authorization server does: ``client_secret_post``, ``client_
 verified with joserfc, one-time ``jti``), and one method per request (RFC 6749 §2.3); no
 parameter twice (§3.2) but ``resource`` (RFC 8707 §2).
 
+The identity providers of the presets (``auth0``, ``entra``, ``okta``, ``keycloak``,
+``cognito``, ``salesforce``, ``pingone``, ``zitadel``) are served on demand,
+:meth:`Emulator.add_preset`, at their documented token path or one the test chooses, each with
+its quirks as one row of a table of rules (``_PRESET_RULES``): Auth0 answers a request without
+``audience`` 403 ``access_denied``; Entra wants one ``.../.default`` scope (400
+``invalid_scope``, AADSTS descriptions and ``error_codes``); Okta's org server
+(``/oauth2/v1/token``) takes ``okta.*`` scopes only; Keycloak issues 300-second tokens; Cognito
+takes a client secret only and ``resource-server/scope`` scopes, and its errors say ``error``
+only; Salesforce answers without ``expires_in`` (with ``instance_url`` and ``issued_at``);
+PingOne's errors have its ``id``/``code``/``message`` shape; ZITADEL wants a
+``urn:zitadel:iam:org:project:id:{id}:aud`` scope. Each preset has a test client
+(:meth:`Emulator.client`) with the scope or ``extra`` its preset needs.
+
 Served over loopback, or in process (:meth:`Emulator.handle`, for a mock transport): the same
 application either way. Tests script it: :meth:`Emulator.answer_next` queues answers of any
 kind (:class:`Reply`), :meth:`Emulator.gate` holds token requests until the test opens it,
@@ -405,7 +418,8 @@ _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found"
 
 class Emulator:
     """The token endpoints of ``fcc_finance``, ``fincalc``, ``figure`` and ``rfc6749``, and a
-    protected resource for each.
+    protected resource for each; those of the identity provider presets once mounted
+    (:meth:`add_preset`).
 
     Example::
 
@@ -416,6 +430,12 @@ class Emulator:
                                          **client.options())
             requests.get(emulator.resource_url("fincalc"), auth=auth)
             assert emulator.token_requests["fincalc"] == 1
+
+            emulator.add_preset("keycloak")  # .../realms/demo/protocol/openid-connect/token
+            client = emulator.client("keycloak")
+            auth = ClientCredentialsAuth(client.client_id, client.client_secret,
+                                         token_url=emulator.token_url("keycloak"),
+                                         **client.options())
 
     Args:
         host: The loopback address to serve on.
