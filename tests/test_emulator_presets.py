@@ -13,11 +13,10 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
-from oauth_cc_auth import MemoryCache
 from oauth_cc_auth.errors import TokenRequestError
-from oauth_cc_auth.requests import ClientCredentialsAuth
 from oauth_cc_auth.testing import Answered, Emulator
 from oauth_cc_auth.testing._emulator import PRESET_SITES
+from tests.test_emulator import auth_for
 
 PRESETS = ["auth0", "entra", "okta", "keycloak", "cognito", "salesforce", "pingone", "zitadel"]
 FORM = "application/x-www-form-urlencoded"
@@ -29,13 +28,15 @@ def served() -> Iterator[Emulator]:
         yield emu
 
 
-def auth_for(emu: Emulator, preset: str, **options: Any) -> ClientCredentialsAuth:
-    client = emu.client(preset)
-    secret = options.pop("client_secret", client.client_secret)
-    return ClientCredentialsAuth(
-        client.client_id, secret, token_url=emu.token_url(preset), cache=MemoryCache(),
-        backoff=0, max_retries=0, **{**client.options(), **options},
-    )
+def refused(emu: Emulator, preset: str, **options: Any) -> TokenRequestError:
+    """The error of *preset*'s mounted token endpoint, through the preset, to a wrong secret
+    (or *options*)."""
+    emu.add_preset(preset)
+    auth = auth_for(emu, preset, **{"client_secret": "wrong-secret-0123456789", **options})
+    with pytest.raises(TokenRequestError) as caught:
+        auth.get_token()
+    auth.close()
+    return caught.value
 
 
 def ask(emu: Emulator, preset: str, fields: dict[str, str], *, basic: bool = False,
@@ -62,11 +63,10 @@ def test_each_preset_end_to_end(served: Emulator, preset: str) -> None:
     site = served.add_preset(preset)
     assert served.token_url(preset) == served.url + site.token_path
     auth = auth_for(served, preset)
-    for _ in range(2):
-        response = requests.get(served.resource_url(preset), auth=auth, timeout=10)
-        assert response.status_code == 200
-        assert response.json()["provider"] == preset
-    assert served.token_requests[preset] == 1
+    answers = [requests.get(served.resource_url(preset), auth=auth, timeout=10)
+               for _ in range(2)]
+    assert [(a.status_code, a.json()["provider"]) for a in answers] == [(200, preset)] * 2
+    assert served.token_requests[preset] == 1  # the token was reused
     token = auth.get_token()
     # Each lifetime as the provider says it, or (Salesforce) as the preset assumes it.
     assert token.expires_in == {"keycloak": 300, "salesforce": 7200, "entra": 3599,
@@ -97,13 +97,11 @@ def test_salesforce_answers_without_expires_in(served: Emulator) -> None:
 
 
 def test_auth0_refuses_an_unknown_api(served: Emulator) -> None:
-    served.add_preset("auth0")
-    auth = auth_for(served, "auth0", extra={"audience": "https://unknown.example"})
-    with pytest.raises(TokenRequestError) as caught:
-        auth.get_token()
-    assert (caught.value.status_code, caught.value.error) == (403, "access_denied")
-    assert caught.value.description == "Service not found: https://unknown.example"
-    auth.close()
+    client = served.client("auth0")
+    error = refused(served, "auth0", client_secret=client.client_secret,
+                    extra={"audience": "https://unknown.example"})
+    assert (error.status_code, error.error) == (403, "access_denied")
+    assert error.description == "Service not found: https://unknown.example"
 
 
 def test_auth0_refuses_a_request_without_audience() -> None:
@@ -141,13 +139,9 @@ def test_entra_refuses_a_scope_not_ending_in_default(
 
 
 def test_entra_wrong_secret_through_the_preset(served: Emulator) -> None:
-    served.add_preset("entra")
-    auth = auth_for(served, "entra", client_secret="wrong-secret-0123456789")
-    with pytest.raises(TokenRequestError) as caught:
-        auth.get_token()
-    assert caught.value.status_code == 401
-    assert (caught.value.description or "").startswith("AADSTS7000215")
-    auth.close()
+    error = refused(served, "entra")
+    assert error.status_code == 401
+    assert (error.description or "").startswith("AADSTS7000215")
 
 
 def test_okta_org_server_takes_okta_scopes_only(served: Emulator) -> None:
@@ -181,22 +175,14 @@ def test_cognito_refuses_client_assertions_and_plain_scopes() -> None:
 
 
 def test_cognito_wrong_secret_through_the_preset(served: Emulator) -> None:
-    served.add_preset("cognito")
-    auth = auth_for(served, "cognito", client_secret="wrong-secret-0123456789")
-    with pytest.raises(TokenRequestError) as caught:
-        auth.get_token()
-    assert (caught.value.status_code, caught.value.error) == (400, "invalid_client")
-    auth.close()
+    error = refused(served, "cognito")
+    assert (error.status_code, error.error, error.description) == (400, "invalid_client", None)
 
 
 def test_pingone_errors_in_its_code_message_shape(served: Emulator) -> None:
-    served.add_preset("pingone")
-    auth = auth_for(served, "pingone", client_secret="wrong-secret-0123456789")
-    with pytest.raises(TokenRequestError) as caught:
-        auth.get_token()
-    assert (caught.value.status_code, caught.value.error) == (401, "ACCESS_FAILED")
-    assert caught.value.description == "Request denied: Invalid client credentials"
-    auth.close()
+    error = refused(served, "pingone")
+    assert (error.status_code, error.error) == (401, "ACCESS_FAILED")
+    assert error.description == "Request denied: Invalid client credentials"
     answer = served.handle("POST", served.token_url("pingone"), {"Content-Type": "text/plain"})
     assert answer.status == 400
     assert set(body(answer)) == {"id", "code", "message"}
