@@ -33,7 +33,7 @@ from oauth_cc_auth._discovery import (
 from oauth_cc_auth._exchange import Redactor, Retry, check_request, judge, token_request
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth._shared import SharedTokens
-from oauth_cc_auth._slots import MemoryCache, MetadataSlot, default_cache
+from oauth_cc_auth._slots import Flight, MemoryCache, MetadataSlot, default_cache
 from oauth_cc_auth._token import Token
 from oauth_cc_auth._token_cache import TokenCache
 from oauth_cc_auth.errors import ConfigurationError, TokenEndpointError
@@ -178,21 +178,10 @@ class TokenManager:
                 if flight.token is not None:
                     return flight.token
                 continue  # the owner was cancelled: try again
-            try:
-                shared = self._shared_tokens
-                if shared is not None and shared.usable():
-                    token = yield from shared.refresh(self._refresh)
-                else:
-                    token = yield from self._refresh()
-            except Exception as exc:
-                self.slot.land(flight, None, exc)
-                raise
-            except BaseException:
-                # Cancelled, or the generator was closed: no result, waiters try again.
-                self.slot.land(flight, None, None)
-                raise
-            self.slot.land(flight, token, None)
-            return token
+            shared = self._shared_tokens
+            work = (shared.refresh(self._refresh) if shared is not None and shared.usable()
+                    else self._refresh())
+            return (yield from _owning(self.slot.land, flight, work))
 
     def _refresh(self) -> Flow:
         try:
@@ -280,20 +269,14 @@ class TokenManager:
             flight, owner = slot.join(loop, event_factory)
             if owner:
                 metadata = slot.metadata  # landed between the look and the join
-                try:
-                    if metadata is None:
-                        shared = self._shared_tokens
-                        if shared is not None and shared.usable():
-                            metadata = yield from shared.metadata(self._fetch_metadata)
-                        else:
-                            metadata = yield from self._fetch_metadata()
-                except Exception as exc:
-                    slot.land(flight, None, exc)
-                    raise
-                except BaseException:
-                    slot.land(flight, None, None)  # cancelled: waiters try again
-                    raise
-                slot.land(flight, metadata, None)
+                if metadata is None:
+                    shared = self._shared_tokens
+                    fetch = (shared.metadata(self._fetch_metadata)
+                             if shared is not None and shared.usable()
+                             else self._fetch_metadata())
+                    metadata = yield from _owning(slot.land, flight, fetch)
+                else:
+                    slot.land(flight, metadata, None)
                 break
             # Two URLs at most, and with a shared cache the wait for its lock.
             longest = self.longest_wait() + self.config.longest_token_request()
@@ -341,3 +324,22 @@ class TokenManager:
         raise ConfigurationError(
             f"no authorization server metadata for issuer {issuer}: {'; '.join(missing)}"
         )
+
+
+def _owning(
+    land: Callable[[Flight, Any, BaseException | None], None],
+    flight: Flight,
+    work: Generator[Action, Outcome, T],
+) -> Generator[Action, Outcome, T]:
+    """Run *work* as the owner of *flight*, and *land* the flight with its result, its error,
+    or neither when cancelled or closed (then its waiters try again)."""
+    try:
+        value = yield from work
+    except Exception as exc:
+        land(flight, None, exc)
+        raise
+    except BaseException:
+        land(flight, None, None)
+        raise
+    land(flight, value, None)
+    return value
