@@ -271,13 +271,11 @@ def resolve(config: Config, metadata: ServerMetadata) -> Config:
     provider = config.provider
     if provider.check_settings is not None:
         # A preset's checks of the token URL (and the rest), on the endpoint discovered.
-        failure: str | None = None
         try:
             provider.check_settings(provider, resolved.client)
         except ConfigurationError as exc:
-            failure = str(exc)
-        if failure is not None:
-            raise ConfigurationError(f"{failure} (the token_endpoint in the metadata at "
-                                     f"{metadata.source})")
+            raise ConfigurationError(
+                f"{exc} (the token_endpoint in the metadata at {metadata.source})"
+            ) from None
     check_request(resolved)  # the credentials encodable with the method chosen
     return resolved

@@ -117,14 +117,10 @@ class SharedTokens:
         cache's lock (as :meth:`refresh`), stored for the others for :data:`METADATA_TTL`
         seconds."""
         issuer = str(self._config.issuer)
+        key = self.metadata_key
 
         def load() -> Generator[Action, Outcome, ServerMetadata | None]:
-            outcome = yield CacheCall("load", self.cache, self.metadata_key)
-            if isinstance(outcome, CacheFailure):
-                self._failed(outcome)
-                return None
-            self._recovered()
-            stored = self._read_metadata(issuer, outcome)
+            stored = self._read_metadata(issuer, (yield from self._entry(key)))
             if stored is not None:
                 logger.debug("metadata of issuer %s taken from %s", issuer, self.cache.name)
             return stored
@@ -137,7 +133,7 @@ class SharedTokens:
             }).encode(), _METADATA)
             return (sealed, METADATA_TTL) if len(sealed) <= MAX_METADATA_ENTRY_BYTES else None
 
-        return (yield from self._one_for_all("metadata", self.metadata_key, load, fetch, entry))
+        return (yield from self._one_for_all("metadata", key, load, fetch, entry))
 
     def _one_for_all(
         self,
@@ -180,16 +176,21 @@ class SharedTokens:
                 self._failed(outcome)
         return value
 
-    def _load(self) -> Generator[Action, Outcome, Token | None]:
-        outcome = yield CacheCall("load", self.cache, self._config.cache_key)
+    def _entry(self, key: str) -> Generator[Action, Outcome, bytes | None]:
+        """The entry stored under *key*, if any; a failing cache counts as an outage."""
+        outcome = yield CacheCall("load", self.cache, key)
         if isinstance(outcome, CacheFailure):
             self._failed(outcome)
             return None
         self._recovered()
-        if not isinstance(outcome, bytes):
+        return outcome if isinstance(outcome, bytes) else None
+
+    def _load(self) -> Generator[Action, Outcome, Token | None]:
+        blob = yield from self._entry(self._config.cache_key)
+        if blob is None:
             return None
         now = self._clock()
-        token = self._seal().open(outcome, now, self._config.leeway)
+        token = self._seal().open(blob, now, self._config.leeway)
         if token is None:
             logger.debug("ignoring a token cache entry that is expired or cannot be read")
             return None
@@ -206,9 +207,9 @@ class SharedTokens:
         document = json.dumps(["metadata", self._config.issuer, self._config.cache_key])
         return hashlib.sha256(document.encode()).hexdigest()
 
-    def _read_metadata(self, issuer: str, blob: Outcome) -> ServerMetadata | None:
+    def _read_metadata(self, issuer: str, blob: bytes | None) -> ServerMetadata | None:
         """The metadata in the entry *blob*, or ``None`` (none, expired, or unreadable)."""
-        if not isinstance(blob, bytes) or len(blob) > MAX_METADATA_ENTRY_BYTES:
+        if blob is None or len(blob) > MAX_METADATA_ENTRY_BYTES:
             return None
         plain = self._seal().open_bytes(blob, _METADATA)
         try:
