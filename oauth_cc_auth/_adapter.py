@@ -45,6 +45,8 @@ class ConfigOptions(ClientAuthOptions, total=False):
     insecure_transport: bool
     renew_on: Iterable[int]
     max_response_bytes: int
+    dpop: bool | None
+    dpop_key: Any
 
 
 class AuthOptions(ConfigOptions, total=False):

@@ -109,8 +109,9 @@ def _pem_or_path(value: object, what: str) -> bytes:
 # -- the signing key ----------------------------------------------------------------------------
 
 
-def _load_private_key(value: object) -> Any:
-    """A joserfc private key from PEM text, a PEM file or a JWK mapping."""
+def load_private_key(value: object, what: str = "private_key") -> Any:
+    """A joserfc private key (*what*: the option it was given as) from PEM text, a PEM file
+    or a JWK mapping."""
     from joserfc.errors import JoseError
     from joserfc.jwk import ECKey, OKPKey, RSAKey
 
@@ -118,12 +119,12 @@ def _load_private_key(value: object) -> Any:
     key: Any = None
     if isinstance(value, Mapping):
         if "d" not in value:
-            raise ConfigurationError("private_key is a public JWK: the private key is needed")
+            raise ConfigurationError(f"{what} is a public JWK: the private key is needed")
         kty = value.get("kty")
         loaders: dict[str, Any] = {"RSA": RSAKey, "EC": ECKey, "OKP": OKPKey}
         if kty not in loaders:
             raise ConfigurationError(
-                f"private_key JWK has kty {kty!r}; accepted: RSA, EC, OKP (use "
+                f"{what} JWK has kty {kty!r}; accepted: RSA, EC, OKP (use "
                 "client_secret_jwt for a shared secret)"
             )
         try:
@@ -131,10 +132,10 @@ def _load_private_key(value: object) -> Any:
         except (JoseError, ValueError, TypeError, KeyError) as exc:
             failure = type(exc).__name__
     else:
-        pem = _pem_or_path(value, "private_key")
+        pem = _pem_or_path(value, what)
         if b"ENCRYPTED" in pem:
             raise ConfigurationError(
-                "private_key is encrypted: give it decrypted (from a secret store, or with "
+                f"{what} is encrypted: give it decrypted (from a secret store, or with "
                 "`openssl pkey -in key.pem -out plain.pem`)"
             )
         for loader in (RSAKey, ECKey, OKPKey):
@@ -148,10 +149,10 @@ def _load_private_key(value: object) -> Any:
     if key is None:
         # Raised outside the except blocks: the parsing error may hold the key's bytes.
         raise ConfigurationError(
-            f"private_key cannot be loaded as an RSA, EC or OKP key ({failure})"
+            f"{what} cannot be loaded as an RSA, EC or OKP key ({failure})"
         )
     if not key.is_private:
-        raise ConfigurationError("private_key is a public key: the private key is needed")
+        raise ConfigurationError(f"{what} is a public key: the private key is needed")
     return key
 
 
@@ -159,7 +160,7 @@ def _default_alg(key: Any) -> str:
     kty = key.key_type
     if kty == "RSA":
         return "RS256"
-    algs = _algs_for(key)
+    algs = algs_for(key)
     if not algs:
         raise ConfigurationError(
             f"private_key is a {kty} key on {key.curve_name}, which cannot sign a JWS"
@@ -167,7 +168,7 @@ def _default_alg(key: Any) -> str:
     return algs[0]
 
 
-def _algs_for(key: Any) -> tuple[str, ...]:
+def algs_for(key: Any) -> tuple[str, ...]:
     """The JWS algorithms *key* can sign with, the default first."""
     kty = key.key_type
     if kty == "RSA":
@@ -198,7 +199,7 @@ def _certificate_thumbprint(value: object, key: Any) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
-def _key_material(key: Any) -> bytes:
+def key_material(key: Any) -> bytes:
     """Bytes only a holder of the private key has: what a shared cache's key is derived from."""
     from cryptography.hazmat.primitives import serialization
 
@@ -405,8 +406,8 @@ def build_authentication(
             )
         return ClientAuthentication(method, identity, None, source=client_assertion)
 
-    key = _load_private_key(private_key)
-    alg = _check_alg(signing_alg or _default_alg(key), _algs_for(key),
+    key = load_private_key(private_key)
+    alg = _check_alg(signing_alg or _default_alg(key), algs_for(key),
                      f"this {key.key_type} private key")
     headers: dict[str, str] = {}
     kid = private_key_id
@@ -419,7 +420,7 @@ def build_authentication(
     if certificate is not None:
         headers["x5t#S256"] = _certificate_thumbprint(certificate, key)
     return _checked(ClientAuthentication(
-        method, "key:" + key.thumbprint(), _key_material(key), key, alg, headers,
+        method, "key:" + key.thumbprint(), key_material(key), key, alg, headers,
         assertion_audience, float(assertion_lifetime),
     ))
 

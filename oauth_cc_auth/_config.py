@@ -16,6 +16,7 @@ from oauth_cc_auth._client_auth import (
     ClientAuthOptions,
     build_authentication,
 )
+from oauth_cc_auth._dpop import DPoPKey
 from oauth_cc_auth._messages import ClientSettings
 from oauth_cc_auth._registry import get_provider
 from oauth_cc_auth.errors import ConfigurationError
@@ -70,6 +71,8 @@ class Config:
     #: Whether ``auth_method`` was given (with ``issuer=``, else it is chosen from the
     #: methods the server offers).
     auth_method_given: bool = True
+    #: The key DPoP proofs are signed with (RFC 9449); ``None``: Bearer tokens.
+    dpop: DPoPKey | None = dataclasses.field(default=None, repr=False)
 
     def longest_token_request(self) -> float:
         """The longest a token request (all its attempts) may take, in seconds: a caller
@@ -244,6 +247,8 @@ def build_config(
     insecure_transport: bool = False,
     renew_on: Iterable[int] = (401,),
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    dpop: bool | None = None,
+    dpop_key: Any = None,
     **client_auth: Unpack[ClientAuthOptions],
 ) -> Config:
     """Validate an adapter's arguments; every mistake is a :class:`ConfigurationError`."""
@@ -308,6 +313,7 @@ def build_config(
             f"max_response_bytes must be an int >= 1, not {max_response_bytes!r}"
         )
     authentication = build_authentication(method, client_secret, **client_auth)
+    dpop_signer = _dpop_key(dpop, dpop_key)
     client = ClientSettings(url, client_id, client_secret, scope_text, fields, method)
     if prov.check_settings is not None and issuer is None:
         # With issuer=, the provider checks the token endpoint the metadata names, once it
@@ -321,12 +327,25 @@ def build_config(
         retry=retry,
         renew_on=_renew_on(renew_on),
         authentication=authentication,
-        cache_key=_cache_key(client, authentication, issuer is not None),
+        cache_key=_cache_key(client, authentication, issuer is not None, dpop_signer),
         max_response_bytes=max_response_bytes,
         issuer=issuer,
         insecure_transport=bool(insecure_transport),
         auth_method_given=auth_method is not None,
+        dpop=dpop_signer,
     )
+
+
+def _dpop_key(dpop: object, key: object) -> DPoPKey | None:
+    """``dpop=True``: a fresh P-256 key; ``dpop_key=``: that key (a fleet sharing a cache
+    shares it, so that a cached token stays usable by every process)."""
+    if dpop is not None and not isinstance(dpop, bool):
+        raise ConfigurationError(f"dpop must be True or False, not {dpop!r}")
+    if key is None:
+        return DPoPKey.generate() if dpop else None
+    if dpop is False:
+        raise ConfigurationError("dpop_key is given but dpop=False: leave one of them out")
+    return DPoPKey.load(key)
 
 
 def _renew_on(statuses: object) -> frozenset[int]:
@@ -347,14 +366,19 @@ def _renew_on(statuses: object) -> frozenset[int]:
 
 
 def _cache_key(
-    client: ClientSettings, authentication: ClientAuthentication, discovered: bool = False
+    client: ClientSettings,
+    authentication: ClientAuthentication,
+    discovered: bool = False,
+    dpop: DPoPKey | None = None,
 ) -> str:
     # With issuer=, the issuer (never the endpoint its metadata names, so that a client's
     # tokens are not split by a network answer), marked as such.
     where = ["issuer", client.token_url] if discovered else client.token_url
     material = json.dumps(
         [where, client.client_id, client.scope, client.extra,
-         authentication.identity],
+         authentication.identity]
+        # A DPoP-bound token is of use only with its key (RFC 9449 §6).
+        + ([] if dpop is None else [f"dpop:{dpop.thumbprint}"]),
         sort_keys=True,
         default=str,
     )

@@ -277,5 +277,12 @@ def resolve(config: Config, metadata: ServerMetadata) -> Config:
             raise ConfigurationError(
                 f"{exc} (the token_endpoint in the metadata at {metadata.source})"
             ) from None
+    dpop, algs = config.dpop, metadata.dpop_signing_alg_values_supported
+    if dpop is not None and algs is not None and dpop.alg not in algs:
+        raise ConfigurationError(
+            f"the server does not accept DPoP proofs signed with {dpop.alg} (the key's "
+            f"algorithm); it accepts {', '.join(algs) or 'none'} (the metadata at "
+            f"{metadata.source})"
+        )
     check_request(resolved)  # the credentials encodable with the method chosen
     return resolved

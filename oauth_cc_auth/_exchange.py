@@ -178,10 +178,12 @@ def retry_delay(
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Retry:
-    """Try again after *delay* seconds; *failure* says why (for the log)."""
+    """Try again after *delay* seconds; *failure* says why (for the log). A re-send that
+    answers the server's demand (a DPoP nonce) does not *count* against ``max_retries``."""
 
     delay: float
     failure: str
+    counts: bool = True
 
 
 def judge(
@@ -325,8 +327,17 @@ def read_token(
     if not isinstance(access_token, str) or not access_token:
         raise bad("without an access_token")
     token_type = fields.get("token_type", "Bearer")
-    if not isinstance(token_type, str) or token_type.lower() != "bearer":
-        raise bad(f"with token_type {_preview(token_type)}; only Bearer tokens are supported")
+    kind = token_type.lower() if isinstance(token_type, str) else None
+    if kind == "dpop" and config.dpop is None:
+        raise bad("with a DPoP-bound token, but DPoP is not configured: pass dpop=True")
+    if kind not in ("bearer", "dpop"):
+        raise bad(f"with token_type {_preview(token_type)}; only Bearer and DPoP tokens "
+                  "are supported")
+    if kind == "bearer" and config.dpop is not None:
+        # RFC 9449 §5: a server that does not bind the token answers Bearer; used as such.
+        logger.warning("token endpoint %s answered the DPoP token request of client %s with "
+                       "a Bearer token: it is sent as a Bearer token, without proofs",
+                       url, config.client.client_id)
     lifetime = _lifetime(fields.get("expires_in", None))
     if lifetime is False:
         raise bad(f"with an unusable expires_in {_preview(fields.get('expires_in'))}")

@@ -18,7 +18,6 @@ import random
 import time
 from collections.abc import Callable, Generator
 from typing import Any, TypeVar, cast
-from urllib.parse import urlsplit
 
 from oauth_cc_auth._actions import Action, Outcome, Send, Sleep, TransportFailure, Wait, Waited
 from oauth_cc_auth._config import Config
@@ -30,12 +29,14 @@ from oauth_cc_auth._discovery import (
     metadata_urls,
     resolve,
 )
+from oauth_cc_auth._dpop import DPoP
 from oauth_cc_auth._exchange import Redactor, Retry, check_request, judge, token_request
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth._shared import SharedTokens
 from oauth_cc_auth._slots import Flight, MemoryCache, MetadataSlot, default_cache
 from oauth_cc_auth._token import Token
 from oauth_cc_auth._token_cache import TokenCache
+from oauth_cc_auth._urls import origin
 from oauth_cc_auth.errors import ConfigurationError, TokenEndpointError
 
 __all__ = ["TokenManager", "origin"]
@@ -45,16 +46,6 @@ logger = logging.getLogger("oauth_cc_auth")
 Clock = Callable[[], float]
 Flow = Generator[Action, Outcome, Token]
 T = TypeVar("T")
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def origin(url: str) -> tuple[str, str, int | None]:
-    """RFC 6454 origin of *url*: scheme, host and port (the scheme's default filled in)."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme)
-
 
 def _metadata_request(url: str) -> tuple[TokenRequest, tuple[str, ...]]:
     return metadata_request(url), ()
@@ -87,6 +78,8 @@ class TokenManager:
         self.redactor = Redactor(config, check_request(config), lambda: self.slot.known_tokens())
         #: The cache shared with other processes, behind the memory cache; ``None``: none.
         self.shared = cache if isinstance(cache, TokenCache) else None
+        #: DPoP proofs and the servers' nonces (RFC 9449); ``None``: Bearer tokens.
+        self.dpop = DPoP(config.dpop) if config.dpop is not None else None
         self._shared_tokens = None if self.shared is None else SharedTokens(
             self.shared, config, clock=clock, redactor=self.redactor,
             was_refused=lambda access_token: self.slot.was_refused(access_token),
@@ -207,19 +200,34 @@ class TokenManager:
         return (self.resolved or self.config).client.token_url
 
     def next_request(self) -> tuple[TokenRequest, tuple[str, ...]]:
-        """The token request of the next attempt, and the secrets only it carries."""
-        return token_request(self.resolved or self.config)
+        """The token request of the next attempt, and the secrets only it carries (its
+        client assertion, its DPoP proof)."""
+        request, carried = token_request(self.resolved or self.config)
+        if self.dpop is None:
+            return request, carried
+        proof = self.dpop.proof(request.method, request.url)
+        headers = {**request.headers, "DPoP": proof}
+        return dataclasses.replace(request, headers=headers), (*carried, proof)
 
     def _fetch(self) -> Flow:
         config = self.resolved or self.config
         client_id = config.client.client_id
+        dpop = self.dpop
+        nonce_resent = False
 
         def attempt(
             request: TokenRequest, outcome: TokenHTTPResponse | TransportFailure,
             number: int, sent_at: float, carried: tuple[str, ...],
         ) -> Token | Retry:
+            nonlocal nonce_resent
             logger.debug("requesting a token for client %s from %s (attempt %d)",
                          client_id, request.url, number + 1)
+            if dpop is not None and isinstance(outcome, TokenHTTPResponse):
+                noted = dpop.note(request.url, outcome.headers)
+                if noted and not nonce_resent and _demands_nonce(config, outcome):
+                    # RFC 9449 §8: re-sent once with the nonce; not one of the retries.
+                    nonce_resent = True
+                    return Retry(0.0, "the server demands a DPoP nonce", counts=False)
             return judge(config, request, outcome, attempt=number, sent_at=sent_at,
                          redactor=self.redactor.carrying(carried), rng=self._rng)
 
@@ -249,7 +257,7 @@ class TokenManager:
                 return verdict
             logger.info("%s to %s failed (%s); retrying in %.2f s",
                         what, request.url, verdict.failure, verdict.delay)
-            attempt += 1
+            attempt += verdict.counts
             if verdict.delay > 0:
                 yield Sleep(verdict.delay)
 
@@ -324,6 +332,19 @@ class TokenManager:
         raise ConfigurationError(
             f"no authorization server metadata for issuer {issuer}: {'; '.join(missing)}"
         )
+
+
+def _demands_nonce(config: Config, response: TokenHTTPResponse) -> bool:
+    """Whether the token endpoint refused the request for want of a DPoP nonce (RFC 9449
+    §8: a 400 with ``error`` ``use_dpop_nonce``)."""
+    if response.status_code != 400 or response.unread is not None:
+        return False
+    provider = config.provider
+    try:
+        error, _ = provider.decode_error(provider, response)
+    except Exception:  # a provider's decoder failing on a malformed refusal
+        return False
+    return error == "use_dpop_nonce"
 
 
 def _owning(

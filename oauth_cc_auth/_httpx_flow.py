@@ -32,6 +32,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar, Unpack
 from oauth_cc_auth import errors
 from oauth_cc_auth._actions import TransportFailure, describe
 from oauth_cc_auth._adapter import AuthOptions, ClientCredentialsBase
+from oauth_cc_auth._dpop import nonce_demanded
 from oauth_cc_auth._limits import (
     Deadline,
     SocketHolder,
@@ -44,6 +45,7 @@ from oauth_cc_auth._limits import (
 )
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth._token import Token
+from oauth_cc_auth._urls import origin
 
 __all__ = ["HttpxFamilyAuth", "LibraryError"]
 
@@ -52,6 +54,8 @@ __all__ = ["HttpxFamilyAuth", "LibraryError"]
 
 
 class _Request(Protocol):
+    @property
+    def method(self) -> str: ...
     @property
     def headers(self) -> MutableMapping[str, str]: ...
     @property
@@ -65,11 +69,11 @@ class _Response(Protocol):
     def status_code(self) -> int: ...
     @property
     def request(self) -> _Request: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
 
 
 class _TokenResponse(_Response, Protocol):
-    @property
-    def headers(self) -> Mapping[str, str]: ...
     @property
     def extensions(self) -> Mapping[str, Any]: ...
     def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]: ...
@@ -405,29 +409,72 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
         if isinstance(error, LibraryError):  # what the library's HTTPError.request reads
             error._request = request
 
+    def _authorize(self, request: RequestT, token: Token) -> None:
+        """Put *token* on *request*, with a DPoP proof when it is DPoP-bound."""
+        request.headers["Authorization"] = token.authorization
+        if token.dpop:
+            self._prove(request, token)
+
+    def _prove(self, request: RequestT, token: Token) -> None:
+        """Add the DPoP proof of *request* carrying *token*."""
+        dpop = self._manager.dpop
+        if dpop is not None:
+            request.headers["DPoP"] = dpop.proof(request.method, str(request.url),
+                                                 token.access_token)
+
+    def _nonce_demanded(self, request: RequestT, response: ResponseT, token: Token) -> bool:
+        """Note the nonce a DPoP answer gives; whether it is a 401 demanding one of a
+        request that carried *token* (RFC 9449 §9), to be re-sent once with it."""
+        dpop = self._manager.dpop
+        if dpop is None or not token.dpop:
+            return False
+        sent = response.request
+        sent_url = str(sent.url)
+        headers = response.headers
+        return (
+            dpop.note(sent_url, headers)
+            and response.status_code == 401
+            and nonce_demanded(headers)
+            and sent.headers.get("Authorization") == token.authorization
+            and origin(sent_url) == origin(str(request.url))
+        )
+
     def sync_auth_flow(self, request: RequestT) -> Generator[RequestT, ResponseT, None]:
         token = self._manager.fresh_token() or self.get_token(request)
         request.headers["Authorization"] = token.authorization
+        if token.dpop:
+            self._prove(request, token)
         rewind = _rewinder(request, self._lib.ByteStream)
         response = yield request
+        if token.dpop and self._nonce_demanded(request, response, token) and rewind:
+            rewind()
+            self._authorize(request, token)  # a new proof, with the nonce: not a renewal
+            response = yield request
+            self._nonce_demanded(request, response, token)
         if response.status_code not in self._renew_on:
             return  # the common answer leaves here, without another call
         min_generation = self._renewal(request, response, token, rewind)
         if min_generation is not None:
-            new = self._token_on_this_thread(self._send, min_generation, request)
-            request.headers["Authorization"] = new.authorization
+            self._authorize(request, self._token_on_this_thread(self._send, min_generation,
+                                                                request))
             yield request
 
     async def async_auth_flow(self, request: RequestT) -> AsyncGenerator[RequestT, ResponseT]:
         # A coroutine only when a token is to be fetched, not on every request.
         token = self._manager.fresh_token() or await self.aget_token(request)
         request.headers["Authorization"] = token.authorization
+        if token.dpop:
+            self._prove(request, token)
         rewind = _rewinder(request, self._lib.ByteStream)
         response = yield request
+        if token.dpop and self._nonce_demanded(request, response, token) and rewind:
+            rewind()
+            self._authorize(request, token)
+            response = yield request
+            self._nonce_demanded(request, response, token)
         if response.status_code not in self._renew_on:
             return
         min_generation = self._renewal(request, response, token, rewind)
         if min_generation is not None:
-            new = await self._async_token(request, min_generation)
-            request.headers["Authorization"] = new.authorization
+            self._authorize(request, await self._async_token(request, min_generation))
             yield request

@@ -25,6 +25,9 @@ KEYS = (
     "client_id",
     "client_secret",
     "client_secret_file",
+    "dpop",
+    "dpop_key",
+    "dpop_key_file",
     "environment",
     "extra",
     "insecure_transport",
@@ -50,6 +53,7 @@ _FILES = {
     "private_key_file": "private_key",
     "certificate_file": "certificate",
     "client_assertion_file": "client_assertion",
+    "dpop_key_file": "dpop_key",
 }
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
 
@@ -149,8 +153,9 @@ def from_mapping(mapping: Mapping[str, Any]) -> tuple[Any, str | None, dict[str,
     for name in ("max_retries", "max_response_bytes"):
         if name in options:
             options[name] = _number(name, options[name], int)
-    if "insecure_transport" in options:
-        options["insecure_transport"] = _bool("insecure_transport", options["insecure_transport"])
+    for name in ("insecure_transport", "dpop"):
+        if name in options:
+            options[name] = _bool(name, options[name])
     if isinstance(options.get("renew_on"), str):  # OAUTH_CC_RENEW_ON=401,403
         text = options["renew_on"].replace(",", " ").split()
         if not all(part.isdigit() for part in text):

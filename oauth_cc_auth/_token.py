@@ -35,11 +35,18 @@ class Token:
     refresh_at: float = math.inf
     #: Every field of the token response; not shown in ``repr``.
     raw: Mapping[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
-    #: The ``Authorization`` header value, built once (RFC 6750 §2.1).
+    #: The ``Authorization`` header value, built once: ``Bearer <token>`` (RFC 6750 §2.1), or
+    #: ``DPoP <token>`` for a DPoP-bound token (RFC 9449 §7.1).
     authorization: str = dataclasses.field(init=False, repr=False, compare=False)
+    #: Whether the token is DPoP-bound (``token_type`` ``DPoP``): each request carrying it
+    #: needs a proof.
+    dpop: bool = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "authorization", f"Bearer {self.access_token}")
+        dpop = self.token_type.lower() == "dpop"
+        object.__setattr__(self, "dpop", dpop)
+        scheme = "DPoP" if dpop else "Bearer"
+        object.__setattr__(self, "authorization", f"{scheme} {self.access_token}")
 
     @classmethod
     def issued(

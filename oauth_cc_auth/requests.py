@@ -6,6 +6,7 @@ import socket
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 from typing import Any, ClassVar, Unpack
 
 import requests
@@ -21,9 +22,11 @@ from requests.utils import rewind_body
 from oauth_cc_auth import errors
 from oauth_cc_auth._actions import TransportFailure
 from oauth_cc_auth._adapter import AuthOptions, ClientCredentialsBase
+from oauth_cc_auth._dpop import nonce_demanded
 from oauth_cc_auth._limits import READ_CHUNK, Deadline, SocketHolder, exchange
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth._token import Token
+from oauth_cc_auth._urls import origin
 
 __all__ = [
     "ClientCredentialsAuth",
@@ -262,16 +265,50 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
         url = r.url or ""
         renew_on = self._renew_on
         original = weakref.ref(r)  # not r itself: the hook, stored on r, would keep it alive
+        hook: Callable[..., requests.Response]
+        dpop = self._manager.dpop
+        if token.dpop and dpop is not None:
+            r.headers["DPoP"] = dpop.proof(r.method or "GET", url, token.access_token)
+            hook = partial(self._dpop_answer, token=token, url=url, original=original)
+        else:
 
-        def renew(response: requests.Response, **kwargs: Any) -> requests.Response:
-            if response.status_code not in renew_on:  # every answer passes here: leave
-                return response
-            return self._renew(response, token, url, original(), **kwargs)
+            def hook(response: requests.Response, **kwargs: Any) -> requests.Response:
+                if response.status_code not in renew_on:  # every answer passes here: leave
+                    return response
+                return self._renew(response, token, url, original(), **kwargs)
 
         # What register_hook() does, without its isinstance(hook, Callable) ABC check on
         # every request, for a hook that is a function.
-        r.hooks["response"].append(renew)
+        r.hooks["response"].append(hook)
         return r
+
+    def _dpop_answer(
+        self,
+        response: requests.Response,
+        token: Token,
+        url: str,
+        original: weakref.ref[requests.PreparedRequest],
+        **kwargs: Any,
+    ) -> requests.Response:
+        """The answer to a request with a DPoP proof: its nonce remembered; after a 401
+        demanding one, the request re-sent once with a proof carrying it (RFC 9449 §9; not a
+        renewal); then, after a ``renew_on`` status, the renewal."""
+        dpop = self._manager.dpop
+        assert dpop is not None  # noqa: S101 - only registered with DPoP on
+        sent_url = response.request.url or ""
+        if (
+            dpop.note(sent_url, response.headers)
+            and response.status_code == 401
+            and nonce_demanded(response.headers)
+            and origin(sent_url) == origin(url)
+        ):
+            sent = response.request
+            if sent.headers.get("Authorization") == token.authorization:
+                response = self._resend(response, lambda: token, **kwargs)
+                dpop.note(sent_url, response.headers)
+        if response.status_code not in self._renew_on:
+            return response
+        return self._renew(response, token, url, original(), **kwargs)
 
     def _renew(
         self,
@@ -294,6 +331,31 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
         )
         if min_generation is None:
             return r
+        renewed: list[Token] = []
+
+        def new_token() -> Token:
+            renewed.append(self._token_on_this_thread(self._send, min_generation))
+            return renewed[0]
+
+        retried = self._resend(r, new_token, **kwargs)
+        if renewed and retried.is_redirect:
+            # The session follows a redirect from a copy of the request it sent (the
+            # original, or the redirect hop this answer is to): its copies get the new token
+            # (requests strips it for another host), while it shows, in the history and in
+            # requests-mock's, the token it was sent with.
+            followed = [original] if original is not None else []
+            if isinstance(sent, requests.PreparedRequest) and sent is not original:
+                followed.append(sent)
+            for request in followed:
+                request.headers = _RenewedHeaders(request.headers, renewed[0].authorization)
+        return retried
+
+    def _resend(
+        self, r: requests.Response, token_for: Callable[[], Token], **kwargs: Any
+    ) -> requests.Response:
+        """The request of answer *r* sent again with the token *token_for* gives (and a new
+        DPoP proof for a DPoP-bound one); *r* itself when its body cannot be sent again."""
+        sent = r.request
         prep = sent.copy()
         body = prep.body
         if body is not None and not isinstance(body, (bytes, str)):
@@ -310,21 +372,15 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
         cookies = prep._cookies  # type: ignore[attr-defined]
         extract_cookies_to_jar(cookies, sent, r.raw)  # type: ignore[no-untyped-call]
         prep.prepare_cookies(cookies)
-        authorization = self._token_on_this_thread(self._send, min_generation).authorization
-        prep.headers["Authorization"] = authorization
+        token = token_for()
+        prep.headers["Authorization"] = token.authorization
+        dpop = self._manager.dpop
+        if dpop is not None and token.dpop:
+            prep.headers["DPoP"] = dpop.proof(prep.method or "GET", prep.url or "",
+                                              token.access_token)
         retried: requests.Response = r.connection.send(prep, **kwargs)
         retried.history.append(r)
         retried.request = prep
-        if retried.is_redirect:
-            # The session follows a redirect from a copy of the request it sent (the
-            # original, or the redirect hop this answer is to): its copies get the new token
-            # (requests strips it for another host), while it shows, in the history and in
-            # requests-mock's, the token it was sent with.
-            followed = [original] if original is not None else []
-            if isinstance(sent, requests.PreparedRequest) and sent is not original:
-                followed.append(sent)
-            for request in followed:
-                request.headers = _RenewedHeaders(request.headers, authorization)
         return retried
 
 
