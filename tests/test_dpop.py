@@ -294,3 +294,24 @@ class TestAPI:
             "DPoP dpop-tok-1", "DPoP dpop-tok-1", "DPoP dpop-tok-2"]
         assert read_proof(sent[2].headers["dpop"])[1]["ath"] == ath("dpop-tok-2")
         assert len(harness.server.received_at("token")) == 2
+
+
+class TestDiscovery:
+    ISSUER = "https://auth.example"
+
+    def test_server_not_accepting_the_keys_algorithm(self, harness: Harness) -> None:
+        harness.server.metadata_fields["dpop_signing_alg_values_supported"] = ["RS256", "PS256"]
+        auth = harness.auth(issuer=self.ISSUER, token_url=None, dpop=True)
+        with pytest.raises(oauth_cc_auth.ConfigurationError,
+                           match="with ES256 .* it accepts RS256, PS256"):
+            harness.get(auth)
+        assert harness.server.received_at("token") == []
+
+    def test_server_accepting_it(self, harness: Harness) -> None:
+        harness.server.metadata_fields["dpop_signing_alg_values_supported"] = ["ES256"]
+        harness.server.answer_next(Reply(json=DPOP_TOKEN))
+        harness.server.answer_next(Reply(json={"ok": True}), endpoint="resource")
+        auth = harness.auth(issuer=self.ISSUER, token_url=None, dpop=True)
+        assert harness.get(auth).status_code == 200
+        [token_request] = harness.server.received_at("token")
+        assert read_proof(token_request.headers["dpop"])[1]["htu"] == auth.token_url
