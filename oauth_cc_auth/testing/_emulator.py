@@ -61,6 +61,8 @@ from joserfc import jws, jwt
 from joserfc.errors import BadSignatureError, InvalidKeyIdError, JoseError
 from joserfc.jwk import KeyFlexible, KeySet, KeySetSerialization, OctKey
 
+from oauth_cc_auth.testing import _dpop
+
 __all__ = [
     "Answered", "EmulatedClient", "Emulator", "Gate", "NoAnswer", "ProviderSite", "Received",
     "Reply",
@@ -234,7 +236,9 @@ class EmulatedClient:
     """A client registered with the emulator: what to configure an auth object with.
 
     A ``rfc6749`` client may have no secret and a public JWK Set (``jwks``, ``{"keys": [...]}``)
-    instead, for ``private_key_jwt``; the seed providers' clients need a secret.
+    instead, for ``private_key_jwt``; the seed providers' clients need a secret. A
+    ``dpop_bound`` client gets DPoP-bound tokens only: a token request without a DPoP proof
+    is refused (400 ``invalid_dpop_proof``).
     """
 
     provider: str
@@ -243,10 +247,15 @@ class EmulatedClient:
     scope: str | None = None
     extra: Mapping[str, str] = dataclasses.field(default_factory=dict)
     jwks: Mapping[str, Any] | None = None
+    #: Its token requests must carry a DPoP proof (RFC 9449).
+    dpop_bound: bool = False
 
     def options(self) -> dict[str, Any]:
-        """Keyword arguments for ``ClientCredentialsAuth`` besides ``token_url``."""
+        """Keyword arguments for ``ClientCredentialsAuth`` besides ``token_url``
+        (``dpop=True`` for a ``dpop_bound`` client)."""
         options: dict[str, Any] = {"provider": self.provider}
+        if self.dpop_bound:
+            options["dpop"] = True
         if self.scope is not None:
             options["scope"] = self.scope
         if self.extra:
@@ -287,6 +296,8 @@ class _Issued:
     provider: str
     client_id: str
     expires_at: float
+    #: The thumbprint of the key a DPoP-bound token is bound to (RFC 9449 §6).
+    jkt: str | None = None
 
 
 @dataclasses.dataclass
@@ -500,6 +511,14 @@ class Emulator:
         self.token_requests: Counter[str] = Counter()
         #: Protected-resource requests received, per provider.
         self.resource_requests: Counter[str] = Counter()
+        # DPoP (RFC 9449): the nonce each endpoint ("token", "resource") demands, if it does,
+        # and the jtis of the proofs accepted.
+        self._dpop_nonces: dict[str, str] = {}
+        self._dpop_jtis = _dpop.SeenJtis()
+        #: DPoP proofs refused, by error (``invalid_dpop_proof``, ``use_dpop_nonce``,
+        #: ``invalid_token``) and by reason (``missing``, ``typ``, ``signature``, ``htm``,
+        #: ``htu``, ``iat``, ``ath``, ``jkt``, ``replayed``, ``nonce``...).
+        self.dpop_refusals: Counter[str] = Counter()
         self._server: _ThreadingServer | None = None
         self._thread: threading.Thread | None = None
         for client in (*DEFAULT_CLIENTS, *PRESET_CLIENTS):
@@ -631,6 +650,24 @@ class Emulator:
             self._gate = gate
         return gate
 
+    def demand_dpop_nonce(self, endpoint: str = "token") -> str:
+        """From now on, DPoP proofs at the token endpoints (``endpoint="resource"``: at the
+        protected resources) must carry a server nonce (RFC 9449 §8, §9): a new one, returned;
+        the previous one is stale from now on. A proof without it or with a stale one is
+        refused ``use_dpop_nonce`` with the nonce in a ``DPoP-Nonce`` header, and every answer
+        of that endpoint carries it."""
+        if endpoint not in ("token", "resource"):
+            raise ValueError(f"endpoint must be 'token' or 'resource', not {endpoint!r}")
+        nonce = secrets.token_urlsafe(16)
+        with self._lock:
+            self._dpop_nonces[endpoint] = nonce
+        return nonce
+
+    def stop_demanding_dpop_nonce(self, endpoint: str = "token") -> None:
+        """Take DPoP proofs at *endpoint* without a nonce again."""
+        with self._lock:
+            self._dpop_nonces.pop(endpoint, None)
+
     @property
     def received(self) -> list[Received]:
         """The requests received so far (the most recent :attr:`max_received`), in order."""
@@ -656,7 +693,9 @@ class Emulator:
             "REQUEST_METHOD": method.upper(),
             "PATH_INFO": unquote(parts.path) or "/",
             "QUERY_STRING": parts.query,
-            "SERVER_NAME": parts.hostname or "localhost",
+            # An IPv6 address in brackets, as a URL names it (request_uri adds none).
+            "SERVER_NAME": (f"[{parts.hostname}]" if ":" in (parts.hostname or "")
+                            else parts.hostname or "localhost"),
             "SERVER_PORT": str(parts.port or (443 if parts.scheme == "https" else 80)),
             "SERVER_PROTOCOL": "HTTP/1.1",
             "wsgi.url_scheme": parts.scheme or "http",
@@ -710,6 +749,7 @@ class Emulator:
             self.resource_requests.clear()
             self._client_assertions.clear()
             self._received.clear()
+            self.dpop_refusals.clear()
 
     @property
     def client_assertions(self) -> list[str]:
@@ -827,6 +867,7 @@ class Emulator:
                 answer_headers = [("Content-Type", "application/json"), *reply.headers]
                 if any(name.lower() == "content-type" for name, _ in reply.headers):
                     answer_headers.pop(0)
+            answer_headers.extend(self._dpop_nonce_header(endpoint, answer_headers))
             answer_headers.append(("Content-Length", str(len(body))))
             start_response(f"{reply.status} {_REASONS.get(reply.status, 'Status')}",
                            answer_headers)
@@ -885,6 +926,7 @@ class Emulator:
                 "private_key_jwt",
             ],
             "token_endpoint_auth_signing_alg_values_supported": [*_HMAC_ALGS, *_KEY_ALGS],
+            "dpop_signing_alg_values_supported": list(_dpop.DPOP_ALGS),
             "grant_types_supported": ["client_credentials"],
             "response_types_supported": [],
         }
@@ -972,16 +1014,21 @@ class Emulator:
             fields = self._fincalc_fields(content_type, raw)
         else:
             fields = self._form_fields(site, content_type, raw, rules)
+        # A DPoP proof is checked before the client is (a nonce refusal spends no assertion).
+        jkt = self._dpop_proof(environ, "token") if "HTTP_DPOP" in environ else None
         if rules is not None:
             client = self._authenticate_preset(site, rules, fields, environ)
         else:
             client = self._authenticate(site, fields, environ)
+        if client.dpop_bound and jkt is None:
+            raise self._dpop_refused(_dpop.DPoPRefusal("a DPoP proof is required", "missing"),
+                                     "token")
         lifetime = self._lifetimes.get(site.name, site.lifetime)
         with self._lock:
             token = (secrets.token_urlsafe(32) if self._token_prefix is None
                      else f"{self._token_prefix}{next(self._serial)}")
             self._tokens[token] = _Issued(site.name, str(client.client_id),
-                                          self._clock() + lifetime)
+                                          self._clock() + lifetime, jkt)
         answer: dict[str, Any] = {"access_token": token}
         if site.name == "fincalc":
             data = {"token_type": "Bearer", "expires_in": _seconds(lifetime),
@@ -997,6 +1044,8 @@ class Emulator:
         elif site.says_expires_in:
             answer["expires_in"] = _seconds(lifetime)
             answer["token_type"] = "bearer"  # noqa: S105 - a type, not a token
+        if jkt is not None:  # RFC 9449 §5: a DPoP-bound token
+            answer.get("data", answer)["token_type"] = "DPoP"  # noqa: S105
         raise _Reply(200, answer, [("Cache-Control", "no-store")])
 
     @staticmethod
@@ -1233,18 +1282,93 @@ class Emulator:
         self._scripted("resource", site)
         header = environ.get("HTTP_AUTHORIZATION", "")
         challenge = [("WWW-Authenticate", 'Bearer error="invalid_token"')]
+        scheme, _, presented = header.partition(" ")
+        if scheme.lower() == "dpop":
+            bound = self._dpop_resource(site, environ, presented.strip())
+            raise _Reply(200, {"provider": site.name, "client_id": bound.client_id, "ok": True})
         if not header.startswith("Bearer "):
             raise _Reply(401, {"error": "invalid_token"}, [("WWW-Authenticate", "Bearer")])
-        with self._lock:
-            issued = self._tokens.get(header[7:])
-            valid = (
-                issued is not None
-                and issued.provider == site.name
-                and self._clock() < issued.expires_at
-            )
-        if not valid or issued is None:
+        issued = self._valid_token(site, header[7:])
+        if issued is None:
             raise _Reply(401, {"error": "invalid_token"}, challenge)
+        if issued.jkt is not None:
+            raise self._dpop_refused(_dpop.DPoPRefusal(
+                "this token is DPoP-bound: send it with the DPoP scheme and a proof", "bearer",
+                error="invalid_token"), "resource")
         raise _Reply(200, {"provider": site.name, "client_id": issued.client_id, "ok": True})
+
+    def _valid_token(self, site: ProviderSite, token: str) -> _Issued | None:
+        """The token issued as *token* for *site*, if it has not expired nor been revoked."""
+        with self._lock:
+            issued = self._tokens.get(token)
+            if issued is None or issued.provider != site.name:
+                return None
+            return issued if self._clock() < issued.expires_at else None
+
+    # -- DPoP (RFC 9449) --------------------------------------------------------------------
+
+    def _dpop_resource(self, site: ProviderSite, environ: dict[str, Any], token: str) -> _Issued:
+        """``Authorization: DPoP <token>``: a DPoP-bound token with a proof of its key."""
+        issued = self._valid_token(site, token)
+        if issued is None:
+            raise self._dpop_refused(_dpop.DPoPRefusal(
+                "the access token is unknown, expired or revoked", "token",
+                error="invalid_token"), "resource")
+        if issued.jkt is None:
+            raise self._dpop_refused(_dpop.DPoPRefusal(
+                "the access token is not DPoP-bound: send it with the Bearer scheme", "unbound",
+                error="invalid_token"), "resource")
+        jkt = self._dpop_proof(environ, "resource", token)
+        if jkt != issued.jkt:
+            raise self._dpop_refused(_dpop.DPoPRefusal(
+                "the proof's key is not the key the access token is bound to", "jkt"),
+                "resource")
+        return issued
+
+    def _dpop_proof(
+        self, environ: dict[str, Any], endpoint: str, access_token: str | None = None
+    ) -> str:
+        """The thumbprint of the key of the request's valid DPoP proof, its jti now spent."""
+        value = environ.get("HTTP_DPOP")
+        with self._lock:
+            nonce = self._dpop_nonces.get(endpoint)
+        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        urls = {request_uri(environ, include_query=False)}
+        if self._server is not None:
+            urls.add(self.url + path)
+        now = time.time()
+        try:
+            proof = _dpop.verify_proof(
+                [] if value is None else [str(value)],
+                method=environ.get("REQUEST_METHOD", "GET"), urls=urls, now=now, nonce=nonce,
+                access_token=access_token,
+            )
+            self._dpop_jtis.remember(proof.jti, now)
+        except _dpop.DPoPRefusal as refusal:
+            raise self._dpop_refused(refusal, endpoint) from None
+        return proof.jkt
+
+    def _dpop_refused(self, refusal: _dpop.DPoPRefusal, endpoint: str) -> _Reply:
+        """The answer refusing a request for its DPoP proof: 400 at a token endpoint, 401
+        with a ``DPoP`` challenge at a resource (the nonce header is added when answering)."""
+        with self._lock:
+            self.dpop_refusals[refusal.error] += 1
+            self.dpop_refusals[refusal.reason] += 1
+        body = {"error": refusal.error, "error_description": refusal.description}
+        if endpoint == "token":
+            return _Reply(400, body)
+        challenge = f'DPoP error="{refusal.error}", error_description="{refusal.description}"'
+        return _Reply(401, body, [("WWW-Authenticate", challenge)])
+
+    def _dpop_nonce_header(
+        self, endpoint: str, headers: list[tuple[str, str]]
+    ) -> list[tuple[str, str]]:
+        """``DPoP-Nonce`` for an answer of an endpoint demanding one (unless it has one)."""
+        with self._lock:
+            nonce = self._dpop_nonces.get(endpoint)
+        if nonce is None or any(name.lower() == "dpop-nonce" for name, _ in headers):
+            return []
+        return [("DPoP-Nonce", nonce)]
 
 
 def _seconds(value: float) -> int | float:
