@@ -41,6 +41,7 @@ from tests.conftest import (
     RequestsHarness,
     is_token_url,
 )
+from tests.test_dpop import read_proof
 
 THREADS = 32
 TASKS = 200
@@ -170,6 +171,11 @@ def _authorizations(server: Emulator) -> list[str]:
     return [r.headers["authorization"] for r in server.received_at("resource")]
 
 
+def _proof_ids(server: Emulator) -> int:
+    """How many different DPoP proofs (by ``jti``) the resource received."""
+    return len({read_proof(r.headers["dpop"])[1]["jti"] for r in server.received_at("resource")})
+
+
 @pytest.fixture
 def get(harness: Harness) -> Iterator[Callable[[Any], Callable[[], int]]]:
     """``get(auth)``: a function making one API request through *auth* in *harness*'s sync
@@ -205,6 +211,17 @@ class TestThreads:
         assert results == [200] * THREADS
         assert len(harness.server.received_at("token")) == 1
         assert _authorizations(harness.server) == ["Bearer tok-1"] * THREADS
+
+    def test_dpop_cold_start_makes_one_token_request(
+        self, harness: Harness, get: Callable[[Any], Callable[[], int]]
+    ) -> None:
+        auth = harness.auth(dpop=True)
+        results = _contend(harness.server, _slot_of(auth), [get(auth)] * THREADS)
+        assert results == [200] * THREADS  # each proof checked by the emulator
+        assert len(harness.server.received_at("token")) == 1
+        assert _authorizations(harness.server) == ["DPoP tok-1"] * THREADS
+        assert _proof_ids(harness.server) == THREADS
+        assert not harness.server.dpop_refusals
 
     def test_expiry_makes_one_token_request(
         self, harness: Harness, get: Callable[[Any], Callable[[], int]]
@@ -262,6 +279,18 @@ class TestAsyncTasks:
         assert results == [200] * TASKS
         assert len(harness.server.received_at("token")) == 1
         assert _authorizations(harness.server) == ["Bearer tok-1"] * TASKS
+
+    async def test_dpop_cold_start_makes_one_token_request(
+        self, harness: HttpxFamilyHarness
+    ) -> None:
+        auth = harness.auth(dpop=True)
+        async with harness.async_client(auth, timeout=DEADLINE) as client:
+            results = await _acontend(harness.server, _slot_of(auth), [_aget(client)] * TASKS)
+        assert results == [200] * TASKS  # each proof checked by the emulator
+        assert len(harness.server.received_at("token")) == 1
+        assert _authorizations(harness.server) == ["DPoP tok-1"] * TASKS
+        assert _proof_ids(harness.server) == TASKS
+        assert not harness.server.dpop_refusals
 
     async def test_waiters_share_the_failure(self, harness: HttpxFamilyHarness) -> None:
         harness.server.answer_next(Reply(503))

@@ -210,12 +210,14 @@ class TestTokenEndpoint:
     def test_bearer_answer_is_used_as_bearer_with_a_warning(
         self, harness: Harness, caplog: pytest.LogCaptureFixture
     ) -> None:
+        harness.server.answer_next(
+            Reply(json={"access_token": "plain-1", "token_type": "Bearer", "expires_in": 60}))
         auth = harness.auth(dpop=True)
         with caplog.at_level(logging.WARNING, logger="oauth_cc_auth"):
             assert harness.get(auth).status_code == 200
         assert "answered the DPoP token request" in caplog.text
         [api] = harness.server.received_at("resource")
-        assert api.headers["authorization"] == "Bearer tok-1"
+        assert api.headers["authorization"] == "Bearer plain-1"
         assert "dpop" not in api.headers
 
     def test_dpop_token_without_dpop_configured_is_refused(self, harness: Harness) -> None:
@@ -303,7 +305,7 @@ class TestDiscovery:
         harness.server.metadata_fields["dpop_signing_alg_values_supported"] = ["RS256", "PS256"]
         auth = harness.auth(issuer=self.ISSUER, token_url=None, dpop=True)
         with pytest.raises(oauth_cc_auth.ConfigurationError,
-                           match="with ES256 .* it accepts RS256, PS256"):
+                           match=r"with ES256 .* it accepts RS256, PS256"):
             harness.get(auth)
         assert harness.server.received_at("token") == []
 
