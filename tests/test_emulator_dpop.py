@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import http.client
 import json
 import secrets
 import time
@@ -425,3 +426,16 @@ def test_over_loopback() -> None:
         answer = requests.post(localhost, data=CREDENTIALS, timeout=5,
                                headers={"DPoP": proof(url=localhost)})
         assert answer.status_code == 200
+        # Two DPoP headers (wsgiref joins them with a comma).
+        port = int(url.split(":")[2].split("/")[0])
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        body = urlencode(CREDENTIALS)
+        connection.putrequest("POST", "/oauth/token")
+        for name, value in (("Content-Type", FORM), ("Content-Length", str(len(body))),
+                            ("DPoP", proof(url=url)), ("DPoP", proof(url=url))):
+            connection.putheader(name, value)
+        connection.endheaders(body.encode())
+        reply = connection.getresponse()
+        assert (reply.status, json.loads(reply.read())["error_description"]) == (
+            400, "more than one DPoP header")
+        connection.close()

@@ -25,6 +25,14 @@ PingOne's errors have its ``id``/``code``/``message`` shape; ZITADEL wants a
 ``urn:zitadel:iam:org:project:id:{id}:aud`` scope. Each preset has a test client
 (:meth:`Emulator.client`) with the scope or ``extra`` its preset needs.
 
+Every token endpoint and protected resource verifies DPoP proofs (RFC 9449, module
+``_dpop``): a token request with a ``DPoP`` proof gets a DPoP-bound token (``token_type``
+``DPoP``, bound to the thumbprint of the proof's key), usable at the resource only with
+``Authorization: DPoP`` and a proof of that key with ``ath``; a refused proof is 400
+``invalid_dpop_proof`` (401 with a ``DPoP`` challenge at a resource). A ``dpop_bound`` client
+must send a proof; :meth:`Emulator.demand_dpop_nonce` makes an endpoint demand a server nonce
+(``use_dpop_nonce``, ``DPoP-Nonce``). A request without a proof is served as before.
+
 Served over loopback, or in process (:meth:`Emulator.handle`, for a mock transport): the same
 application either way. Tests script it: :meth:`Emulator.answer_next` queues answers of any
 kind (:class:`Reply`), :meth:`Emulator.gate` holds token requests until the test opens it,
@@ -461,6 +469,23 @@ class Emulator:
         keep_alive: Over loopback, keep HTTP/1.1 connections open for further requests, as
             real servers do (:attr:`Received.peer` tells them apart), instead of closing each
             one after its answer. :meth:`stop` closes those still open.
+
+    DPoP (RFC 9449): a token request with a ``DPoP`` header has its proof verified (one
+    header; a JWS with ``typ`` ``dpop+jwt``, an asymmetric ``alg`` of
+    ``dpop_signing_alg_values_supported``, a public ``jwk`` header that verifies it; ``htm``
+    the method, ``htu`` the URL as addressed without query and fragment, normalised; ``iat``
+    within 60 s of ``time.time()``; a ``jti`` never seen before, remembered for 5 minutes;
+    the ``nonce`` when one is demanded) and gets a token bound to the key's RFC 7638
+    thumbprint, ``token_type`` ``DPoP``; else 400 ``invalid_dpop_proof``. At a resource, a
+    bound token is good only as ``Authorization: DPoP <token>`` with a proof of the same key
+    whose ``ath`` is the token's hash (else 401 and ``WWW-Authenticate: DPoP
+    error="invalid_dpop_proof"`` or ``error="invalid_token"``); an unbound token only as
+    ``Bearer``. An ``EmulatedClient(..., dpop_bound=True)`` must send a proof.
+    :meth:`demand_dpop_nonce` makes the token endpoints (or resources) demand a nonce:
+    ``use_dpop_nonce`` (400, or 401 at a resource) with ``DPoP-Nonce`` when it is missing or
+    stale, and ``DPoP-Nonce`` on every answer there. :attr:`dpop_refusals` counts refusals by
+    error and by reason (``replayed``, ``nonce``, ``htu``...). A request without a proof is
+    served as it would be without DPoP, and scripted answers, faults and gates come first.
     """
 
     #: The longest ``exp - iat`` accepted in a client assertion, in seconds (Okta's rule).
@@ -1357,7 +1382,8 @@ class Emulator:
         body = {"error": refusal.error, "error_description": refusal.description}
         if endpoint == "token":
             return _Reply(400, body)
-        challenge = f'DPoP error="{refusal.error}", error_description="{refusal.description}"'
+        quoted = refusal.description.replace("\\", "\\\\").replace('"', '\\"')
+        challenge = f'DPoP error="{refusal.error}", error_description="{quoted}"'
         return _Reply(401, body, [("WWW-Authenticate", challenge)])
 
     def _dpop_nonce_header(
