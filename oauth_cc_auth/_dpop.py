@@ -29,6 +29,8 @@ __all__ = ["DPoP", "DPoPKey", "dpop_nonce", "nonce_demanded"]
 
 #: RFC 9449 §8.1: ``nonce = 1*NQCHAR``, NQCHAR = %x21 / %x23-5B / %x5D-7E; capped in length.
 _NONCE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]{1,1024}$")
+#: How many (method, URL) pairs a key remembers the encoding of.
+_REMEMBERED = 256
 
 
 def _b64(data: bytes) -> bytes:
@@ -38,8 +40,8 @@ def _b64(data: bytes) -> bytes:
 class DPoPKey:
     """The key DPoP proofs are signed with, and what every proof of it repeats."""
 
-    __slots__ = ("_header", "_key", "_signer", "alg", "public_jwk", "sealing_material",
-                 "thumbprint")
+    __slots__ = ("_header", "_key", "_last_ath", "_signer", "_targets", "alg", "public_jwk",
+                 "sealing_material", "thumbprint")
 
     def __init__(self, key: Any) -> None:
         from joserfc.jws import JWSRegistry
@@ -66,6 +68,9 @@ class DPoPKey:
         self.sealing_material: bytes = key_material(key)
         header = {"typ": "dpop+jwt", "alg": self.alg, "jwk": self.public_jwk}
         self._header = _b64(json.dumps(header, separators=(",", ":")).encode()) + b"."
+        #: ``"htm":...,"htu":...`` per (method, URL) of the recent requests.
+        self._targets: dict[tuple[str, str], str] = {}
+        self._last_ath: tuple[str, str] | None = None
         self.proof("POST", "https://check.invalid/token")  # a key that cannot sign fails now
 
     @classmethod
@@ -88,20 +93,39 @@ class DPoPKey:
     ) -> str:
         """A proof for one request: *htm* its method, *htu* its URL (query and fragment are
         dropped here), *access_token* the token it carries (API requests), *nonce* the
-        server's."""
-        claims: dict[str, Any] = {
-            "jti": secrets.token_urlsafe(16),
-            "htm": htm,
-            "htu": htu.partition("?")[0].partition("#")[0],
-            "iat": int(time.time()),
-        }
+        server's (well-formed: :func:`dpop_nonce`)."""
+        # The claims as JSON, written out: jti, ath and nonce need no escaping (base64url,
+        # and RFC 9449's NQCHAR), method and URL are escaped once and remembered.
+        target = self._targets.get((htm, htu))
+        if target is None:
+            target = self._target(htm, htu)
+        claims = f'{{"jti":"{secrets.token_urlsafe(16)}",{target},"iat":{int(time.time())}'
         if access_token is not None:
-            claims["ath"] = _b64(hashlib.sha256(access_token.encode()).digest()).decode()
+            claims += f',"ath":"{self._ath(access_token)}"'
         if nonce is not None:
-            claims["nonce"] = nonce
-        signing_input = self._header + _b64(json.dumps(claims, separators=(",", ":")).encode())
+            claims += f',"nonce":"{nonce}"'
+        signing_input = self._header + _b64((claims + "}").encode())
         signature = self._signer.sign(signing_input, self._key)
         return (signing_input + b"." + _b64(signature)).decode("ascii")
+
+    def _target(self, htm: str, htu: str) -> str:
+        """``"htm":...,"htu":...`` of a method and URL, remembered for the next proofs."""
+        url = htu.partition("?")[0].partition("#")[0]
+        target = f'"htm":{json.dumps(htm)},"htu":{json.dumps(url)}'
+        if len(self._targets) >= _REMEMBERED:
+            self._targets.clear()
+        self._targets[htm, htu] = target
+        return target
+
+    def _ath(self, access_token: str) -> str:
+        """``ath``: the base64url SHA-256 of the token (RFC 9449 §4.2), of the last token
+        remembered."""
+        last = self._last_ath
+        if last is not None and last[0] == access_token:
+            return last[1]
+        value = _b64(hashlib.sha256(access_token.encode()).digest()).decode()
+        self._last_ath = (access_token, value)
+        return value
 
 
 def dpop_nonce(headers: Mapping[str, str]) -> str | None:
