@@ -89,6 +89,7 @@ class DPoPServer:
         self.port = 0
         self._process: subprocess.Popen[bytes] | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._log = Path(os.devnull)
         #: Seconds from starting the subprocess to the server answering.
         self.start_seconds = 0.0
 
@@ -118,12 +119,18 @@ class DPoPServer:
         args = [sys.executable, str(Path(__file__).resolve()), "--ttl", str(self.access_token_ttl)]
         if self.require_dpop:
             args.append("--require-dpop")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHGENT_")}
-        # The child's cwd is an empty folder: authgent's settings read a ".env" from the cwd.
-        self._process = subprocess.Popen(  # noqa: S603  # our own script, no shell
-            args, cwd=self._tmp.name, env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )
+        # authgent's settings come from AUTHGENT_* (and REDIS_URL), and from a ".env" in the
+        # cwd: the child gets none of the caller's, and an empty folder as its cwd.
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("AUTHGENT_") and k != "REDIS_URL"}
+        self._log = Path(self._tmp.name) / "server.log"
+        with self._log.open("wb") as log:
+            # stdout: the port, one line; then the child sends it to the log file as well, so
+            # that no pipe can fill up and block the server.
+            self._process = subprocess.Popen(  # noqa: S603  # our own script, no shell
+                args, cwd=self._tmp.name, env=env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=log,
+            )
         try:
             self.port = int(self._read_line(started + START_TIMEOUT))
             self._wait_ready(started + START_TIMEOUT)
@@ -134,7 +141,8 @@ class DPoPServer:
         return self
 
     def _read_line(self, deadline: float) -> str:
-        assert self._process is not None and self._process.stdout is not None
+        assert self._process is not None
+        assert self._process.stdout is not None
         with selectors.DefaultSelector() as selector:
             selector.register(self._process.stdout, selectors.EVENT_READ)
             if not selector.select(max(0.0, deadline - time.monotonic())):
@@ -158,10 +166,10 @@ class DPoPServer:
             time.sleep(0.05)
 
     def _stderr(self) -> str:
-        if self._process is None or self._process.poll() is None:
+        try:
+            return ": " + self._log.read_text(errors="replace")[-2000:]
+        except OSError:
             return ""
-        assert self._process.stderr is not None
-        return ": " + self._process.stderr.read().decode(errors="replace")[-2000:]
 
     def stop(self) -> None:
         process, self._process = self._process, None
@@ -172,9 +180,8 @@ class DPoPServer:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
-            for stream in (process.stdout, process.stderr):
-                if stream is not None:
-                    stream.close()
+            if process.stdout is not None:
+                process.stdout.close()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
@@ -284,7 +291,9 @@ def _serve(require_dpop: bool, ttl: int) -> None:  # pragma: no cover - runs in 
         "AUTHGENT_REGISTER_RATE_LIMIT": "100000",
     })
 
+    import bcrypt
     import uvicorn
+    from authgent_server import app as app_module
     from authgent_server.app import create_app
     from authgent_server.config import get_settings
     from authgent_server.dependencies import (
@@ -293,9 +302,21 @@ def _serve(require_dpop: bool, ttl: int) -> None:  # pragma: no cover - runs in 
         get_token_service,
     )
     from authgent_server.errors import AuthgentError, UseDPoPNonce
+    from authgent_server.services import client_service
     from fastapi import Depends, Request
     from fastapi.responses import JSONResponse
     from sqlalchemy.ext.asyncio import AsyncSession
+
+    # bcrypt's cost for the registered clients' secrets: 4 rounds, not authgent's 12 (a quarter
+    # of a second per token request). Only the work factor changes; the check is authgent's.
+    def _hash_secret(secret: str) -> str:
+        return bcrypt.hashpw(secret.encode(), bcrypt.gensalt(rounds=4)).decode()
+
+    client_service._hash_secret = _hash_secret
+    # No background cleanup of expired rows: authgent's SQLite engine is one shared connection
+    # (StaticPool), and its cleanup tasks, all started at once at startup, could interleave
+    # their transactions with the first requests' (a client just registered was then not found).
+    app_module._CLEANUP_INTERVALS.clear()
 
     app = create_app()
     settings = get_settings()
@@ -344,7 +365,8 @@ def _serve(require_dpop: bool, ttl: int) -> None:  # pragma: no cover - runs in 
         entry["status"] = response.status_code
         return response
 
-    async def resource(request: Request, db: AsyncSession = Depends(get_db_session)) -> Any:
+    async def resource(request: Request, db: AsyncSession = Depends(get_db_session)  # noqa: B008
+                       ) -> Any:
         authorizations = request.headers.getlist("authorization")
         if len(authorizations) != 1:
             return refusal("DPoP", "invalid_request", "one Authorization header expected", 401)
@@ -393,6 +415,9 @@ def _serve(require_dpop: bool, ttl: int) -> None:  # pragma: no cover - runs in 
     app.add_api_route("/_harness/records", harness_records, methods=["GET"])
 
     print(port, flush=True)
+    log = os.open("server.log", os.O_WRONLY | os.O_APPEND)
+    os.dup2(log, 1)
+    os.close(log)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
                             loop="asyncio", http="h11", ws="none")
     uvicorn.Server(config).run(sockets=[sock])
