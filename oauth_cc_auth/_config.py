@@ -252,6 +252,9 @@ def build_config(
     **client_auth: Unpack[ClientAuthOptions],
 ) -> Config:
     """Validate an adapter's arguments; every mistake is a :class:`ConfigurationError`."""
+    unknown = sorted(set(client_auth) - ClientAuthOptions.__optional_keys__)
+    if unknown:  # a misspelt option would otherwise be ignored
+        raise ConfigurationError(f"unknown option(s): {', '.join(unknown)}")
     prov = _resolve_provider(provider)
     if isinstance(client_id, bool) or not isinstance(client_id, (str, int)) or client_id == "":
         raise ConfigurationError("client_id must be a non-empty string (or an int)")

@@ -336,8 +336,9 @@ class TokenManager:
 
 def _demands_nonce(config: Config, response: TokenHTTPResponse) -> bool:
     """Whether the token endpoint refused the request for want of a DPoP nonce (RFC 9449
-    §8: a 400 with ``error`` ``use_dpop_nonce``)."""
-    if response.status_code != 400 or response.unread is not None:
+    §8: a 400 with ``error`` ``use_dpop_nonce``; some servers, authgent among them, answer
+    it with a 401)."""
+    if response.status_code not in (400, 401) or response.unread is not None:
         return False
     provider = config.provider
     try:

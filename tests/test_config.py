@@ -8,6 +8,7 @@ import pytest
 
 import oauth_cc_auth
 from oauth_cc_auth import ConfigurationError, Provider
+from oauth_cc_auth._config import build_config
 from oauth_cc_auth.httpx import ClientCredentialsAuth as HttpxAuth
 from oauth_cc_auth.httpx2 import ClientCredentialsAuth as Httpx2Auth
 from oauth_cc_auth.requests import ClientCredentialsAuth as RequestsAuth
@@ -154,3 +155,8 @@ def test_renew_on_from_the_environment(adapter: Any) -> None:
                                 "renew_on": [401, 403]})._config.renew_on == {401, 403}
     with pytest.raises(ConfigurationError, match="statuses such as 401,403"):
         adapter.from_env({**env, "OAUTH_CC_RENEW_ON": "401,forbidden"})
+
+
+def test_unknown_options_are_refused() -> None:
+    with pytest.raises(ConfigurationError, match="unknown option.*: dpop_keys, privat_key"):
+        build_config("c", "s", token_url="https://a.example/t", privat_key="k", dpop_keys="x")
