@@ -173,6 +173,17 @@ class ClientCredentialsBase:
         return slot.metadata if slot is not None else None
 
     @property
+    def cert(self) -> str | tuple[str, str] | None:
+        """The client certificate (``cert=``) as given: a PEM file holding certificate and
+        key, or a ``(certificate, key)`` pair of paths; ``None`` without one.
+
+        A token bound to the certificate (RFC 8705 §3) is accepted by an API only from a
+        client presenting the same certificate: ``session.cert = auth.cert`` (requests), or
+        an ``ssl.SSLContext`` with ``load_cert_chain`` (httpx, see README "Mutual TLS")."""
+        certificate = self._config.authentication.certificate
+        return certificate.files if certificate is not None else None
+
+    @property
     def token(self) -> Token | None:
         """The cached token, fresh or not; ``None`` before the first token request."""
         return self._manager.slot.token

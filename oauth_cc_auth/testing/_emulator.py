@@ -45,6 +45,7 @@ import math
 import re
 import secrets
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -60,6 +61,8 @@ from wsgiref.util import application_uri, request_uri
 from joserfc import jws, jwt
 from joserfc.errors import BadSignatureError, InvalidKeyIdError, JoseError
 from joserfc.jwk import KeyFlexible, KeySet, KeySetSerialization, OctKey
+
+from oauth_cc_auth.testing import _tls
 
 __all__ = [
     "Answered", "EmulatedClient", "Emulator", "Gate", "NoAnswer", "ProviderSite", "Received",
@@ -234,7 +237,8 @@ class EmulatedClient:
     """A client registered with the emulator: what to configure an auth object with.
 
     A ``rfc6749`` client may have no secret and a public JWK Set (``jwks``, ``{"keys": [...]}``)
-    instead, for ``private_key_jwt``; the seed providers' clients need a secret.
+    instead, for ``private_key_jwt`` (or, with ``x5c``, ``self_signed_tls_client_auth``), or a
+    ``tls_client_auth_subject_dn``; the seed providers' clients need a secret.
     """
 
     provider: str
@@ -243,6 +247,9 @@ class EmulatedClient:
     scope: str | None = None
     extra: Mapping[str, str] = dataclasses.field(default_factory=dict)
     jwks: Mapping[str, Any] | None = None
+    #: RFC 8705 §2.1.2: the subject DN (RFC 4514) of the client's certificate, for
+    #: ``tls_client_auth`` (a self-signed certificate goes in ``jwks``, as a key's ``x5c``).
+    tls_client_auth_subject_dn: str | None = None
 
     def options(self) -> dict[str, Any]:
         """Keyword arguments for ``ClientCredentialsAuth`` besides ``token_url``."""
@@ -287,6 +294,8 @@ class _Issued:
     provider: str
     client_id: str
     expires_at: float
+    #: RFC 8705 §3: the ``x5t#S256`` of the client certificate the token is bound to.
+    x5t: str | None = None
 
 
 @dataclasses.dataclass
@@ -450,6 +459,10 @@ class Emulator:
         keep_alive: Over loopback, keep HTTP/1.1 connections open for further requests, as
             real servers do (:attr:`Received.peer` tells them apart), instead of closing each
             one after its answer. :meth:`stop` closes those still open.
+        ssl_context: A server-side ``ssl.SSLContext``: serve ``https://`` with it, and with
+            mutual TLS when it requests client certificates (``verify_mode``): the
+            ``tls_client_auth`` and ``self_signed_tls_client_auth`` clients, and tokens bound
+            to the certificate (RFC 8705; ``testing/_tls.py``).
     """
 
     #: The longest ``exp - iat`` accepted in a client assertion, in seconds (Okta's rule).
@@ -466,6 +479,7 @@ class Emulator:
         token_prefix: str | None = None,
         guard_every_path: bool = False,
         keep_alive: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
             raise ValueError(f"the emulator serves on loopback only, not {host!r}")
@@ -488,6 +502,7 @@ class Emulator:
         # The presets mounted (add_preset), by name, with the token path they are served at.
         self._presets: dict[str, ProviderSite] = {}
         self._keep_alive = keep_alive
+        self._ssl_context = ssl_context
         self._scripts: dict[str, list[Reply]] = {"token": [], "resource": [], "metadata": []}
         #: Fields merged into every metadata document it serves (a value ``None`` removes
         #: the field): what a test needs a server to say, e.g. ``{"issuer": "elsewhere"}``.
@@ -519,7 +534,10 @@ class Emulator:
                              f"{', '.join([*SITES, *PRESET_SITES])}")
         if client.client_secret == "":
             raise ValueError("client_secret must not be empty (None: no secret)")
-        if client.client_secret is None and (client.jwks is None or client.provider != "rfc6749"):
+        tls = client.tls_client_auth_subject_dn is not None
+        if client.client_secret is None and (
+            (client.jwks is None and not tls) or client.provider != "rfc6749"
+        ):
             raise ValueError(
                 "a client needs a client_secret" if client.provider != "rfc6749"
                 else "a client needs a client_secret or a jwks"
@@ -721,11 +739,13 @@ class Emulator:
 
     @property
     def url(self) -> str:
-        """The base URL, ``http://127.0.0.1:<port>``, once serving."""
+        """The base URL, ``http://127.0.0.1:<port>`` (``https`` with ``ssl_context``), once
+        serving."""
         if self._server is None:
             raise RuntimeError("the emulator is not serving: use it as a context manager")
         host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{self._server.server_port}"
+        scheme = "http" if self._ssl_context is None else "https"
+        return f"{scheme}://{host}:{self._server.server_port}"
 
     @property
     def issuer(self) -> str:
@@ -752,7 +772,10 @@ class Emulator:
         if self._server is not None:
             return self
         server_class = _ThreadingServer6 if ":" in self._host else _ThreadingServer
-        handler_class = _KeepAliveHandler if self._keep_alive else _Handler
+        handler_class: type[_Handler] = _KeepAliveHandler if self._keep_alive else _Handler
+        if self._ssl_context is not None:
+            server_class, handler_class = _tls.secured(server_class, handler_class,
+                                                       self._ssl_context)
         self._server = make_server(self._host, self._port, self, server_class, handler_class)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
@@ -981,7 +1004,7 @@ class Emulator:
             token = (secrets.token_urlsafe(32) if self._token_prefix is None
                      else f"{self._token_prefix}{next(self._serial)}")
             self._tokens[token] = _Issued(site.name, str(client.client_id),
-                                          self._clock() + lifetime)
+                                          self._clock() + lifetime, _tls.thumbprint(environ))
         answer: dict[str, Any] = {"access_token": token}
         if site.name == "fincalc":
             data = {"token_type": "Bearer", "expires_in": _seconds(lifetime),
@@ -1128,6 +1151,15 @@ class Emulator:
             return self._check_secret(site, client_id, secret, _BASIC_CHALLENGE)
         if uses_assertion:
             return self._check_assertion(site, fields, environ)
+        if not methods:
+            with self._lock:
+                client = self._clients.get((site.name, str(fields.get("client_id"))))
+            if client is not None and _tls.registered(client):
+                # RFC 8705 §2: the TLS client certificate authenticates the client.
+                reason = _tls.refusal(client, environ)
+                if reason is not None:
+                    raise _Reply(401, {"error": "invalid_client", "error_description": reason})
+                return client
         return self._check_secret(site, fields.get("client_id"), fields.get("client_secret"))
 
     def _check_secret(
@@ -1244,6 +1276,10 @@ class Emulator:
             )
         if not valid or issued is None:
             raise _Reply(401, {"error": "invalid_token"}, challenge)
+        if issued.x5t is not None and issued.x5t != _tls.thumbprint(environ):
+            # RFC 8705 §3: a bound token only with the certificate it is bound to.
+            raise _Reply(401, {"error": "invalid_token", "error_description":
+                               "the token is bound to another client certificate"}, challenge)
         raise _Reply(200, {"provider": site.name, "client_id": issued.client_id, "ok": True})
 
 
