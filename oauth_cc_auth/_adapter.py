@@ -112,8 +112,9 @@ class ClientCredentialsBase:
         such as ``"401,403"``); for private_key_jwt ``private_key`` or
         ``private_key_file``, ``private_key_id``, ``signing_alg``, ``certificate`` or
         ``certificate_file``, ``assertion_audience``, ``assertion_lifetime``, or
-        ``client_assertion_file``. *kwargs* (``session=``, ``client=``, ``cache=``...) are
-        passed on to the constructor.
+        ``client_assertion_file``; for mutual TLS ``cert_file`` (and ``cert_key_file``), or
+        ``cert`` (a path, or a two-item list). *kwargs* (``session=``, ``client=``,
+        ``cache=``...) are passed on to the constructor.
 
         Raises:
             ConfigurationError: a key is unknown or missing, or a value is malformed.
@@ -131,7 +132,8 @@ class ClientCredentialsBase:
         ``OAUTH_CC_EXTRA_<FIELD>`` (the field name lower-cased), ``OAUTH_CC_AUTH_METHOD``,
         ``OAUTH_CC_PRIVATE_KEY_FILE``,
         ``OAUTH_CC_PRIVATE_KEY_ID``, ``OAUTH_CC_SIGNING_ALG``, ``OAUTH_CC_CERTIFICATE_FILE``,
-        ``OAUTH_CC_CLIENT_ASSERTION_FILE`` and the other keys of :meth:`from_config`,
+        ``OAUTH_CC_CLIENT_ASSERTION_FILE``, ``OAUTH_CC_CERT_FILE``,
+        ``OAUTH_CC_CERT_KEY_FILE`` and the other keys of :meth:`from_config`,
         upper-cased.
 
         Raises:

@@ -214,6 +214,8 @@ class TestTokenRequests:
             api = f"{tls_server.url}/api"
             good = api_get(flavour, auth, api, trusted.ca_file, with_cert=True)
             assert (good.status_code, good.json()["client_id"]) == (200, TLS_CLIENT)
+            thumbprint = auth._config.authentication.certificate.thumbprint
+            assert good.json()["cnf"] == {"x5t#S256": thumbprint}
             # Bound (§3): without the certificate the API refuses it, renewed or not.
             bare = api_get(flavour, auth, api, trusted.ca_file, with_cert=False)
             assert bare.status_code == 401
@@ -268,6 +270,7 @@ class TestTokenRequests:
             response = api_get("requests", auth, f"{tls_server.url}/api", trusted.ca_file,
                                with_cert=False)
             assert response.status_code == 200
+            assert "cnf" not in response.json()
 
 
 class TestRefusals:
@@ -513,3 +516,27 @@ class TestSettings:
         })
         assert auth.cert == (pki.cert_file, pki.key_file)
         auth.close()
+
+
+def test_the_token_command(tls_server: Emulator, trusted: Pki) -> None:
+    from tests.test_cli import run
+
+    result = run("token", "--token-url", tls_server.token_url("rfc6749"), "--client-id",
+                 TLS_CLIENT, "--cert-file", trusted.cert_file, "--cert-key-file",
+                 trusted.key_file, env={"REQUESTS_CA_BUNDLE": trusted.ca_file,
+                                        "SSL_CERT_FILE": trusted.ca_file}, timeout=DEADLINE * 3)
+    assert result.returncode == 0, result.stderr  # no secret, and no prompt for one
+    assert result.stdout.strip() == "tok-1"
+
+
+def test_kept_alive_tls_connections(trusted: Pki) -> None:
+    # One TLS connection for the token request and the API requests; stop() closes it.
+    with Emulator(guard_every_path=True, keep_alive=True,
+                  ssl_context=server_context(trusted)) as server:
+        _register(server, trusted)
+        with make_auth("requests", TLS_CLIENT, token_url=server.token_url("rfc6749"),
+                       cert=trusted.combined) as auth, requests.Session() as session:
+            session.auth, session.verify, session.cert = auth, trusted.ca_file, auth.cert
+            for _ in range(2):
+                assert session.get(f"{server.url}/api", timeout=DEADLINE).status_code == 200
+        assert len({r.peer for r in server.received_at("resource")}) == 1

@@ -26,9 +26,10 @@ PingOne's errors have its ``id``/``code``/``message`` shape; ZITADEL wants a
 (:meth:`Emulator.client`) with the scope or ``extra`` its preset needs.
 
 Served over loopback, or in process (:meth:`Emulator.handle`, for a mock transport): the same
-application either way. Tests script it: :meth:`Emulator.answer_next` queues answers of any
-kind (:class:`Reply`), :meth:`Emulator.gate` holds token requests until the test opens it,
-:attr:`Emulator.received` records every request.
+application either way. Over TLS (``ssl_context=``), the ``rfc6749`` site also takes mutual-TLS
+clients and binds tokens to client certificates (RFC 8705; ``_tls``). Tests script it:
+:meth:`Emulator.answer_next` queues answers of any kind (:class:`Reply`), :meth:`Emulator.gate`
+holds token requests until the test opens it, :attr:`Emulator.received` records every request.
 
 Its state is guarded by one lock: any number of server threads may use it at once.
 """
@@ -1280,7 +1281,11 @@ class Emulator:
             # RFC 8705 §3: a bound token only with the certificate it is bound to.
             raise _Reply(401, {"error": "invalid_token", "error_description":
                                "the token is bound to another client certificate"}, challenge)
-        raise _Reply(200, {"provider": site.name, "client_id": issued.client_id, "ok": True})
+        answer: dict[str, Any] = {"provider": site.name, "client_id": issued.client_id,
+                                  "ok": True}
+        if issued.x5t is not None:
+            answer["cnf"] = {"x5t#S256": issued.x5t}  # the binding (RFC 8705 §3.1)
+        raise _Reply(200, answer)
 
 
 def _seconds(value: float) -> int | float:
