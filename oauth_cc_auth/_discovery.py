@@ -269,7 +269,7 @@ def resolve(config: Config, metadata: ServerMetadata) -> Config:
         )
     name, endpoint = "token_endpoint", metadata.token_endpoint
     alias = metadata.mtls_endpoint_aliases.get("token_endpoint")
-    if alias is not None and (method in TLS_METHODS or authentication.certificate is not None):
+    if alias is not None and authentication.certificate is not None:  # (the TLS methods' too)
         name, endpoint = "mtls_endpoint_aliases token_endpoint", alias
     try:
         endpoint = check_token_url(endpoint, insecure_transport=config.insecure_transport)

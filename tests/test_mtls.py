@@ -399,6 +399,7 @@ class TestConfiguration:
         ({"cert": 42}, "cert must be a path"),
         ({"cert": ("a",)}, "pair must be"),
         ({"cert": ""}, "must be a path"),
+        ({"cert": "-----BEGIN CERTIFICATE-----\nMIIB\n"}, "must be a path to a PEM file$"),
     ])
     def test_errors_without_files(self, options: dict[str, Any], message: str) -> None:
         with pytest.raises(ConfigurationError, match=message):
@@ -527,6 +528,19 @@ def test_the_token_command(tls_server: Emulator, trusted: Pki) -> None:
                                         "SSL_CERT_FILE": trusted.ca_file}, timeout=DEADLINE * 3)
     assert result.returncode == 0, result.stderr  # no secret, and no prompt for one
     assert result.stdout.strip() == "tok-1"
+
+
+def test_a_shared_cache_with_a_certificate_and_no_secret(tls_server: Emulator, trusted: Pki,
+                                                          tmp_path: Path) -> None:
+    # A shared cache is accepted: its encryption key comes from the certificate's private key.
+    tmp_path.chmod(0o700)
+    url = tls_server.token_url("rfc6749")
+    first, second = (make_auth("requests", TLS_CLIENT, token_url=url, cert=trusted.combined,
+                               cache=f"file://{tmp_path}") for _ in range(2))
+    with first, second:
+        assert first.get_token().access_token == second.get_token().access_token == "tok-1"
+    assert len(tls_server.received_at("token")) == 1
+    assert [p for p in tmp_path.iterdir() if p.is_file()]  # the sealed entry
 
 
 def test_kept_alive_tls_connections(trusted: Pki) -> None:
