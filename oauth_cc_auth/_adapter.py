@@ -114,8 +114,9 @@ class ClientCredentialsBase:
         such as ``"401,403"``); for private_key_jwt ``private_key`` or
         ``private_key_file``, ``private_key_id``, ``signing_alg``, ``certificate`` or
         ``certificate_file``, ``assertion_audience``, ``assertion_lifetime``, or
-        ``client_assertion_file``. *kwargs* (``session=``, ``client=``, ``cache=``...) are
-        passed on to the constructor.
+        ``client_assertion_file``; for mutual TLS ``cert_file`` (and ``cert_key_file``), or
+        ``cert`` (a path, or a two-item list). *kwargs* (``session=``, ``client=``,
+        ``cache=``...) are passed on to the constructor.
 
         Raises:
             ConfigurationError: a key is unknown or missing, or a value is malformed.
@@ -133,7 +134,8 @@ class ClientCredentialsBase:
         ``OAUTH_CC_EXTRA_<FIELD>`` (the field name lower-cased), ``OAUTH_CC_AUTH_METHOD``,
         ``OAUTH_CC_PRIVATE_KEY_FILE``,
         ``OAUTH_CC_PRIVATE_KEY_ID``, ``OAUTH_CC_SIGNING_ALG``, ``OAUTH_CC_CERTIFICATE_FILE``,
-        ``OAUTH_CC_CLIENT_ASSERTION_FILE`` and the other keys of :meth:`from_config`,
+        ``OAUTH_CC_CLIENT_ASSERTION_FILE``, ``OAUTH_CC_CERT_FILE``,
+        ``OAUTH_CC_CERT_KEY_FILE`` and the other keys of :meth:`from_config`,
         upper-cased.
 
         Raises:
@@ -173,6 +175,17 @@ class ClientCredentialsBase:
         shared by every auth object of the process with that issuer), else ``None``."""
         slot = self._manager.metadata_slot
         return slot.metadata if slot is not None else None
+
+    @property
+    def cert(self) -> str | tuple[str, str] | None:
+        """The client certificate (``cert=``) as given: a PEM file holding certificate and
+        key, or a ``(certificate, key)`` pair of paths; ``None`` without one.
+
+        A token bound to the certificate (RFC 8705 §3) is accepted by an API only from a
+        client presenting the same certificate: ``session.cert = auth.cert`` (requests), or
+        an ``ssl.SSLContext`` with ``load_cert_chain`` (httpx, see README "Mutual TLS")."""
+        certificate = self._config.authentication.certificate
+        return certificate.files if certificate is not None else None
 
     @property
     def token(self) -> Token | None:

@@ -8,6 +8,9 @@
   joserfc (Authlib's JOSE library) **for every token request**, with a fresh ``jti``.
 - ``client_assertion=``: an assertion issued by someone else (a Kubernetes projected token, an
   Entra federated credential, a SPIFFE JWT-SVID), read for every token request.
+- ``tls_client_auth`` and ``self_signed_tls_client_auth`` (RFC 8705 §2): the client certificate
+  (``cert=``) presented in the TLS handshake by the adapter's own token client; the form body
+  names the client. ``cert=`` with another method binds the tokens to the certificate (§3).
 
 Nothing here keeps a key or an assertion where a ``repr`` could show it.
 """
@@ -31,15 +34,21 @@ from oauth_cc_auth.errors import ConfigurationError
 
 __all__ = [
     "ASSERTION_TYPE",
+    "TLS_METHODS",
+    "CertSpec",
     "ClientAuthOptions",
     "ClientAuthentication",
+    "ClientCertificate",
     "basic_authorization",
     "build_authentication",
+    "load_client_certificate",
 ]
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 SECRET_METHODS = ("client_secret_post", "client_secret_basic", "client_secret_jwt")
 JWT_METHODS = ("client_secret_jwt", "private_key_jwt")
+#: RFC 8705 §2: the client authenticates with its TLS client certificate.
+TLS_METHODS = ("tls_client_auth", "self_signed_tls_client_auth")
 #: Largest key, certificate or external assertion file read (a Kubernetes token is ~1 KiB).
 MAX_FILE_BYTES = 64 * 1024
 
@@ -50,6 +59,9 @@ _HMAC_ALGS = ("HS256", "HS384", "HS512")
 _JWT_SHAPE = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$")
 
 AssertionSource = Callable[[], "str | bytes"] | str | os.PathLike[str]
+#: A client certificate as requests' ``cert=`` takes it: a PEM file holding certificate and
+#: key, or a ``(certificate file, key file)`` pair.
+CertSpec = str | os.PathLike[str] | tuple[str | os.PathLike[str], str | os.PathLike[str]]
 
 
 def basic_authorization(client_id: str | int, client_secret: str) -> str:
@@ -212,6 +224,105 @@ def key_material(key: Any) -> bytes:
     )
 
 
+# -- the TLS client certificate (RFC 8705) ----------------------------------------------------
+
+_PEM_BLOCK = re.compile(
+    rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----", re.DOTALL
+)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ClientCertificate:
+    """A client certificate checked at construction: where it is, and what derives from it."""
+
+    #: The files as given (``os.fspath``'d): a path, or a ``(certificate, key)`` pair.
+    files: str | tuple[str, str]
+    #: ``x5t#S256`` of the certificate (RFC 8705 §3.1): what a bound token's ``cnf`` holds.
+    thumbprint: str
+    #: The private key's bytes (PKCS #8 DER): a shared cache's key material. Never shown.
+    key_material: bytes = dataclasses.field(repr=False)
+
+    @property
+    def pair(self) -> tuple[str, str | None]:
+        """``(certfile, keyfile)`` as ``ssl.SSLContext.load_cert_chain`` takes them."""
+        return (self.files, None) if isinstance(self.files, str) else self.files
+
+
+def _cert_path(value: object, what: str) -> str:
+    if not isinstance(value, (str, os.PathLike)):
+        raise ConfigurationError(
+            "cert must be a path to a PEM file holding certificate and key, or a "
+            f"(certificate path, key path) pair, not {type(value).__name__}"
+        )
+    path = os.fspath(value)
+    if not isinstance(path, str) or not path or "\n" in path or "-----BEGIN" in path:
+        raise ConfigurationError(f"cert: the {what} must be a path to a PEM file")
+    return path
+
+
+def load_client_certificate(cert: object) -> ClientCertificate:
+    """*cert* (``cert=``) read, bounded, and checked: a PEM certificate whose public key is
+    the one of the PEM private key with it, unencrypted. Nothing read is ever in an error."""
+    from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
+    if isinstance(cert, (tuple, list)):
+        if len(cert) != 2:
+            raise ConfigurationError("cert pair must be (certificate path, key path)")
+        files: str | tuple[str, str] = (_cert_path(cert[0], "certificate"),
+                                        _cert_path(cert[1], "key"))
+        cert_pem = _read_bounded(files[0], "cert certificate file")
+        key_pem = _read_bounded(files[1], "cert key file")
+    else:
+        files = _cert_path(cert, "certificate and key file")
+        cert_pem = key_pem = _read_bounded(files, "cert file")
+    blocks = [(match.group(1), match.group(0)) for match in _PEM_BLOCK.finditer(cert_pem)]
+    certificates = [block for kind, block in blocks if kind == b"CERTIFICATE"]
+    key_blocks = [(match.group(1), match.group(0)) for match in _PEM_BLOCK.finditer(key_pem)
+                  if match.group(1).endswith(b"PRIVATE KEY")]
+    if not certificates:
+        raise ConfigurationError("cert holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
+    if len(key_blocks) != 1:
+        raise ConfigurationError(
+            "cert holds no PEM private key" if not key_blocks
+            else "cert holds more than one PEM private key"
+        )
+    kind, key_block = key_blocks[0]
+    if kind == b"ENCRYPTED PRIVATE KEY" or b"ENCRYPTED" in key_block.split(b"\n", 2)[1]:
+        raise ConfigurationError(
+            "cert's private key is encrypted: give it decrypted (from a secret store, or with "
+            "`openssl pkey -in key.pem -out plain.pem`)"
+        )
+    certificate: Any = None
+    try:
+        certificate = x509.load_pem_x509_certificate(certificates[0])
+    except ValueError:
+        certificate = None
+    if certificate is None:
+        raise ConfigurationError("cert's certificate is not a PEM X.509 certificate")
+    key: Any = None
+    failure = ""
+    try:
+        key = serialization.load_pem_private_key(key_block, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        failure = type(exc).__name__
+    if key is None:
+        # Raised outside the except block: the parsing error may hold the key's bytes.
+        raise ConfigurationError(f"cert's private key cannot be loaded ({failure})")
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if certificate.public_key().public_bytes(*spki) != key.public_key().public_bytes(*spki):
+        raise ConfigurationError("cert's certificate and private key do not match")
+    digest = hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).digest()
+    material = key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return ClientCertificate(
+        files, base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii"), bytes(material)
+    )
+
+
 # -- what an auth object authenticates with --------------------------------------------------
 
 
@@ -239,6 +350,8 @@ class ClientAuthentication:
     lifetime: float = 60.0
     #: An external assertion: a callable, or a file to re-read.
     source: Any = dataclasses.field(default=None, repr=False)
+    #: The TLS client certificate (``cert=``) the token client presents, if any.
+    certificate: ClientCertificate | None = dataclasses.field(default=None, repr=False)
 
     @property
     def uses_assertion(self) -> bool:
@@ -312,19 +425,49 @@ class ClientAuthOptions(TypedDict, total=False):
     assertion_audience: str | None
     assertion_lifetime: float
     client_assertion: AssertionSource | None
+    cert: CertSpec | None
 
 
 def build_authentication(
     method: Any, client_secret: str | None, **options: Unpack[ClientAuthOptions]
 ) -> ClientAuthentication:
     """Validate the client-authentication options; every mistake is a ConfigurationError."""
-    private_key = options.get("private_key")
-    private_key_id = options.get("private_key_id")
-    signing_alg = options.get("signing_alg")
-    certificate = options.get("certificate")
-    assertion_audience = options.get("assertion_audience")
-    client_assertion = options.get("client_assertion")
-    assertion_lifetime = options.get("assertion_lifetime", 60.0)
+    cert = options.pop("cert", None)
+    if isinstance(method, str) and method in TLS_METHODS:
+        if cert is None:
+            raise ConfigurationError(
+                f"auth_method {method!r} needs cert= (a PEM file holding certificate and key, "
+                "or a (certificate, key) pair)"
+            )
+        if client_secret is not None:
+            raise ConfigurationError(
+                f"client_secret is not used with auth_method {method!r}: leave it out"
+            )
+        given = [name for name, value in options.items()
+                 if value is not None and name != "assertion_lifetime"]
+        if given:
+            raise ConfigurationError(
+                f"{', '.join(sorted(given))} cannot be used with auth_method {method!r}"
+            )
+        _check_lifetime(options.get("assertion_lifetime", 60.0))
+        certificate = load_client_certificate(cert)
+        # RFC 8705 §2: the certificate is the credential; its key is the key material.
+        return ClientAuthentication(method, "cert:" + certificate.thumbprint,
+                                    certificate.key_material, certificate=certificate)
+    auth = _build_authentication(method, client_secret, **options)
+    if cert is None:
+        return auth
+    certificate = load_client_certificate(cert)
+    # Tokens bound to the certificate (RFC 8705 §3) are of no use with another: a key of
+    # their own. An external assertion has no key material; the certificate's key is some.
+    return dataclasses.replace(
+        auth, identity=f"{auth.identity}+cert:{certificate.thumbprint}",
+        sealing_material=auth.sealing_material or certificate.key_material,
+        certificate=certificate,
+    )
+
+
+def _check_lifetime(assertion_lifetime: object) -> None:
     if (
         isinstance(assertion_lifetime, bool)
         or not isinstance(assertion_lifetime, (int, float))
@@ -334,6 +477,19 @@ def build_authentication(
             f"assertion_lifetime must be a number of seconds from 1 to 3600, not "
             f"{assertion_lifetime!r}"
         )
+
+
+def _build_authentication(
+    method: Any, client_secret: str | None, **options: Unpack[ClientAuthOptions]
+) -> ClientAuthentication:
+    private_key = options.get("private_key")
+    private_key_id = options.get("private_key_id")
+    signing_alg = options.get("signing_alg")
+    certificate = options.get("certificate")
+    assertion_audience = options.get("assertion_audience")
+    client_assertion = options.get("client_assertion")
+    assertion_lifetime = options.get("assertion_lifetime", 60.0)
+    _check_lifetime(assertion_lifetime)
     if assertion_audience is not None and (
         not isinstance(assertion_audience, str) or not assertion_audience
     ):

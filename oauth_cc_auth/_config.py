@@ -287,9 +287,15 @@ def build_config(
         )
     method = auth_method
     if method is None:
-        # A key or an external assertion means private_key_jwt; else the provider's first.
+        # A key or an external assertion means private_key_jwt; a certificate without a
+        # secret, tls_client_auth (RFC 8705 §2.1); else the provider's first.
         material = (client_auth.get("private_key"), client_auth.get("client_assertion"))
-        method = prov.auth_methods[0] if material == (None, None) else "private_key_jwt"
+        if material != (None, None):
+            method = "private_key_jwt"
+        elif client_auth.get("cert") is not None and client_secret is None:
+            method = "tls_client_auth"
+        else:
+            method = prov.auth_methods[0]
     if isinstance(method, str) and method not in prov.auth_methods:
         raise ConfigurationError(
             f"auth_method {method!r} is not accepted by provider {prov.name!r}; "

@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from oauth_cc_auth._actions import TransportFailure
+from oauth_cc_auth._client_auth import TLS_METHODS
 from oauth_cc_auth._config import Config, check_issuer, check_token_url
 from oauth_cc_auth._exchange import Retry, check_request, retry_or_give_up
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
@@ -208,6 +209,7 @@ def choose_auth_method(
     accepted: Sequence[str],
     *,
     keyed: bool = False,
+    certified: bool = False,
 ) -> str:
     """The client authentication method to use with a server offering *offered*.
 
@@ -215,7 +217,9 @@ def choose_auth_method(
     ``None`` in :class:`ServerMetadata`, never refuses it: give *offered* as ``()`` then).
     Else, with a key or external assertion (*keyed*), ``private_key_jwt``; else the first of
     ``client_secret_post`` and ``client_secret_basic`` that the server offers and the
-    provider *accepts*. Raises ``ConfigurationError`` naming the offered methods.
+    provider *accepts*; with a client certificate and no secret (*certified*),
+    ``tls_client_auth``, or ``self_signed_tls_client_auth`` if only that is offered. Raises
+    ``ConfigurationError`` naming the offered methods.
     """
     shown = ", ".join(offered) or "none"
     if configured is not None:
@@ -231,6 +235,14 @@ def choose_auth_method(
                 f"the authorization server does not offer private_key_jwt; it offers: {shown}"
             )
         return "private_key_jwt"
+    if certified:
+        for method in TLS_METHODS:
+            if not offered or method in offered:
+                return method
+        raise ConfigurationError(
+            f"the authorization server offers no mutual-TLS client authentication "
+            f"(tls_client_auth, self_signed_tls_client_auth); it offers: {shown}"
+        )
     candidates = offered or UNSTATED_METHODS
     for method in DEFAULT_METHODS:
         if method in candidates and method in accepted:
@@ -243,16 +255,9 @@ def choose_auth_method(
 
 def resolve(config: Config, metadata: ServerMetadata) -> Config:
     """*config* (configured with ``issuer=``) with what *metadata* says: its token endpoint
-    (https unless loopback or ``insecure_transport``) and the auth method
+    (https unless loopback or ``insecure_transport``; with a client certificate, its
+    ``mtls_endpoint_aliases`` one when named, RFC 8705 §5) and the auth method
     (:func:`choose_auth_method`). The cache key stays the issuer's."""
-    try:
-        endpoint = check_token_url(
-            metadata.token_endpoint, insecure_transport=config.insecure_transport
-        )
-    except ConfigurationError as exc:
-        raise ConfigurationError(
-            f"the token_endpoint in the metadata at {metadata.source}: {exc}"
-        ) from None
     client, authentication = config.client, config.authentication
     method = client.auth_method
     if isinstance(method, str):
@@ -260,7 +265,18 @@ def resolve(config: Config, metadata: ServerMetadata) -> Config:
         method = choose_auth_method(
             method if config.auth_method_given else None, offered,
             config.provider.auth_methods, keyed=authentication.uses_assertion,
+            certified=authentication.certificate is not None and client.client_secret is None,
         )
+    name, endpoint = "token_endpoint", metadata.token_endpoint
+    alias = metadata.mtls_endpoint_aliases.get("token_endpoint")
+    if alias is not None and authentication.certificate is not None:  # (the TLS methods' too)
+        name, endpoint = "mtls_endpoint_aliases token_endpoint", alias
+    try:
+        endpoint = check_token_url(endpoint, insecure_transport=config.insecure_transport)
+    except ConfigurationError as exc:
+        raise ConfigurationError(
+            f"the {name} in the metadata at {metadata.source}: {exc}"
+        ) from None
     if method != client.auth_method:
         authentication = dataclasses.replace(authentication, method=method)
     resolved = dataclasses.replace(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import socket
+import ssl
 import threading
 from collections.abc import (
     AsyncGenerator,
@@ -199,7 +200,8 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
             client_secret: The client secret (``None`` with private_key_jwt). Never logged,
                 shown or sent anywhere but the token endpoint, as the provider documents.
             client: The library's ``Client`` for token requests from sync flows. By default
-                the auth object uses its own; never the client of the API request.
+                the auth object uses its own; never the client of the API request. A client
+                given is used as it is: with mutual TLS, give it the certificate yourself.
             async_client: The library's ``AsyncClient`` for token requests from async flows.
                 By default the auth object opens one per token request, closed with it.
             **options: ``provider``, ``environment``, ``token_url``, ``scope``, ``extra``,
@@ -207,7 +209,8 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
                 ``max_retry_after``, ``max_response_bytes``, ``insecure_transport``,
                 ``private_key``,
                 ``private_key_id``, ``signing_alg``, ``certificate``, ``assertion_audience``,
-                ``assertion_lifetime``, ``client_assertion``, ``cache``, ``clock``: see README.
+                ``assertion_lifetime``, ``client_assertion``, ``cert``, ``cache``, ``clock``:
+                see README.
 
         Raises:
             ConfigurationError: for bad configuration.
@@ -247,16 +250,35 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
     def _sync_client(self) -> ClientT:
         if self._client is not None:
             return self._client
+        own = self._own_client
+        if own is not None:
+            return own
+        context = self._token_ssl_context()  # before the lock below: it takes it too
         with self._lock:
             if self._own_client is None:
-                self._own_client = self._lib.Client(timeout=self._config.timeout)
+                self._own_client = self._lib.Client(timeout=self._config.timeout,
+                                                    verify=context)
             return self._own_client
 
     def _token_ssl_context(self) -> Any:
         with self._lock:
             if self._ssl_context is None:
-                self._ssl_context = self._lib.create_ssl_context()
+                self._ssl_context = self._new_ssl_context()
             return self._ssl_context
+
+    def _new_ssl_context(self) -> ssl.SSLContext:
+        """The library's default TLS settings, presenting ``cert=`` if given (RFC 8705)."""
+        context: ssl.SSLContext = self._lib.create_ssl_context()
+        certificate = self._config.authentication.certificate
+        if certificate is not None:
+            failure: str | None = None
+            try:
+                context.load_cert_chain(*certificate.pair)
+            except (OSError, ssl.SSLError) as exc:
+                failure = exc.strerror or type(exc).__name__
+            if failure is not None:  # changed since construction; never the files' content
+                raise errors.ConfigurationError(f"cert cannot be loaded: {failure}")
+        return context
 
     def _build(
         self,

@@ -19,6 +19,9 @@ KEYS = (
     "auth_method",
     "backoff",
     "cache",
+    "cert",
+    "cert_file",
+    "cert_key_file",
     "certificate",
     "certificate_file",
     "client_assertion_file",
@@ -139,13 +142,14 @@ def from_mapping(mapping: Mapping[str, Any]) -> tuple[Any, str | None, dict[str,
             if name in options:
                 raise ConfigurationError(f"give {name} or {file_key}, not both")
             options[name] = Path(str(options.pop(file_key)))
+    _cert(options)
     if secret_file is not None:
         secret = _read_secret_file(secret_file)
-    keyed = "private_key" in options or "client_assertion" in options
+    keyed = "private_key" in options or "client_assertion" in options or "cert" in options
     if secret is None and not keyed and options.get("auth_method") != "private_key_jwt":
         raise ConfigurationError(
             "client_secret or client_secret_file is required (or, for private_key_jwt, "
-            "private_key_file or client_assertion_file)"
+            "private_key_file or client_assertion_file; for mutual TLS, cert_file)"
         )
     for name in _FLOATS:
         if name in options:
@@ -163,6 +167,20 @@ def from_mapping(mapping: Mapping[str, Any]) -> tuple[Any, str | None, dict[str,
                                      f"{options['renew_on']!r}")
         options["renew_on"] = tuple(int(part) for part in text)
     return client_id, secret, options
+
+
+def _cert(options: dict[str, Any]) -> None:
+    """``cert_file`` (certificate and key, or the certificate with ``cert_key_file``) or
+    ``cert`` (a path, or a pair as a list) as the constructor's ``cert``."""
+    cert_file, key_file = options.pop("cert_file", None), options.pop("cert_key_file", None)
+    if cert_file is not None and "cert" in options:
+        raise ConfigurationError("give cert or cert_file, not both")
+    if key_file is not None and cert_file is None:
+        raise ConfigurationError("cert_key_file needs cert_file (the certificate)")
+    if cert_file is not None:
+        options["cert"] = str(cert_file) if key_file is None else (str(cert_file), str(key_file))
+    elif isinstance(options.get("cert"), list):  # a pair from JSON, TOML or YAML
+        options["cert"] = tuple(options["cert"])
 
 
 def from_environ(

@@ -28,6 +28,8 @@ _KEY_OPTIONS = (
     "signing_alg",
     "certificate_file",
     "client_assertion_file",
+    "cert_file",
+    "cert_key_file",
 )
 
 
@@ -90,7 +92,8 @@ def _token_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> dic
         settings[f"extra_{field}"] = value
     if args.insecure_transport:
         settings["insecure_transport"] = "true"
-    keyed = {"private_key", "private_key_file", "client_assertion_file"} & settings.keys()
+    keyed = {"private_key", "private_key_file", "client_assertion_file", "cert", "cert_file"
+             } & settings.keys()
     if "client_secret" not in settings and "client_secret_file" not in settings and not keyed:
         if not sys.stdin.isatty():
             raise ConfigurationError(
@@ -226,7 +229,7 @@ def _parser() -> argparse.ArgumentParser:
         "from the OAUTH_CC_* environment (as ClientCredentialsAuth.from_env) and the options "
         "below; the secret from OAUTH_CC_CLIENT_SECRET, OAUTH_CC_CLIENT_SECRET_FILE or a "
         "prompt, never from the command line; with private_key_jwt, no secret: a key file "
-        "or a client assertion file.",
+        "or a client assertion file; with mutual TLS, a certificate file.",
     )
     token.add_argument("--provider", help="provider name (default: OAUTH_CC_PROVIDER or rfc6749)")
     token.add_argument("--environment", help="provider environment")
@@ -238,7 +241,8 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--extra", action="append", metavar="FIELD=VALUE",
                        help="extra token-request field (repeatable)")
     token.add_argument("--auth-method", help="client authentication: client_secret_post, "
-                       "client_secret_basic, client_secret_jwt or private_key_jwt")
+                       "client_secret_basic, client_secret_jwt, private_key_jwt, "
+                       "tls_client_auth or self_signed_tls_client_auth")
     token.add_argument("--private-key-file", metavar="PATH",
                        help="PEM private key for private_key_jwt (OAUTH_CC_PRIVATE_KEY_FILE)")
     token.add_argument("--private-key-id", metavar="KID", help="the key's id (JWS kid)")
@@ -249,6 +253,11 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--client-assertion-file", metavar="PATH",
                        help="a file holding a client assertion issued elsewhere, re-read for "
                        "every token request (Kubernetes projected token)")
+    token.add_argument("--cert-file", metavar="PATH",
+                       help="PEM client certificate (and key, unless --cert-key-file) for "
+                       "mutual TLS (OAUTH_CC_CERT_FILE)")
+    token.add_argument("--cert-key-file", metavar="PATH",
+                       help="PEM private key of --cert-file (OAUTH_CC_CERT_KEY_FILE)")
     token.add_argument("--insecure-transport", action="store_true",
                        help="allow an http:// token URL that is not loopback")
     token.add_argument("--json", action="store_true",

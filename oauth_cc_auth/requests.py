@@ -142,14 +142,15 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
         client_secret: The client secret (``None`` with private_key_jwt). Never logged,
             shown or sent anywhere but the token endpoint, as the provider documents.
         session: The ``requests.Session`` for token requests (proxies, ``verify``, ``cert``,
-            mounted adapters). By default the auth object uses a session of its own; it never
-            uses the session of the API request.
+            mounted adapters), used as it is: with mutual TLS set its ``cert`` yourself. By
+            default the auth object uses a session of its own (presenting ``cert=``); it
+            never uses the session of the API request.
         **options: ``provider``, ``environment``, ``token_url``, ``scope``, ``extra``,
             ``leeway``, ``auth_method``, ``timeout``, ``max_retries``, ``backoff``,
             ``max_retry_after``, ``max_response_bytes``, ``insecure_transport``,
             ``private_key``, ``private_key_id``,
             ``signing_alg``, ``certificate``, ``assertion_audience``, ``assertion_lifetime``,
-            ``client_assertion``, ``cache``, ``clock``: see README.
+            ``client_assertion``, ``cert``, ``cache``, ``clock``: see README.
 
     Raises:
         ConfigurationError: at construction, for bad configuration.
@@ -211,6 +212,9 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
                 adapter = _DeadlineAdapter()
                 session.mount("https://", adapter)
                 session.mount("http://", adapter)
+                certificate = self._config.authentication.certificate
+                if certificate is not None:  # RFC 8705: presented on token requests
+                    session.cert = certificate.files
                 self._own_session = session
             return self._own_session
 

@@ -71,7 +71,8 @@ def test_providers_lists_the_presets_with_what_they_require() -> None:
         "your application → Settings)\n"
         "    audience: the API Identifier (Auth0 Dashboard → Applications → APIs → your API → "
         "Settings → Identifier)\n"
-        "    auth methods: client_secret_post (default), client_secret_basic, private_key_jwt\n"
+        "    auth methods: client_secret_post (default), client_secret_basic, private_key_jwt, "
+        "tls_client_auth, self_signed_tls_client_auth\n"
     )
     assert "rfc6749: Generic OAuth 2.0 client credentials (RFC 6749 §4.4); needs token_url\n" \
         "    (no documented token URL: pass --token-url)\n    requires: token_url\n" in text

@@ -89,8 +89,10 @@ def test_configuration_error_is_a_value_error() -> None:
         ({"timeout": 0}, "timeout"),
         ({"max_retries": -1}, "max_retries"),
         ({"auth_method": "private_key_jwt"}, "needs private_key= or client_assertion="),
-        ({"auth_method": "tls_client_auth"}, "accepted: client_secret_post, client_secret_basic, "
-                                             "client_secret_jwt, private_key_jwt"),
+        ({"auth_method": "tls_client_auth"}, "needs cert="),
+        ({"auth_method": "none"}, "accepted: client_secret_post, client_secret_basic, "
+                                  "client_secret_jwt, private_key_jwt, tls_client_auth, "
+                                  "self_signed_tls_client_auth"),
         ({"auth_method": "private_key_jwt", "provider": "fcc_finance", "token_url": None},
          "not accepted by provider 'fcc_finance'; accepted: client_secret_post$"),
         ({"client_secret": None}, "client_secret is required with auth_method "
@@ -158,5 +160,5 @@ def test_renew_on_from_the_environment(adapter: Any) -> None:
 
 
 def test_unknown_options_are_refused() -> None:
-    with pytest.raises(ConfigurationError, match="unknown option.*: dpop_keys, privat_key"):
+    with pytest.raises(ConfigurationError, match=r"unknown option.*: dpop_keys, privat_key"):
         build_config("c", "s", token_url="https://a.example/t", privat_key="k", dpop_keys="x")

@@ -20,7 +20,7 @@ from authlib.common.urls import add_params_to_qs
 from authlib.oauth2 import ClientAuth
 from authlib.oauth2.rfc6749.parameters import prepare_token_request
 
-from oauth_cc_auth._client_auth import ASSERTION_TYPE, basic_authorization
+from oauth_cc_auth._client_auth import ASSERTION_TYPE, TLS_METHODS, basic_authorization
 from oauth_cc_auth._messages import ClientSettings, TokenHTTPResponse, TokenRequest
 from oauth_cc_auth.errors import ConfigurationError, TokenResponseError
 
@@ -64,7 +64,8 @@ def client_credentials(client: ClientSettings) -> tuple[dict[str, str], list[tup
     ``client_secret_post``: ``client_id`` and ``client_secret`` in the body;
     ``client_secret_basic``: an ``Authorization: Basic`` header form-encoded as RFC 6749
     §2.3.1 says; ``client_secret_jwt`` / ``private_key_jwt``: ``client_id``,
-    ``client_assertion_type`` and the request's ``client_assertion`` (RFC 7523 §2.2).
+    ``client_assertion_type`` and the request's ``client_assertion`` (RFC 7523 §2.2);
+    ``tls_client_auth`` / ``self_signed_tls_client_auth``: ``client_id`` only (RFC 8705 §2).
     Values keep their type (an int client id stays an int for JSON bodies).
     """
     method = client.auth_method
@@ -80,6 +81,9 @@ def client_credentials(client: ClientSettings) -> tuple[dict[str, str], list[tup
             ("client_assertion_type", ASSERTION_TYPE),
             ("client_assertion", client.client_assertion),
         ]
+    if method in TLS_METHODS:
+        # RFC 8705 §2: the TLS client certificate authenticates; the body names the client.
+        return {}, [("client_id", client.client_id)]
     if method == "client_secret_post":
         if client.client_secret is None:
             raise ValueError("client_secret_post needs a client secret")

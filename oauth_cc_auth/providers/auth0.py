@@ -18,7 +18,9 @@ provider = Provider(
     name="auth0",
     # The document's example sends client_id and client_secret in the form body; Auth0 also
     # takes Basic and (Enterprise) Private Key JWT, but no client_secret_jwt.
-    auth_methods=("client_secret_post", "client_secret_basic", "private_key_jwt"),
+    # Mutual TLS (RFC 8705; Auth0's Highly Regulated Identity): both methods.
+    auth_methods=("client_secret_post", "client_secret_basic", "private_key_jwt",
+                  "tls_client_auth", "self_signed_tls_client_auth"),
     # "audience: The audience for the token, which is your API."
     required_fields=("audience",),
     description="Auth0 (token_url https://{domain}/oauth/token; audience required)",

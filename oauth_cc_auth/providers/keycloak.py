@@ -21,8 +21,10 @@ provider = Provider(
     # Client authenticator "Client Id and Secret" takes Basic (the document's example) or
     # the body; "Signed JWT" is private_key_jwt, "Signed JWT with Client Secret"
     # client_secret_jwt.
+    # "X509 Certificate" is tls_client_auth; self-signed certificates registered as the
+    # client's keys are self_signed_tls_client_auth (RFC 8705).
     auth_methods=("client_secret_basic", "client_secret_post", "client_secret_jwt",
-                  "private_key_jwt"),
+                  "private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth"),
     # Answers carry expires_in (300 by default): no lifetime to assume.
     description="Keycloak (token_url of your realm; Basic; 5-minute tokens by default)",
     field_help={

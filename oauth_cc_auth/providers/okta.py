@@ -44,8 +44,9 @@ provider = Provider(
     name="okta",
     # The document's request is "authorization: Basic ${Base64(<client_id>:<client_secret>)}";
     # Okta apps may also use client_secret_post, client_secret_jwt or private_key_jwt.
+    # Mutual TLS (RFC 8705): tls_client_auth and self_signed_tls_client_auth.
     auth_methods=("client_secret_basic", "client_secret_post", "client_secret_jwt",
-                  "private_key_jwt"),
+                  "private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth"),
     description="Okta (token_url of an authorization server; Basic; scope of your API)",
     field_help={
         "token_url": _SERVER,

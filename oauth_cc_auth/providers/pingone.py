@@ -20,8 +20,9 @@ _APP = "PingOne admin console → your environment → Applications → Applicat
 provider = Provider(
     name="pingone",
     # CLIENT_SECRET_BASIC, CLIENT_SECRET_POST, CLIENT_SECRET_JWT, PRIVATE_KEY_JWT.
+    # Mutual TLS (RFC 8705): tls_client_auth and self_signed_tls_client_auth.
     auth_methods=("client_secret_basic", "client_secret_post", "client_secret_jwt",
-                  "private_key_jwt"),
+                  "private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth"),
     description="PingOne (token_url of your environment and region; Basic)",
     field_help={
         "token_url": "https://auth.pingone.{com|eu|asia|ca}/{environmentId}/as/token "

@@ -34,9 +34,10 @@ must send a proof; :meth:`Emulator.demand_dpop_nonce` makes an endpoint demand a
 (``use_dpop_nonce``, ``DPoP-Nonce``). A request without a proof is served as before.
 
 Served over loopback, or in process (:meth:`Emulator.handle`, for a mock transport): the same
-application either way. Tests script it: :meth:`Emulator.answer_next` queues answers of any
-kind (:class:`Reply`), :meth:`Emulator.gate` holds token requests until the test opens it,
-:attr:`Emulator.received` records every request.
+application either way. Over TLS (``ssl_context=``), the ``rfc6749`` site also takes mutual-TLS
+clients and binds tokens to client certificates (RFC 8705; ``_tls``). Tests script it:
+:meth:`Emulator.answer_next` queues answers of any kind (:class:`Reply`), :meth:`Emulator.gate`
+holds token requests until the test opens it, :attr:`Emulator.received` records every request.
 
 Its state is guarded by one lock: any number of server threads may use it at once.
 """
@@ -53,6 +54,7 @@ import math
 import re
 import secrets
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -69,7 +71,7 @@ from joserfc import jws, jwt
 from joserfc.errors import BadSignatureError, InvalidKeyIdError, JoseError
 from joserfc.jwk import KeyFlexible, KeySet, KeySetSerialization, OctKey
 
-from oauth_cc_auth.testing import _dpop
+from oauth_cc_auth.testing import _dpop, _tls
 
 __all__ = [
     "Answered", "EmulatedClient", "Emulator", "Gate", "NoAnswer", "ProviderSite", "Received",
@@ -244,7 +246,8 @@ class EmulatedClient:
     """A client registered with the emulator: what to configure an auth object with.
 
     A ``rfc6749`` client may have no secret and a public JWK Set (``jwks``, ``{"keys": [...]}``)
-    instead, for ``private_key_jwt``; the seed providers' clients need a secret. A
+    instead, for ``private_key_jwt`` (or, with ``x5c``, ``self_signed_tls_client_auth``), or a
+    ``tls_client_auth_subject_dn``; the seed providers' clients need a secret. A
     ``dpop_bound`` client gets DPoP-bound tokens only: a token request without a DPoP proof
     is refused (400 ``invalid_dpop_proof``).
     """
@@ -257,6 +260,9 @@ class EmulatedClient:
     jwks: Mapping[str, Any] | None = None
     #: Its token requests must carry a DPoP proof (RFC 9449).
     dpop_bound: bool = False
+    #: RFC 8705 §2.1.2: the subject DN (RFC 4514) of the client's certificate, for
+    #: ``tls_client_auth`` (a self-signed certificate goes in ``jwks``, as a key's ``x5c``).
+    tls_client_auth_subject_dn: str | None = None
 
     def options(self) -> dict[str, Any]:
         """Keyword arguments for ``ClientCredentialsAuth`` besides ``token_url``
@@ -306,6 +312,8 @@ class _Issued:
     expires_at: float
     #: The thumbprint of the key a DPoP-bound token is bound to (RFC 9449 §6).
     jkt: str | None = None
+    #: RFC 8705 §3: the ``x5t#S256`` of the client certificate the token is bound to.
+    x5t: str | None = None
 
 
 @dataclasses.dataclass
@@ -469,6 +477,10 @@ class Emulator:
         keep_alive: Over loopback, keep HTTP/1.1 connections open for further requests, as
             real servers do (:attr:`Received.peer` tells them apart), instead of closing each
             one after its answer. :meth:`stop` closes those still open.
+        ssl_context: A server-side ``ssl.SSLContext``: serve ``https://`` with it, and with
+            mutual TLS when it requests client certificates (``verify_mode``): the
+            ``tls_client_auth`` and ``self_signed_tls_client_auth`` clients, and tokens bound
+            to the certificate (RFC 8705; ``testing/_tls.py``).
 
     DPoP (RFC 9449): a token request with a ``DPoP`` header has its proof verified (one
     header; a JWS with ``typ`` ``dpop+jwt``, an asymmetric ``alg`` of
@@ -502,6 +514,7 @@ class Emulator:
         token_prefix: str | None = None,
         guard_every_path: bool = False,
         keep_alive: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
             raise ValueError(f"the emulator serves on loopback only, not {host!r}")
@@ -524,6 +537,7 @@ class Emulator:
         # The presets mounted (add_preset), by name, with the token path they are served at.
         self._presets: dict[str, ProviderSite] = {}
         self._keep_alive = keep_alive
+        self._ssl_context = ssl_context
         self._scripts: dict[str, list[Reply]] = {"token": [], "resource": [], "metadata": []}
         #: Fields merged into every metadata document it serves (a value ``None`` removes
         #: the field): what a test needs a server to say, e.g. ``{"issuer": "elsewhere"}``.
@@ -563,7 +577,10 @@ class Emulator:
                              f"{', '.join([*SITES, *PRESET_SITES])}")
         if client.client_secret == "":
             raise ValueError("client_secret must not be empty (None: no secret)")
-        if client.client_secret is None and (client.jwks is None or client.provider != "rfc6749"):
+        tls = client.tls_client_auth_subject_dn is not None
+        if client.client_secret is None and (
+            (client.jwks is None and not tls) or client.provider != "rfc6749"
+        ):
             raise ValueError(
                 "a client needs a client_secret" if client.provider != "rfc6749"
                 else "a client needs a client_secret or a jwks"
@@ -786,11 +803,13 @@ class Emulator:
 
     @property
     def url(self) -> str:
-        """The base URL, ``http://127.0.0.1:<port>``, once serving."""
+        """The base URL, ``http://127.0.0.1:<port>`` (``https`` with ``ssl_context``), once
+        serving."""
         if self._server is None:
             raise RuntimeError("the emulator is not serving: use it as a context manager")
         host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{self._server.server_port}"
+        scheme = "http" if self._ssl_context is None else "https"
+        return f"{scheme}://{host}:{self._server.server_port}"
 
     @property
     def issuer(self) -> str:
@@ -817,7 +836,10 @@ class Emulator:
         if self._server is not None:
             return self
         server_class = _ThreadingServer6 if ":" in self._host else _ThreadingServer
-        handler_class = _KeepAliveHandler if self._keep_alive else _Handler
+        handler_class: type[_Handler] = _KeepAliveHandler if self._keep_alive else _Handler
+        if self._ssl_context is not None:
+            server_class, handler_class = _tls.secured(server_class, handler_class,
+                                                       self._ssl_context)
         self._server = make_server(self._host, self._port, self, server_class, handler_class)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
@@ -1053,7 +1075,8 @@ class Emulator:
             token = (secrets.token_urlsafe(32) if self._token_prefix is None
                      else f"{self._token_prefix}{next(self._serial)}")
             self._tokens[token] = _Issued(site.name, str(client.client_id),
-                                          self._clock() + lifetime, jkt)
+                                          self._clock() + lifetime, jkt,
+                                          _tls.thumbprint(environ))
         answer: dict[str, Any] = {"access_token": token}
         if site.name == "fincalc":
             data = {"token_type": "Bearer", "expires_in": _seconds(lifetime),
@@ -1202,6 +1225,15 @@ class Emulator:
             return self._check_secret(site, client_id, secret, _BASIC_CHALLENGE)
         if uses_assertion:
             return self._check_assertion(site, fields, environ)
+        if not methods:
+            with self._lock:
+                client = self._clients.get((site.name, str(fields.get("client_id"))))
+            if client is not None and _tls.registered(client):
+                # RFC 8705 §2: the TLS client certificate authenticates the client.
+                reason = _tls.refusal(client, environ)
+                if reason is not None:
+                    raise _Reply(401, {"error": "invalid_client", "error_description": reason})
+                return client
         return self._check_secret(site, fields.get("client_id"), fields.get("client_secret"))
 
     def _check_secret(
@@ -1320,7 +1352,15 @@ class Emulator:
             raise self._dpop_refused(_dpop.DPoPRefusal(
                 "this token is DPoP-bound: send it with the DPoP scheme and a proof", "bearer",
                 error="invalid_token"), "resource")
-        raise _Reply(200, {"provider": site.name, "client_id": issued.client_id, "ok": True})
+        if issued.x5t is not None and issued.x5t != _tls.thumbprint(environ):
+            # RFC 8705 §3: a bound token only with the certificate it is bound to.
+            raise _Reply(401, {"error": "invalid_token", "error_description":
+                               "the token is bound to another client certificate"}, challenge)
+        answer: dict[str, Any] = {"provider": site.name, "client_id": issued.client_id,
+                                  "ok": True}
+        if issued.x5t is not None:
+            answer["cnf"] = {"x5t#S256": issued.x5t}  # the binding (RFC 8705 §3.1)
+        raise _Reply(200, answer)
 
     def _valid_token(self, site: ProviderSite, token: str) -> _Issued | None:
         """The token issued as *token* for *site*, if it has not expired nor been revoked."""
