@@ -115,7 +115,8 @@ class ClientCredentialsBase:
         ``private_key_file``, ``private_key_id``, ``signing_alg``, ``certificate`` or
         ``certificate_file``, ``assertion_audience``, ``assertion_lifetime``, or
         ``client_assertion_file``; for mutual TLS ``cert_file`` (and ``cert_key_file``), or
-        ``cert`` (a path, or a two-item list). *kwargs* (``session=``, ``client=``,
+        ``cert`` (a path, or a two-item list); for DPoP ``dpop`` or ``dpop_key`` /
+        ``dpop_key_file``. *kwargs* (``session=``, ``client=``,
         ``cache=``...) are passed on to the constructor.
 
         Raises:
@@ -135,7 +136,8 @@ class ClientCredentialsBase:
         ``OAUTH_CC_PRIVATE_KEY_FILE``,
         ``OAUTH_CC_PRIVATE_KEY_ID``, ``OAUTH_CC_SIGNING_ALG``, ``OAUTH_CC_CERTIFICATE_FILE``,
         ``OAUTH_CC_CLIENT_ASSERTION_FILE``, ``OAUTH_CC_CERT_FILE``,
-        ``OAUTH_CC_CERT_KEY_FILE`` and the other keys of :meth:`from_config`,
+        ``OAUTH_CC_CERT_KEY_FILE``, ``OAUTH_CC_DPOP``, ``OAUTH_CC_DPOP_KEY_FILE`` and the
+        other keys of :meth:`from_config`,
         upper-cased.
 
         Raises:

@@ -209,8 +209,8 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
                 ``max_retry_after``, ``max_response_bytes``, ``insecure_transport``,
                 ``private_key``,
                 ``private_key_id``, ``signing_alg``, ``certificate``, ``assertion_audience``,
-                ``assertion_lifetime``, ``client_assertion``, ``cert``, ``cache``, ``clock``:
-                see README.
+                ``assertion_lifetime``, ``client_assertion``, ``cert``, ``dpop``, ``dpop_key``,
+                ``cache``, ``clock``: see README.
 
         Raises:
             ConfigurationError: for bad configuration.

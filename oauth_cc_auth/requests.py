@@ -150,7 +150,8 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
             ``max_retry_after``, ``max_response_bytes``, ``insecure_transport``,
             ``private_key``, ``private_key_id``,
             ``signing_alg``, ``certificate``, ``assertion_audience``, ``assertion_lifetime``,
-            ``client_assertion``, ``cert``, ``cache``, ``clock``: see README.
+            ``client_assertion``, ``cert``, ``dpop``, ``dpop_key``, ``cache``, ``clock``: see
+            README.
 
     Raises:
         ConfigurationError: at construction, for bad configuration.
