@@ -65,6 +65,8 @@ class Bench:
 
     call: Callable[..., Any]
     inputs: Callable[[int], Sequence[Any]] | None = None
+    #: Calls per batch, instead of the rounds' own (for calls that sign: fewer).
+    batch: int | None = None
 
 
 def _rotation(names: Sequence[str], round_no: int) -> list[str]:
@@ -74,6 +76,7 @@ def _rotation(names: Sequence[str], round_no: int) -> list[str]:
 
 def _batch_sync(bench: Bench, batch: int) -> float:
     call = bench.call
+    batch = bench.batch or batch
     if bench.inputs is None:
         start = perf_counter_ns()
         for _ in range(batch):
@@ -90,6 +93,7 @@ def _batch_sync(bench: Bench, batch: int) -> float:
 
 async def _batch_async(bench: Bench, batch: int) -> float:
     call = bench.call
+    batch = bench.batch or batch
     if bench.inputs is None:
         start = perf_counter_ns()
         for _ in range(batch):
@@ -145,7 +149,7 @@ def median_ratio(values: Sequence[float], floor: Sequence[float]) -> float:
 class Rounds:
     """How long :func:`run_timings` measures: *rounds* interleaved rounds after *warmup*
     unrecorded ones, each timing *batch* requests or *step_batch* bare auth steps per
-    implementation."""
+    implementation (*batch* bare auth steps for those that sign: DPoP)."""
 
     rounds: int
     warmup: int
@@ -247,7 +251,11 @@ def _time_setups(
     )
     gc.collect()
     out.auth_step[flavour] = run_rounds(
-        {name: Bench(s.step, s.inputs) for name, (s, _) in setups.items() if s.step},
+        {
+            name: Bench(s.step, s.inputs, p.batch if s.signs else None)
+            for name, (s, _) in setups.items()
+            if s.step
+        },
         rounds=p.rounds,
         batch=p.step_batch,
         warmup=p.warmup,
