@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python benchmarks/run.py            # full run, about two minutes on 2 cores
+    python benchmarks/run.py            # full run, about three minutes on 2 cores
     python benchmarks/run.py --quick    # smoke run, about twenty seconds
 
 Prints markdown tables and writes JSON (``benchmarks/results.json`` by default). See
