@@ -13,6 +13,9 @@ instance; it offers
 - ``shared_calls()``: for oauth_cc_auth with a shared cache, the calls made to that cache
   so far (the warm path should make none).
 
+``request`` is ``None`` for the setups that time a bare call only (a DPoP proof alone,
+:func:`dpop_impls`): they are in the bare auth-step rounds, not the per-request ones.
+
 In an async flavour, ``request()``, ``step(x)`` and ``prime()`` return awaitables, and the
 setup is built inside the running event loop. Where a library cannot do a thing at all (for
 example fetch its first token by itself), the implementation says so with a reason, shown
@@ -60,19 +63,24 @@ import oauth_cc_auth.httpx
 import oauth_cc_auth.httpx2
 import oauth_cc_auth.requests
 from oauth_cc_auth import TokenCache
-from oauth_cc_auth.testing import Emulator, FakeClock
+from oauth_cc_auth.testing import Emulator, FakeClock, Reply
 
 __all__ = [
     "ASYNC_FLAVOURS",
     "AUTHLIB",
+    "DPOP_NAMES",
     "FLAVOURS",
     "FLOOR",
     "HTTPX_AUTH",
     "OURS",
+    "OURS_DPOP",
     "OURS_FILE",
     "OURS_REDIS",
+    "PROOF_OURS",
+    "PROOF_REQUESTS_OAUTH2CLIENT",
     "REQUESTS_AUTH",
     "REQUESTS_OAUTH2CLIENT",
+    "REQUESTS_OAUTH2CLIENT_DPOP",
     "REQUESTS_OAUTHLIB",
     "CountingCache",
     "Impl",
@@ -80,6 +88,7 @@ __all__ = [
     "absent",
     "all_impls",
     "authlib_httpx_library",
+    "dpop_impls",
     "shared_cache_impls",
 ]
 
@@ -102,6 +111,12 @@ REQUESTS_OAUTHLIB = "requests-oauthlib"
 REQUESTS_OAUTH2CLIENT = "requests-oauth2client"
 REQUESTS_AUTH = "requests-auth"
 HTTPX_AUTH = "httpx-auth"
+OURS_DPOP = "oauth_cc_auth, DPoP"
+REQUESTS_OAUTH2CLIENT_DPOP = "requests-oauth2client, DPoP"
+PROOF_OURS = "DPoP proof alone, oauth_cc_auth"
+PROOF_REQUESTS_OAUTH2CLIENT = "DPoP proof alone, requests-oauth2client"
+#: The DPoP rows: reported, not compared with the Bearer rows (no target).
+DPOP_NAMES = (OURS_DPOP, REQUESTS_OAUTH2CLIENT_DPOP, PROOF_OURS, PROOF_REQUESTS_OAUTH2CLIENT)
 
 _STATIC = "Bearer static-token"
 _HEADERS = {"Authorization": _STATIC}
@@ -115,12 +130,15 @@ class Setup:
     """One ready instance of an implementation (in an async flavour, ``request``, ``step``
     and ``prime`` return awaitables)."""
 
-    request: Callable[[], Any]
+    request: Callable[[], Any] | None
     step: Callable[[Any], Any] | None
     inputs: Callable[[int], Sequence[Any]]
     prime: Callable[[], Any]
     expire: Callable[[], object] | None = None
     shared_calls: Callable[[], int] | None = None
+    #: Whether each call signs (DPoP): its bare auth step is then timed in batches the size
+    #: of the request batches, not ten times that (a signature costs ~100x a warm step).
+    signs: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +159,9 @@ class Impl:
     #: Why the expiry case cannot be run, if it cannot.
     expiry_na: str | None = None
     note: str | None = None
+    #: The scheme of the ``Authorization`` header its requests carry (``"DPoP"``: and a
+    #: ``DPoP`` proof header).
+    scheme: str = "Bearer"
 
     @property
     def aio(self) -> bool:
@@ -645,6 +666,102 @@ def _httpx_auth(f: Flavour, endpoint: Emulator, expiring: bool) -> Setup:
         TOKEN_URL, CLIENT_ID, CLIENT_SECRET, client=_HTTPX.client(endpoint)
     )
     return _attached(f, auth, expire=lambda: _expire_in_cache(cache, auth.state))
+
+
+# -- DPoP (RFC 9449): a proof signed per request -------------------------------------------------
+# The token endpoint answers token_type "DPoP" (a reply scripted for the first token request;
+# the timings make no other), and the API answers a constant 200 whatever the token and proof:
+# what is timed is the client's work, the proof it signs for every request included.
+
+DPOP_TOKEN = "dpop-token-1"  # noqa: S105 - a made-up token
+
+
+def _dpop_endpoint(endpoint: Emulator) -> None:
+    """Make *endpoint*'s next token answer a DPoP-bound token."""
+    endpoint.answer_next(
+        Reply(json={"access_token": DPOP_TOKEN, "token_type": "DPoP", "expires_in": 3600})
+    )
+
+
+def _ours_dpop(f: Flavour, endpoint: Emulator, expiring: bool) -> Setup:
+    _dpop_endpoint(endpoint)
+    auth = _our_auth(f, endpoint, CLIENT_ID, cache=oauth_cc_auth.MemoryCache(), dpop=True)
+    return dataclasses.replace(_attached(f, auth), signs=True)
+
+
+def _requests_oauth2client_dpop(f: Flavour, endpoint: Emulator, expiring: bool) -> Setup:
+    from requests_oauth2client import OAuth2Client, OAuth2ClientCredentialsAuth
+
+    _dpop_endpoint(endpoint)
+    client = OAuth2Client(
+        token_endpoint=TOKEN_URL,
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        session=requests_session(endpoint),
+        dpop_bound_access_tokens=True,  # a fresh ES256 key per token request
+    )
+    return dataclasses.replace(_attached(f, OAuth2ClientCredentialsAuth(client)), signs=True)
+
+
+def _proof_only(f: Flavour, proof: Callable[[], object]) -> Setup:
+    """A setup timing *proof()* alone, in the bare auth-step rounds of flavour *f* (in an
+    async flavour, called by a coroutine, as an async auth flow would)."""
+
+    async def aproof(_: object) -> object:
+        return proof()
+
+    def sproof(_: object) -> object:
+        return proof()
+
+    return Setup(
+        request=None,
+        step=aproof if f.aio else sproof,
+        inputs=lambda n: [None] * n,
+        prime=_anothing if f.aio else _nothing,
+        signs=True,
+    )
+
+
+def _proof_ours(f: Flavour, endpoint: Emulator, expiring: bool) -> Setup:
+    from oauth_cc_auth._dpop import DPoPKey
+
+    key = DPoPKey.generate()
+    # What an API request's proof is: method, URL and the token's hash (ath).
+    return _proof_only(f, lambda: key.proof("GET", API_URL, DPOP_TOKEN))
+
+
+def _proof_requests_oauth2client(f: Flavour, endpoint: Emulator, expiring: bool) -> Setup:
+    from binapy import BinaPy
+    from requests_oauth2client import DPoPKey
+
+    key = DPoPKey.generate()
+
+    def proof() -> str:
+        # What its add_dpop_proof() computes for an API request: ath, the proof, its text.
+        ath = BinaPy(DPOP_TOKEN).to("sha256").to("b64u").decode()
+        return str(key.proof(htm="GET", htu=API_URL, ath=ath))
+
+    return _proof_only(f, proof)
+
+
+def dpop_impls() -> list[Impl]:
+    """The DPoP rows of the timings: oauth_cc_auth with ``dpop=True`` in every flavour,
+    requests-oauth2client with ``dpop_bound_access_tokens=True`` (requests), and a proof
+    alone of each (oauth_cc_auth's in every flavour, requests-oauth2client's in requests)."""
+    na = {"cold_na": "timings only", "expiry_na": "timings only"}
+    impls: list[Impl] = []
+    for f in _FLAVOURS:
+
+        def impl(name: str, build: Callable[..., Setup], f: Flavour = f, **options: str) -> Impl:
+            return Impl(name, f.name, functools.partial(build, f), **na, **options)
+
+        impls += [impl(OURS_DPOP, _ours_dpop, scheme="DPoP"), impl(PROOF_OURS, _proof_ours)]
+        if f is _REQUESTS:
+            impls += [
+                impl(REQUESTS_OAUTH2CLIENT_DPOP, _requests_oauth2client_dpop, scheme="DPoP"),
+                impl(PROOF_REQUESTS_OAUTH2CLIENT, _proof_requests_oauth2client),
+            ]
+    return impls
 
 
 # -- the registry ----------------------------------------------------------------------------------

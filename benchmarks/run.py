@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python benchmarks/run.py            # full run, about two minutes on 2 cores
+    python benchmarks/run.py            # full run, about three minutes on 2 cores
     python benchmarks/run.py --quick    # smoke run, about twenty seconds
 
 Prints markdown tables and writes JSON (``benchmarks/results.json`` by default). See
@@ -33,7 +33,15 @@ from typing import Any
 
 from concurrency import run_concurrency
 from fleet import FleetParams, run_fleets
-from impls import authlib_httpx_library
+from impls import (
+    OURS,
+    OURS_DPOP,
+    PROOF_OURS,
+    PROOF_REQUESTS_OAUTH2CLIENT,
+    REQUESTS_OAUTH2CLIENT,
+    REQUESTS_OAUTH2CLIENT_DPOP,
+    authlib_httpx_library,
+)
 from imports import ImportTarget, import_targets, measure_imports, median_difference
 from tables import (
     Table,
@@ -44,7 +52,7 @@ from tables import (
     per_request_table,
     verdict_table,
 )
-from timing import Rounds, Samples, run_timings
+from timing import Rounds, Samples, TimingResult, median_ratio, run_timings
 from verdict import floor_ratio, judge, passed
 
 HERE = Path(__file__).resolve().parent
@@ -284,6 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "warm_token_requests": timings.warm_token_requests if timings else None,
         "shared_cache_calls_first_token": timings.shared_setup_calls if timings else None,
         "shared_cache_calls_warm": timings.shared_calls if timings else None,
+        "dpop": _dpop_json(timings) if timings else None,
         "unavailable": timings.unavailable if timings else None,
         "absent": timings.absent if timings else None,
         "authlib_httpx_library": authlib_httpx_library(),
@@ -317,6 +326,36 @@ def _timing_json(by_flavour: dict[str, Samples], *, ratios: bool = True) -> dict
                 entry["ratio_to_floor"] = round(floor_ratio(samples, name), 4)
             entry["rounds"] = [round(v, 3) for v in values]
             out[flavour][name] = entry
+    return out
+
+
+#: Each DPoP row of the timings, and the Bearer row it is compared with.
+_DPOP_PAIRS = ((OURS_DPOP, OURS), (REQUESTS_OAUTH2CLIENT_DPOP, REQUESTS_OAUTH2CLIENT))
+
+
+def _dpop_json(t: TimingResult) -> dict[str, Any]:
+    """The DPoP rows, by flavour: per request (µs, and paired ratios to the floor and to the
+    same library with Bearer tokens), the bare auth step, and a proof alone (µs)."""
+    out: dict[str, Any] = {}
+    for flavour, samples in t.per_request.items():
+        steps = t.auth_step.get(flavour, {})
+        entry: dict[str, Any] = {}
+        for name, bearer in _DPOP_PAIRS:
+            if name not in samples:
+                continue
+            entry[name] = {
+                "per_request_median": round(statistics.median(samples[name]), 3),
+                "ratio_to_floor": round(floor_ratio(samples, name), 4),
+                "ratio_to_bearer": round(median_ratio(samples[name], samples[bearer]), 4),
+                "auth_step_median": (
+                    round(statistics.median(steps[name]), 3) if name in steps else None
+                ),
+            }
+        for name in (PROOF_OURS, PROOF_REQUESTS_OAUTH2CLIENT):
+            if name in steps:
+                entry[name] = {"median": round(statistics.median(steps[name]), 3)}
+        if entry:
+            out[flavour] = entry
     return out
 
 

@@ -22,10 +22,14 @@ from impls import (
     FLOOR,
     HTTPX_AUTH,
     OURS,
+    OURS_DPOP,
     OURS_FILE,
     OURS_REDIS,
+    PROOF_OURS,
+    PROOF_REQUESTS_OAUTH2CLIENT,
     REQUESTS_AUTH,
     REQUESTS_OAUTH2CLIENT,
+    REQUESTS_OAUTH2CLIENT_DPOP,
     REQUESTS_OAUTHLIB,
 )
 from imports import ImportTarget, median_difference
@@ -53,6 +57,10 @@ ROW_ORDER = (
     REQUESTS_OAUTH2CLIENT,
     REQUESTS_AUTH,
     HTTPX_AUTH,
+    OURS_DPOP,
+    REQUESTS_OAUTH2CLIENT_DPOP,
+    PROOF_OURS,
+    PROOF_REQUESTS_OAUTH2CLIENT,
 )
 FLEET_LABELS = {
     "memory": "memory (default)",
@@ -174,6 +182,27 @@ def _timing_rows(
     return rows
 
 
+#: What the DPoP rows are, for the notes of both timing tables.
+DPOP_NOTE = (
+    "DPoP (RFC 9449; reported, not a target): **oauth_cc_auth**, DPoP is the same auth object "
+    "given `dpop=True` (a fresh P-256 key): every request carries `Authorization: DPoP "
+    "<token>` and a `DPoP` proof (an ES256 JWS, signed per request); requests-oauth2client, "
+    "DPoP is its `OAuth2ClientCredentialsAuth` on an `OAuth2Client(..., "
+    "dpop_bound_access_tokens=True)`. Their token endpoint answers `token_type: DPoP`."
+)
+PROOF_NOTE = (
+    "DPoP proof alone: one API request's proof (method, URL, the token's hash `ath`), "
+    'nothing else: oauth_cc_auth\'s `DPoPKey.proof("GET", url, token)` (in an async '
+    "flavour called from a coroutine); requests-oauth2client's `DPoPKey.proof(htm, htu, ath)` "
+    "with `ath` computed and the proof made text, as its `add_dpop_proof()` does."
+)
+
+
+def _dpop_notes(by_flavour: dict[str, Samples], *notes: str) -> list[str]:
+    """*notes*, if the DPoP rows were timed."""
+    return list(notes) if any(OURS_DPOP in per for per in by_flavour.values()) else []
+
+
 def per_request_table(t: TimingResult) -> Table:
     def cells(samples: Samples, name: str) -> list[str]:
         ratio = floor_ratio(samples, name)
@@ -192,6 +221,7 @@ def per_request_table(t: TimingResult) -> Table:
             "floor: a static `Authorization: Bearer` header set on the request, no auth object.",
             "— : the library has no such flavour.",
             _shared_note(t),
+            *_dpop_notes(t.per_request, DPOP_NOTE),
             *notes.lines(),
         ],
     )
@@ -211,6 +241,7 @@ def auth_step_table(t: TimingResult) -> Table:
             "The plugin's own work on one request and its 200 answer, without the HTTP "
             "client; the floor sets the header.",
             "— : the library has no such flavour.",
+            *_dpop_notes(t.auth_step, DPOP_NOTE, PROOF_NOTE),
             *notes.lines(),
         ],
     )

@@ -6,8 +6,9 @@ the median of per-round ratios (each implementation against the floor's batch of
 round), which cancels the slow drifts of a noisy shared machine.
 
 :func:`run_timings` times every implementation of each flavour, this package also with a
-file cache and with a Redis cache (a redis-server of its own), and counts what they asked of
-their token endpoint and shared cache meanwhile.
+file cache and with a Redis cache (a redis-server of its own), and with DPoP (so does
+requests-oauth2client, and a DPoP proof alone is timed in the bare auth-step rounds), and
+counts what they asked of their token endpoint and shared cache meanwhile.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from impls import (
     Setup,
     absent,
     all_impls,
+    dpop_impls,
     shared_cache_impls,
 )
 from transports import token_endpoint
@@ -63,6 +65,8 @@ class Bench:
 
     call: Callable[..., Any]
     inputs: Callable[[int], Sequence[Any]] | None = None
+    #: Calls per batch, instead of the rounds' own (for calls that sign: fewer).
+    batch: int | None = None
 
 
 def _rotation(names: Sequence[str], round_no: int) -> list[str]:
@@ -72,6 +76,7 @@ def _rotation(names: Sequence[str], round_no: int) -> list[str]:
 
 def _batch_sync(bench: Bench, batch: int) -> float:
     call = bench.call
+    batch = bench.batch or batch
     if bench.inputs is None:
         start = perf_counter_ns()
         for _ in range(batch):
@@ -88,6 +93,7 @@ def _batch_sync(bench: Bench, batch: int) -> float:
 
 async def _batch_async(bench: Bench, batch: int) -> float:
     call = bench.call
+    batch = bench.batch or batch
     if bench.inputs is None:
         start = perf_counter_ns()
         for _ in range(batch):
@@ -143,7 +149,7 @@ def median_ratio(values: Sequence[float], floor: Sequence[float]) -> float:
 class Rounds:
     """How long :func:`run_timings` measures: *rounds* interleaved rounds after *warmup*
     unrecorded ones, each timing *batch* requests or *step_batch* bare auth steps per
-    implementation."""
+    implementation (*batch* bare auth steps for those that sign: DPoP)."""
 
     rounds: int
     warmup: int
@@ -155,11 +161,14 @@ def _authorization_of(response: Any) -> str:
     return str(response.request.headers.get("Authorization", ""))
 
 
-def _check_sent(name: str, flavour: str, response: Any) -> None:
-    """That a setup really authenticates: its request went out with a bearer token."""
+def _check_sent(impl: Impl, response: Any) -> None:
+    """That a setup really authenticates: its request went out with a token of its scheme
+    (``Bearer``; ``DPoP``, then with a ``DPoP`` proof too)."""
     value = _authorization_of(response)
-    if not value.startswith("Bearer "):
-        raise RuntimeError(f"{name} ({flavour}) sent no bearer token: {value!r}")
+    if not value.startswith(f"{impl.scheme} "):
+        raise RuntimeError(f"{impl.name} ({impl.flavour}) sent no {impl.scheme} token: {value!r}")
+    if impl.scheme == "DPoP" and not response.request.headers.get("DPoP"):
+        raise RuntimeError(f"{impl.name} ({impl.flavour}) sent no DPoP proof")
 
 
 @dataclasses.dataclass
@@ -191,7 +200,8 @@ def _time_sync_flavour(flavour: str, impls: Sequence[Impl], p: Rounds, out: Timi
         endpoint = token_endpoint()
         setup = impl.build(endpoint, False)
         setup.prime()
-        _check_sent(impl.name, flavour, setup.request())
+        if setup.request is not None:
+            _check_sent(impl, setup.request())
         endpoint.reset_counters()
         setups[impl.name] = (setup, endpoint)
     _time_setups(flavour, setups, p, out, run_sync_rounds)
@@ -204,7 +214,8 @@ def _time_async_flavour(flavour: str, impls: Sequence[Impl], p: Rounds, out: Tim
             endpoint = token_endpoint()
             setup = impl.build(endpoint, False)
             await setup.prime()
-            _check_sent(impl.name, flavour, await setup.request())
+            if setup.request is not None:
+                _check_sent(impl, await setup.request())
             endpoint.reset_counters()
             setups[impl.name] = (setup, endpoint)
         return setups
@@ -233,14 +244,18 @@ def _time_setups(
     calls = out.shared_setup_calls[flavour] = _shared_calls(setups)
     gc.collect()
     out.per_request[flavour] = run_rounds(
-        {name: Bench(s.request) for name, (s, _) in setups.items()},
+        {name: Bench(s.request) for name, (s, _) in setups.items() if s.request},
         rounds=p.rounds,
         batch=p.batch,
         warmup=p.warmup,
     )
     gc.collect()
     out.auth_step[flavour] = run_rounds(
-        {name: Bench(s.step, s.inputs) for name, (s, _) in setups.items() if s.step},
+        {
+            name: Bench(s.step, s.inputs, p.batch if s.signs else None)
+            for name, (s, _) in setups.items()
+            if s.step
+        },
         rounds=p.rounds,
         batch=p.step_batch,
         warmup=p.warmup,
@@ -295,7 +310,7 @@ def run_timings(p: Rounds, log: Callable[[str], None] | None = None) -> TimingRe
     out = TimingResult(absent=absent())
     with contextlib.ExitStack() as stack:
         shared = _shared_cache_impls(stack, out)
-        impls = [*all_impls(), *shared]
+        impls = [*all_impls(), *shared, *dpop_impls()]
         for flavour in FLAVOURS:
             if log is not None:
                 log(f"per-request cost: {flavour}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from concurrency import MOMENTS, ConcurrencyResult
-from impls import FLAVOURS, FLOOR, OURS, OURS_FILE, OURS_REDIS
+from impls import DPOP_NAMES, FLAVOURS, FLOOR, OURS, OURS_DPOP, OURS_FILE, OURS_REDIS
 from imports import median_difference
 from timing import Samples, TimingResult, median_ratio
 
@@ -31,9 +31,9 @@ MAX_RATIO = 1.10
 #: ...and ``import oauth_cc_auth`` at most this many ms over ``import authlib.oauth2``.
 MAX_IMPORT_MS = 10.0
 
-#: This package's rows: by default, and with each shared cache. Every other row but the
-#: floor is a peer.
-OUR_NAMES = (OURS, OURS_FILE, OURS_REDIS)
+#: This package's rows: by default, with each shared cache, and with DPoP. Every other row
+#: but the floor and the DPoP rows (reported, not judged: :data:`impls.DPOP_NAMES`) is a peer.
+OUR_NAMES = (OURS, OURS_FILE, OURS_REDIS, OURS_DPOP)
 #: The shared-cache rows of the timings, and what the targets call them.
 SHARED_ROWS = {OURS_FILE: "file", OURS_REDIS: "Redis"}
 
@@ -51,7 +51,7 @@ def _peer_ratios(samples: Samples) -> dict[str, float]:
     return {
         name: median_ratio(samples[OURS], values)
         for name, values in samples.items()
-        if name != FLOOR and name not in OUR_NAMES
+        if name != FLOOR and name not in OUR_NAMES and name not in DPOP_NAMES
     }
 
 
