@@ -81,27 +81,52 @@ FLAVOURS: dict[str, tuple[Any, Any]] = {
 #: tests/test_concurrency.py).
 #: Every flavour, provider and backend is in a case, not every combination of them (each case
 #: is RUN seconds): the dialects are tested through every flavour in tests/test_providers.py.
+#: The DPoP cases: an rfc6749 client whose tokens are DPoP-bound, every proof verified.
 THREAD_CASES = [
-    pytest.param(flavour, provider, id=f"{provider}-{flavour}",
+    pytest.param(flavour, provider, dpop, id=f"{provider}-{flavour}" + ("-dpop" if dpop else ""),
                  marks=() if (flavour, provider) == ("requests", "fcc_finance")
                  else pytest.mark.slow)
-    for flavour, provider in (("requests", "fcc_finance"), ("requests", "fincalc"),
-                              ("httpx", "fincalc"), ("httpx2", "fcc_finance"))
+    for flavour, provider, dpop in (
+        ("requests", "fcc_finance", False), ("requests", "fincalc", False),
+        ("httpx", "fincalc", False), ("httpx2", "fcc_finance", False),
+        ("requests", "rfc6749", True),
+    )
 ]
 TASK_CASES = [
-    pytest.param(flavour, provider, backend, id=f"{provider}-{flavour}-{backend}",
+    pytest.param(flavour, provider, dpop, backend,
+                 id=f"{provider}-{flavour}-{backend}" + ("-dpop" if dpop else ""),
                  marks=pytest.mark.slow)
-    for flavour, provider, backend in (
-        ("httpx", "fcc_finance", BACKENDS[0]), ("httpx2", "figure", BACKENDS[0]),
-        ("httpx", "figure", BACKENDS[-1]), ("httpx2", "fcc_finance", BACKENDS[-1]),
+    for flavour, provider, dpop, backend in (
+        ("httpx", "fcc_finance", False, BACKENDS[0]), ("httpx2", "figure", False, BACKENDS[0]),
+        ("httpx", "figure", False, BACKENDS[-1]), ("httpx2", "fcc_finance", False, BACKENDS[-1]),
+        ("httpx2", "rfc6749", True, BACKENDS[0]),
     )
 ]
 
 
-@pytest.mark.parametrize(("flavour", "provider"), THREAD_CASES)
-def test_32_threads_through_expiry_and_revocation(flavour: str, provider: str) -> None:
+def bind_with_dpop(emulator: Emulator, provider: str, dpop: bool) -> None:
+    """With *dpop*, the emulator's client of *provider* gets DPoP-bound tokens only (and its
+    ``options()`` say ``dpop=True``)."""
+    if dpop:
+        emulator.register_client(
+            dataclasses.replace(emulator.client(provider), dpop_bound=True))
+
+
+def assert_no_proof_refused(emulator: Emulator) -> None:
+    """No proof was refused: none replayed, stale, or for another key, URL or token (the
+    revoked and expired tokens are refused as ``invalid_token``, and renewed)."""
+    refused = {error: n for error, n in emulator.dpop_refusals.items()
+               if error not in ("invalid_token", "token")}
+    assert refused == {}
+
+
+@pytest.mark.parametrize(("flavour", "provider", "dpop"), THREAD_CASES)
+def test_32_threads_through_expiry_and_revocation(
+    flavour: str, provider: str, dpop: bool
+) -> None:
     with Emulator() as emulator:
         emulator.set_lifetime(provider, LIFETIME)
+        bind_with_dpop(emulator, provider, dpop)
         cls, lib = FLAVOURS[flavour]
         auth = make_auth(emulator, cls, provider)
         url = emulator.resource_url(provider)
@@ -136,6 +161,7 @@ def test_32_threads_through_expiry_and_revocation(flavour: str, provider: str) -
         assert failures == []
         assert sum(tally.done for tally in results) > 32 * 5
         assert 3 <= emulator.token_requests[provider] <= MAX_TOKEN_REQUESTS
+        assert_no_proof_refused(emulator)
 
 
 class Barrier:
@@ -154,11 +180,14 @@ class Barrier:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(("flavour", "provider", "anyio_backend"), TASK_CASES)
-async def test_200_tasks_through_expiry_and_revocation(flavour: str, provider: str) -> None:
+@pytest.mark.parametrize(("flavour", "provider", "dpop", "anyio_backend"), TASK_CASES)
+async def test_200_tasks_through_expiry_and_revocation(
+    flavour: str, provider: str, dpop: bool
+) -> None:
     cls, lib = FLAVOURS[flavour]
     with Emulator() as emulator:
         emulator.set_lifetime(provider, LIFETIME)
+        bind_with_dpop(emulator, provider, dpop)
         options: dict[str, Any] = {}
         if provider == "figure":  # its answers carry no expires_in: tell the client
             from oauth_cc_auth import get_provider
@@ -198,3 +227,4 @@ async def test_200_tasks_through_expiry_and_revocation(flavour: str, provider: s
         assert failures == []
         assert sum(tally.done for tally in results) > 200
         assert 3 <= emulator.token_requests[provider] <= MAX_TOKEN_REQUESTS
+        assert_no_proof_refused(emulator)

@@ -596,10 +596,12 @@ class Emulator:
         return client
 
     def client(self, provider: str) -> EmulatedClient:
-        """The default test client of *provider* (a seed provider or a preset)."""
+        """The default test client of *provider* (a seed provider or a preset), as
+        registered now (:meth:`register_client` may have replaced it)."""
         for client in (*DEFAULT_CLIENTS, *PRESET_CLIENTS):
             if client.provider == provider:
-                return client
+                with self._lock:
+                    return self._clients.get((provider, str(client.client_id)), client)
         raise ValueError(f"unknown provider {provider!r}; known: "
                          f"{', '.join([*SITES, *PRESET_SITES])}")
 
