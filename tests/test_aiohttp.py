@@ -238,6 +238,17 @@ class _Sites:
                 raise web.HTTPTemporaryRedirect(self.urls["b"] + "/landed")
             if request.path == "/to-a":
                 raise web.HTTPFound(self.urls["a"] + "/landed")
+            if request.path == "/big":  # chunked, no Content-Length: read until the cap
+                response = web.StreamResponse()
+                await response.prepare(request)
+                for _ in range(64):
+                    await response.write(b"x" * 1024)
+                return response
+            if request.path == "/bad-gzip":
+                return web.Response(body=b"not gzip at all", headers={
+                    "Content-Encoding": "gzip", "Content-Type": "application/json"})
+            if request.path == "/big-declared":
+                return web.Response(body=b"{}" + b" " * 65536, content_type="application/json")
             if name == "b":
                 return web.Response(status=self.b_status)
             return web.Response(text="ok")
@@ -550,3 +561,42 @@ def test_from_env(emulator: Emulator) -> None:
     }, cache=MemoryCache())
     assert run(lambda: statuses(auth, emulator.resource_url("fcc_finance"), 2)) == [200, 200]
     assert "fcc-secret" not in repr(auth)
+
+
+@pytest.mark.parametrize("path", ["/big", "/big-declared"])
+def test_an_answer_over_the_cap_is_not_read(path: str) -> None:
+    async def main() -> None:
+        async with _Sites(200) as sites:
+            auth = ClientCredentialsAuth("c", "s", token_url=sites.urls["a"] + path,
+                                         cache=MemoryCache(), max_retries=0,
+                                         max_response_bytes=4096)
+            await auth.aget_token()
+
+    with pytest.raises(TokenResponseError, match=r"4096|large|bytes"):
+        run(main)
+
+
+def test_the_whole_token_request_is_bounded_by_timeout(emulator: Emulator) -> None:
+    gate = emulator.gate(limit=DEADLINE)
+    auth = auth_for(emulator, "rfc6749", timeout=0.3, max_retries=0)
+
+    async def main() -> None:
+        try:
+            await auth.aget_token()
+        finally:
+            gate.open()
+
+    with pytest.raises(TokenEndpointError, match="timeout"):
+        run(main)
+    assert gate.arrived == 1
+
+
+def test_an_undecodable_answer_is_token_response_error() -> None:
+    async def main() -> None:
+        async with _Sites(200) as sites:
+            auth = ClientCredentialsAuth("c", "s", token_url=sites.urls["a"] + "/bad-gzip",
+                                         cache=MemoryCache(), max_retries=0)
+            await auth.aget_token()
+
+    with pytest.raises(TokenResponseError):
+        run(main)
