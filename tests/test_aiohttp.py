@@ -515,6 +515,7 @@ def test_event_loops_leave_nothing_unclosed() -> None:
     assert result.returncode == 0, result.stderr
     assert "Unclosed" not in result.stderr, result.stderr
     assert "ResourceWarning" not in result.stderr, result.stderr
+    assert "Exception ignored" not in result.stderr, result.stderr
     report = json.loads(result.stdout)
     assert report == {"statuses": [200] * 2 * (loops + 2), "token_requests": loops + 2}
 
@@ -600,3 +601,40 @@ def test_an_undecodable_answer_is_token_response_error() -> None:
 
     with pytest.raises(TokenResponseError):
         run(main)
+
+
+def test_a_storm_of_401s_makes_one_token_request(emulator: Emulator) -> None:
+    auth = auth_for(emulator, "rfc6749")
+    url = emulator.resource_url("rfc6749")
+
+    async def main() -> list[int]:
+        async with aiohttp.ClientSession(middlewares=(auth,)) as session:
+
+            async def get() -> int:
+                async with session.get(url) as response:
+                    return response.status
+
+            first = [await get()]
+            emulator.revoke_all()
+            return first + list(await asyncio.gather(*[get() for _ in range(20)]))
+
+    assert run(main) == [200] * 21
+    assert emulator.token_requests["rfc6749"] == 2
+
+
+def test_a_shared_file_cache(emulator: Emulator, tmp_path: Any) -> None:
+    directory = tmp_path / "tokens"
+    directory.mkdir(mode=0o700)
+    url = emulator.resource_url("rfc6749")
+    first = auth_for(emulator, "rfc6749", cache=f"file://{directory}")
+    second = auth_for(emulator, "rfc6749", cache=f"file://{directory}")
+
+    async def main() -> list[int]:
+        try:
+            return await statuses(first, url, 1) + await statuses(second, url, 1)
+        finally:
+            await first.aclose()
+            await second.aclose()
+
+    assert run(main) == [200, 200]
+    assert emulator.token_requests["rfc6749"] == 1
