@@ -1,7 +1,8 @@
-"""OAuth 2.0 client-credentials authentication for requests, httpx and httpx2.
+"""OAuth 2.0 client-credentials authentication for requests, httpx, httpx2 and aiohttp.
 
-The adapters live in ``oauth_cc_auth.requests``, ``oauth_cc_auth.httpx`` and
-``oauth_cc_auth.httpx2``; importing this package imports none of the HTTP libraries.
+The adapters live in ``oauth_cc_auth.requests``, ``oauth_cc_auth.httpx``,
+``oauth_cc_auth.httpx2`` and ``oauth_cc_auth.aiohttp``; importing this package imports none of
+the HTTP libraries.
 """
 
 from __future__ import annotations
