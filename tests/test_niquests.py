@@ -8,6 +8,7 @@ gate until the slot counts every other caller waiting for it. Every wait has a d
 
 from __future__ import annotations
 
+import inspect
 import io
 import socket
 import subprocess
@@ -20,6 +21,7 @@ from typing import Any
 
 import anyio
 import niquests
+import niquests.auth
 import pytest
 from joserfc.jwk import ECKey
 
@@ -656,6 +658,48 @@ def test_event_loops_leave_no_unclosed_connection(loops: int) -> None:
     assert done.stdout.split() == ["ok", str(loops)]
     assert "unclosed" not in done.stderr
     assert "ResourceWarning" not in done.stderr
+
+
+def test_error_classes_and_exports() -> None:
+    import oauth_cc_auth.niquests as nq
+
+    assert nq.__all__ == ["AsyncClientCredentialsAuth", "ClientCredentialsAuth",
+                          "TokenEndpointError", "TokenRequestError", "TokenResponseError"]
+    assert issubclass(nq.TokenRequestError, oauth_cc_auth.TokenRequestError)
+    assert issubclass(nq.TokenResponseError, oauth_cc_auth.TokenResponseError)
+    assert issubclass(nq.TokenEndpointError, oauth_cc_auth.TokenEndpointError)
+    assert issubclass(nq.TokenRequestError, niquests.RequestException)
+    assert issubclass(nq.TokenResponseError, niquests.RequestException)
+    assert issubclass(nq.TokenEndpointError, niquests.ConnectionError)
+    # niquests tells an async auth from a sync one by its __call__: one class each.
+    assert issubclass(nq.ClientCredentialsAuth, niquests.auth.AuthBase)
+    assert issubclass(nq.AsyncClientCredentialsAuth, niquests.auth.AsyncAuthBase)
+    assert not inspect.iscoroutinefunction(nq.ClientCredentialsAuth.__call__)
+    assert inspect.iscoroutinefunction(nq.AsyncClientCredentialsAuth.__call__)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_waiters_share_the_failure(emulator: Emulator, mode: str) -> None:
+    emulator.answer_next(Reply(503))
+    auth = make_auth(emulator, "rfc6749", mode, max_retries=0)
+    if mode == "sync":
+        results = contend(emulator, auth._manager.slot, [auth.get_token] * 8)
+    else:
+
+        async def main() -> list[Any]:
+            return await acontend(emulator, auth._manager.slot, [auth.aget_token] * 8)
+
+        results = anyio.run(main, backend="asyncio")
+    assert all(isinstance(r, TokenEndpointError) for r in results), results
+    assert len(emulator.received_at("token")) == 1
+
+
+def test_the_session_hooks_are_left_as_they_were(emulator: Emulator) -> None:
+    auth = make_auth(emulator, "rfc6749", "sync")
+    with niquests.Session() as session:
+        session.auth = auth
+        assert statuses(gets(emulator.resource_url("rfc6749"), 3)(session)) == [200] * 3
+        assert session.hooks["response"] == []
 
 
 def test_importing_the_adapter_leaves_requests_and_httpx_out() -> None:
