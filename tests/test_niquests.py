@@ -694,6 +694,25 @@ def test_waiters_share_the_failure(emulator: Emulator, mode: str) -> None:
     assert len(emulator.received_at("token")) == 1
 
 
+def test_the_sync_and_the_async_class_share_one_token(emulator: Emulator) -> None:
+    # The process-wide cache (the default): one token for both classes, and for the other
+    # adapters' objects with the same credentials.
+    client = emulator.client("figure")
+    options = {**client.options(), "token_url": emulator.token_url("figure")}
+    sync = ClientCredentialsAuth(client.client_id, client.client_secret, **options)
+    asynchronous = AsyncClientCredentialsAuth(client.client_id, client.client_secret, **options)
+    url = emulator.resource_url("figure")
+    assert statuses(run("sync", sync, gets(url, 2))) == [200] * 2
+    assert statuses(run("async", asynchronous, gets(url, 2))) == [200] * 2
+    assert emulator.token_requests["figure"] == 1
+    # A revocation seen by one renews the token for both.
+    emulator.revoke_all()
+    assert statuses(run("async", asynchronous, gets(url, 1))) == [200]
+    assert statuses(run("sync", sync, gets(url, 1))) == [200]
+    assert emulator.token_requests["figure"] == 2
+    sync.close()
+
+
 def test_the_session_hooks_are_left_as_they_were(emulator: Emulator) -> None:
     auth = make_auth(emulator, "rfc6749", "sync")
     with niquests.Session() as session:
