@@ -42,7 +42,8 @@ Send = Callable[[Any, str], Awaitable[int]]
 #: A client flavour: (auth class, send(auth, url) coroutine, cleanup).
 Flavour = tuple[Any, Send, Callable[[], None]]
 #: Every flavour the demo knows, in the order of its rows.
-FLAVOURS = ("requests", "httpx sync", "httpx async", "httpx2 sync", "httpx2 async", "aiohttp")
+FLAVOURS = ("requests", "httpx sync", "httpx async", "httpx2 sync", "httpx2 async", "aiohttp",
+            "niquests sync", "niquests async")
 
 
 def _flavours() -> dict[str, Flavour]:
@@ -64,7 +65,29 @@ def _flavours() -> dict[str, Flavour]:
             found[f"{name} sync"], found[f"{name} async"] = _httpx_family(name)
     if importlib.util.find_spec("aiohttp") is not None:
         found["aiohttp"] = _aiohttp()
+    if importlib.util.find_spec("niquests") is not None:
+        found["niquests sync"], found["niquests async"] = _niquests()
     return found
+
+
+def _niquests() -> tuple[Flavour, Flavour]:
+    """niquests' Session and AsyncSession, each with its auth class."""
+    import niquests
+
+    from oauth_cc_auth.niquests import AsyncClientCredentialsAuth, ClientCredentialsAuth
+
+    session = niquests.Session()
+
+    async def send_sync(auth: Any, url: str) -> int:
+        return int(session.get(url, auth=auth, timeout=10).status_code or 0)
+
+    async def send_async(auth: Any, url: str) -> int:
+        async with niquests.AsyncSession() as async_session:
+            response = await async_session.get(url, auth=auth, timeout=10)
+            return int(response.status_code or 0)
+
+    return ((ClientCredentialsAuth, send_sync, session.close),
+            (AsyncClientCredentialsAuth, send_async, lambda: None))
 
 
 def _aiohttp() -> Flavour:

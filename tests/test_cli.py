@@ -169,7 +169,7 @@ def test_demo_behaves() -> None:
     # issuer) x every client the demo knows, in that order.
     from oauth_cc_auth._demo import FLAVOURS
 
-    assert "aiohttp" in FLAVOURS
+    assert {"aiohttp", "niquests sync", "niquests async"} <= set(FLAVOURS)
     assert [(row[0], row[1]) for row in rows] == [
         (label, flavour) for label in labels for flavour in FLAVOURS]
     assert all(row[-1] == "ok" for row in rows)
