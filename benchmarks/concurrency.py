@@ -84,6 +84,8 @@ def count_sync(impl: Impl, moment: str, n: int, latency: float) -> Outcome:
         expire()
         endpoint.reset_counters()
     errors = _threads(setup, n)
+    if setup.close is not None:
+        setup.close()
     return Outcome(endpoint.token_requests.total(), n, errors)
 
 
@@ -111,6 +113,8 @@ async def count_async(impl: Impl, moment: str, n: int, latency: float) -> Outcom
         setup.expire()
         endpoint.reset_counters()
     errors = await _tasks(setup, n)
+    if setup.close is not None:
+        await setup.close()
     return Outcome(endpoint.token_requests.total(), n, errors)
 
 

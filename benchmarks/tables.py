@@ -16,6 +16,7 @@ from typing import Any
 from concurrency import MOMENTS, ConcurrencyResult
 from fleet import CACHES, FleetParams
 from impls import (
+    AIOHTTP_OAUTH2_CLIENT,
     ASYNC_FLAVOURS,
     AUTHLIB,
     FLAVOURS,
@@ -57,6 +58,7 @@ ROW_ORDER = (
     REQUESTS_OAUTH2CLIENT,
     REQUESTS_AUTH,
     HTTPX_AUTH,
+    AIOHTTP_OAUTH2_CLIENT,
     OURS_DPOP,
     REQUESTS_OAUTH2CLIENT_DPOP,
     PROOF_OURS,
@@ -218,7 +220,11 @@ def per_request_table(t: TimingResult) -> Table:
         headers,
         rows,
         [
-            "floor: a static `Authorization: Bearer` header set on the request, no auth object.",
+            "floor: a static `Authorization: Bearer` header set on the request, no auth object "
+            "(aiohttp: among the `ClientSession`'s default headers).",
+            "aiohttp: `ClientSession`s on an in-process connector (aiohttp's own HTTP/1.1 "
+            "writer and parser over an in-memory transport); niquests: a mounted in-process "
+            "adapter, as for requests.",
             "— : the library has no such flavour.",
             _shared_note(t),
             *_dpop_notes(t.per_request, DPOP_NOTE),
@@ -240,7 +246,8 @@ def auth_step_table(t: TimingResult) -> Table:
         [
             "The plugin's own work on one request and its 200 answer, without the HTTP "
             "client; the floor sets the header.",
-            "— : the library has no such flavour.",
+            "— : the library has no such flavour; aiohttp and niquests: not timed (per-request "
+            "cost only).",
             *_dpop_notes(t.auth_step, DPOP_NOTE, PROOF_NOTE),
             *notes.lines(),
         ],
