@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from impls import FLOOR, Impl, Setup, absent, all_impls
+from impls import FLOOR, STATIC_AUTH, Impl, Setup, absent, all_impls
 from transports import token_endpoint
 
 __all__ = [
@@ -133,7 +133,7 @@ def run_concurrency(
         for name, why in per.items():
             result.setdefault(flavour, {})[name] = {moment: {"na": why} for moment in MOMENTS}
     for impl in all_impls():
-        if impl.name == FLOOR:
+        if impl.name in (FLOOR, STATIC_AUTH):
             continue
         cell = result.setdefault(impl.flavour, {}).setdefault(impl.name, {})
         if impl.note is not None:

@@ -89,6 +89,7 @@ __all__ = [
     "REQUESTS_OAUTH2CLIENT",
     "REQUESTS_OAUTH2CLIENT_DPOP",
     "REQUESTS_OAUTHLIB",
+    "STATIC_AUTH",
     "STRICT_FLAVOURS",
     "CountingCache",
     "Impl",
@@ -134,6 +135,10 @@ REQUESTS_OAUTH2CLIENT = "requests-oauth2client"
 REQUESTS_AUTH = "requests-auth"
 HTTPX_AUTH = "httpx-auth"
 AIOHTTP_OAUTH2_CLIENT = "aiohttp-oauth2-client"
+#: A reference row of the aiohttp and niquests flavours (reported, not a peer, no target):
+#: the floor's static header set by the cheapest auth object the library takes, which shows
+#: what the library charges for having an auth object at all.
+STATIC_AUTH = "static auth object (reference)"
 OURS_DPOP = "oauth_cc_auth, DPoP"
 REQUESTS_OAUTH2CLIENT_DPOP = "requests-oauth2client, DPoP"
 PROOF_OURS = "DPoP proof alone, oauth_cc_auth"
@@ -525,6 +530,30 @@ def _floor(f: Flavour, endpoint: Emulator, expiring: bool) -> Setup:
 
 def _no_inputs(n: int) -> list[None]:
     return [None] * n
+
+
+async def _static_middleware(request: Any, handler: Any) -> Any:
+    request.headers["Authorization"] = _STATIC
+    return await handler(request)
+
+
+def _static_auth(f: Flavour, endpoint: Emulator, expiring: bool) -> Setup:
+    """The reference row: the static header set by an auth object (aiohttp: a middleware
+    function; niquests: its own ``BearerTokenAuth``, what ``session.auth = "token"`` gives)."""
+    if isinstance(f, AiohttpFlavour):
+        auth: Any = _static_middleware
+    else:
+        from niquests.auth import BearerTokenAuth
+
+        auth = BearerTokenAuth(_STATIC.removeprefix("Bearer "))
+    api = f.api(auth)
+    return Setup(
+        request=f.request(api),
+        step=None,
+        inputs=_no_inputs,
+        prime=_anothing if f.aio else _nothing,
+        close=f.close(api),
+    )
 
 
 # -- oauth_cc_auth ---------------------------------------------------------------------------------
@@ -992,6 +1021,8 @@ def _impls_in(f: Flavour) -> list[Impl]:
         impls.append(impl(HTTPX_AUTH, _httpx_auth, note=note))
     elif f is _AIOHTTP:
         impls.append(impl(AIOHTTP_OAUTH2_CLIENT, _aiohttp_oauth2_client))
+    if isinstance(f, AiohttpFlavour | NiquestsFlavour):
+        impls.append(impl(STATIC_AUTH, _static_auth, cold_na="no token", expiry_na="no token"))
     return impls
 
 

@@ -32,6 +32,7 @@ from impls import (
     REQUESTS_OAUTH2CLIENT,
     REQUESTS_OAUTH2CLIENT_DPOP,
     REQUESTS_OAUTHLIB,
+    STATIC_AUTH,
 )
 from imports import ImportTarget, median_difference
 from timing import Samples, TimingResult
@@ -59,6 +60,7 @@ ROW_ORDER = (
     REQUESTS_AUTH,
     HTTPX_AUTH,
     AIOHTTP_OAUTH2_CLIENT,
+    STATIC_AUTH,
     OURS_DPOP,
     REQUESTS_OAUTH2CLIENT_DPOP,
     PROOF_OURS,
@@ -225,6 +227,10 @@ def per_request_table(t: TimingResult) -> Table:
             "aiohttp: `ClientSession`s on an in-process connector (aiohttp's own HTTP/1.1 "
             "writer and parser over an in-memory transport); niquests: a mounted in-process "
             "adapter, as for requests.",
+            f"{STATIC_AUTH} (aiohttp and niquests; not a peer, no target): the floor's static "
+            "header set by the cheapest auth object the library takes, an `async def` "
+            "middleware (aiohttp) or niquests' own `BearerTokenAuth`: what the library charges "
+            "for any auth object.",
             "— : the library has no such flavour.",
             _shared_note(t),
             *_dpop_notes(t.per_request, DPOP_NOTE),

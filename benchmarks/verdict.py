@@ -20,6 +20,7 @@ from impls import (
     OURS_DPOP,
     OURS_FILE,
     OURS_REDIS,
+    STATIC_AUTH,
     STRICT_FLAVOURS,
 )
 from imports import median_difference
@@ -69,7 +70,7 @@ def _peer_ratios(samples: Samples) -> dict[str, float]:
     return {
         name: median_ratio(samples[OURS], values)
         for name, values in samples.items()
-        if name != FLOOR and name not in OUR_NAMES and name not in DPOP_NAMES
+        if name not in (FLOOR, STATIC_AUTH) and name not in OUR_NAMES and name not in DPOP_NAMES
     }
 
 
