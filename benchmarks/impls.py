@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import inspect
 import time
 import warnings
 from collections import Counter
@@ -405,15 +406,39 @@ class AiohttpFlavour:
         return close
 
 
+def _niquests_prepared(n: int) -> list[Any]:
+    """Fresh niquests requests, each with hooks of its own (as for requests)."""
+    import niquests
+    from niquests.hooks import default_hooks as niquests_hooks
+
+    base = niquests.Request("GET", API_URL).prepare()
+    copies = [base.copy() for _ in range(n)]
+    for copy in copies:
+        copy.hooks = niquests_hooks()
+    return copies
+
+
+@functools.cache
+def _niquests_response() -> Any:
+    import niquests
+
+    response = niquests.Response()
+    response.status_code = 200
+    response._content = b"{}"
+    return response
+
+
 @dataclasses.dataclass(frozen=True)
 class NiquestsFlavour:
     """A niquests flavour, ``Session`` or ``AsyncSession`` (*aio*), answered by a mounted
     in-process adapter (:func:`transports.niquests_session`); requests' API, so the floor
-    sets the header on each request. Its bare auth step is not timed."""
+    sets the header on each request. Its bare auth step is the auth call (awaited when
+    niquests would await it: an ``async def __call__``) plus the response hooks it
+    registered, dispatched as ``Session.send`` (``AsyncSession.send``) does."""
 
     name: str
     aio: bool
-    inputs = None
+    inputs = staticmethod(_niquests_prepared)
 
     @property
     def ours(self) -> Callable[..., Any]:
@@ -432,8 +457,26 @@ class NiquestsFlavour:
     request = RequestsFlavour.request
     floor = RequestsFlavour.floor
 
-    def step(self, auth: Any) -> None:
-        return None
+    def step(self, auth: Any) -> Callable[[Any], Any]:
+        from niquests.hooks import async_dispatch_hook, dispatch_hook
+
+        response = _niquests_response()
+        if not self.aio:
+
+            def step(r: Any) -> object:
+                r = auth(r)
+                response.request = r
+                return dispatch_hook("response", r.hooks, response, **_SEND_KWARGS)
+
+            return step
+        awaited = inspect.iscoroutinefunction(type(auth).__call__)
+
+        async def astep(r: Any) -> object:
+            r = await auth(r) if awaited else auth(r)
+            response.request = r
+            return await async_dispatch_hook("response", r.hooks, response, **_SEND_KWARGS)
+
+        return astep
 
     def close(self, *clients: Any) -> None:
         return None
@@ -549,8 +592,8 @@ def _static_auth(f: Flavour, endpoint: Emulator, expiring: bool) -> Setup:
     api = f.api(auth)
     return Setup(
         request=f.request(api),
-        step=None,
-        inputs=_no_inputs,
+        step=f.step(auth),
+        inputs=f.inputs or _no_inputs,
         prime=_anothing if f.aio else _nothing,
         close=f.close(api),
     )

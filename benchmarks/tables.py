@@ -252,8 +252,8 @@ def auth_step_table(t: TimingResult) -> Table:
         [
             "The plugin's own work on one request and its 200 answer, without the HTTP "
             "client; the floor sets the header.",
-            "— : the library has no such flavour; aiohttp and niquests: not timed (per-request "
-            "cost only).",
+            "— : the library has no such flavour; aiohttp: not timed (a middleware needs "
+            "aiohttp's `ClientRequest` and the rest of its chain).",
             *_dpop_notes(t.auth_step, DPOP_NOTE, PROOF_NOTE),
             *notes.lines(),
         ],
