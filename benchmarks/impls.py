@@ -40,6 +40,7 @@ import dataclasses
 import functools
 import inspect
 import time
+import types
 import warnings
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -355,15 +356,35 @@ class HttpxFlavour:
     close = RequestsFlavour.close
 
 
+def _aiohttp_requests(n: int) -> list[Any]:
+    """Fresh ``aiohttp.ClientRequest``s (in the running loop), each with a timer of its own
+    as ``ClientSession`` gives the hops of one call (oauth_cc_auth tells calls apart by it)."""
+    import aiohttp
+    from aiohttp.helpers import TimerNoop
+    from yarl import URL
+
+    loop = asyncio.get_running_loop()
+    url = URL(API_URL)
+    return [aiohttp.ClientRequest("GET", url, loop=loop, timer=TimerNoop()) for _ in range(n)]
+
+
+#: What the end of the middleware chain answers in the bare auth step: a 200.
+_AIOHTTP_ANSWER = types.SimpleNamespace(status=200, headers={}, release=lambda: None)
+
+
+async def _aiohttp_handler(request: Any) -> Any:
+    return _AIOHTTP_ANSWER
+
+
 class AiohttpFlavour:
     """The aiohttp flavour: ``ClientSession``s on an in-process connector
     (:func:`transports.aiohttp_session`), the auth object a session middleware. Its bare
-    auth step is not timed (a middleware needs a ``ClientRequest`` and the rest of the
-    chain)."""
+    auth step is the middleware called with a new ``ClientRequest`` and a handler answering
+    200 at once (what follows it in the chain: the connection, sending, the answer)."""
 
     name = AIOHTTP
     aio = True
-    inputs = None
+    inputs = staticmethod(_aiohttp_requests)
 
     @property
     def ours(self) -> Callable[..., Any]:
@@ -395,8 +416,11 @@ class AiohttpFlavour:
         api = aiohttp_session(headers=_HEADERS)
         return api, self.request(api)
 
-    def step(self, auth: Any) -> None:
-        return None
+    def step(self, auth: Any) -> Callable[[Any], Awaitable[object]]:
+        async def step(request: Any) -> object:
+            return await auth(request, _aiohttp_handler)
+
+        return step
 
     def close(self, *clients: Any) -> Callable[[], Awaitable[None]]:
         async def close() -> None:

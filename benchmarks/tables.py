@@ -252,8 +252,9 @@ def auth_step_table(t: TimingResult) -> Table:
         [
             "The plugin's own work on one request and its 200 answer, without the HTTP "
             "client; the floor sets the header.",
-            "— : the library has no such flavour; aiohttp: not timed (a middleware needs "
-            "aiohttp's `ClientRequest` and the rest of its chain).",
+            "— : the library has no such flavour.",
+            "aiohttp: the middleware called with a new `ClientRequest` and a handler answering "
+            "200 at once; niquests: the auth call and the response hooks it registered.",
             *_dpop_notes(t.auth_step, DPOP_NOTE, PROOF_NOTE),
             *notes.lines(),
         ],
