@@ -166,12 +166,14 @@ def test_demo_behaves() -> None:
     cells = [[cell.strip() for cell in line.split(" | ")] for line in lines]
     rows = [row for row in cells if row[0] in labels]
     # The test extra installs every client: (3 providers + private_key_jwt + rfc6749 via
-    # issuer) x 5 clients, in that order.
-    flavours = ("requests", "httpx sync", "httpx async", "httpx2 sync", "httpx2 async")
+    # issuer) x every client the demo knows, in that order.
+    from oauth_cc_auth._demo import FLAVOURS
+
+    assert "aiohttp" in FLAVOURS
     assert [(row[0], row[1]) for row in rows] == [
-        (label, flavour) for label in labels for flavour in flavours]
+        (label, flavour) for label in labels for flavour in FLAVOURS]
     assert all(row[-1] == "ok" for row in rows)
-    assert "25 provider/client rows: all behaved" in result.stdout
+    assert f"{len(labels) * len(FLAVOURS)} provider/client rows: all behaved" in result.stdout
     assert "rfc6749 via issuer: the generic provider located by issuer=" in result.stdout
     assert "not installed" not in result.stdout
 

@@ -67,8 +67,8 @@ def test_the_provider_api() -> None:
 def test_import_pulls_in_no_http_library() -> None:
     code = (
         "import sys, oauth_cc_auth\n"
-        "loaded = [m for m in ('requests', 'httpx', 'httpx2', 'aiohttp', 'anyio', 'redis',\n"
-        "                     'cryptography')\n"
+        "loaded = [m for m in ('requests', 'httpx', 'httpx2', 'aiohttp', 'niquests', 'anyio',\n"
+        "                      'redis', 'cryptography')\n"
         "          if m in sys.modules]\n"
         "assert not loaded, loaded\n"
     )

@@ -15,6 +15,7 @@ import requests
 
 from oauth_cc_auth.httpx import ClientCredentialsAuth as HttpxAuth
 from oauth_cc_auth.httpx2 import ClientCredentialsAuth as Httpx2Auth
+from oauth_cc_auth.niquests import ClientCredentialsAuth as NiquestsAuth
 from oauth_cc_auth.requests import ClientCredentialsAuth as RequestsAuth
 from oauth_cc_auth.testing import Emulator, FakeClock
 from tests.conftest import emulated_auth
@@ -65,8 +66,8 @@ def _in_child(work: Any) -> tuple[int, str]:
     return os.waitstatus_to_exitcode(waited[0]), output
 
 
-@pytest.mark.parametrize("auth_class", [RequestsAuth, HttpxAuth, Httpx2Auth],
-                         ids=["requests", "httpx", "httpx2"])
+@pytest.mark.parametrize("auth_class", [RequestsAuth, HttpxAuth, Httpx2Auth, NiquestsAuth],
+                         ids=["requests", "httpx", "httpx2", "niquests"])
 def test_a_forked_child_uses_a_connection_of_its_own(
     emulator: Emulator, auth_class: Any
 ) -> None:

@@ -80,7 +80,10 @@ class RawServer:
         with conn:
             while not self.stop.is_set():
                 while b"\r\n\r\n" not in buffer:
-                    data = conn.recv(65536)
+                    try:
+                        data = conn.recv(65536)
+                    except ConnectionResetError:  # closed by a client with an answer unread
+                        return
                     if not data:
                         return
                     buffer += data

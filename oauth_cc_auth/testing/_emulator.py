@@ -1628,17 +1628,57 @@ class _Handler(WSGIRequestHandler):
             return
         if not self.parse_request():
             return
+        rfile = self.rfile
         if "Content-Length" not in self.headers and "Transfer-Encoding" in self.headers:
-            # wsgiref reads no chunked body: what is left of it must not be taken for the
+            # wsgiref reads no chunked body: read here (so that the client may send all of it
+            # before the answer, never reset by a close with its body unread) and given to the
+            # app with its length. What is left of a malformed one must not be taken for the
             # next request.
-            self.close_connection = True
+            body = None
+            if self.headers["Transfer-Encoding"].strip().lower() == "chunked":
+                body = _read_chunked(self.rfile)
+            if body is None:
+                self.close_connection = True
+            else:
+                rfile = io.BytesIO(body)
+                del self.headers["Transfer-Encoding"]
+                self.headers["Content-Length"] = str(len(body))
         handler = _ServerHandler(
-            self.rfile, self.wfile, self.get_stderr(), self.get_environ(),  # type: ignore[arg-type]
+            rfile, self.wfile, self.get_stderr(), self.get_environ(),  # type: ignore[arg-type]
             multithread=True,
         )
         handler.http_version = self.protocol_version.partition("/")[2]
         handler.request_handler = self
         handler.run(self.server.get_app())  # type: ignore[attr-defined]
+
+
+#: The largest chunked request body the emulator reads.
+_MAX_CHUNKED = 16 * 1024 * 1024
+
+
+def _read_chunked(rfile: Any) -> bytes | None:
+    """A chunked request body (RFC 9112 §7.1), its trailers skipped; ``None`` when it is
+    malformed or larger than :data:`_MAX_CHUNKED`."""
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        line = rfile.readline(1026)
+        digits = line.split(b";", 1)[0].strip()
+        try:
+            length = int(digits, 16)
+        except ValueError:
+            return None
+        if length == 0:
+            break
+        size += length
+        if length < 0 or size > _MAX_CHUNKED:
+            return None
+        parts.append(rfile.read(length))
+        if rfile.readline(3) not in (b"\r\n", b"\n"):
+            return None
+    while rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+        pass  # trailer fields
+    return b"".join(parts)
 
 
 class _KeepAliveHandler(_Handler):
