@@ -60,6 +60,7 @@ from transports import (
     TOKEN_URL,
     aiohttp_session,
     async_handler,
+    memory_raw,
     niquests_session,
     register,
     requests_session,
@@ -449,6 +450,9 @@ def _niquests_response() -> Any:
     response = niquests.Response()
     response.status_code = 200
     response._content = b"{}"
+    # As every answer of a connection has (urllib3's response); without one, niquests would
+    # check on each attribute read whether it is a lazy (multiplexed) response.
+    response.raw = memory_raw(b"")
     return response
 
 

@@ -2,8 +2,8 @@
 
 Run from the repository root::
 
-    python benchmarks/run.py            # full run, about three minutes on 2 cores
-    python benchmarks/run.py --quick    # smoke run, about twenty seconds
+    python benchmarks/run.py            # full run, about five minutes on 2 cores
+    python benchmarks/run.py --quick    # smoke run, about forty seconds
 
 Prints markdown tables and writes JSON (``benchmarks/results.json`` by default). See
 ``benchmarks/README.md`` for what is measured.

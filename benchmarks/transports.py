@@ -38,6 +38,7 @@ __all__ = [
     "NiquestsAdapter",
     "aiohttp_session",
     "async_handler",
+    "memory_raw",
     "niquests_session",
     "register",
     "requests_session",
@@ -228,6 +229,11 @@ class _AsyncMemoryRaw(_MemoryRaw):
 
 
 _EMPTY_RAW = _MemoryRaw(b"")
+
+
+def memory_raw(body: bytes) -> Any:
+    """A niquests response's ``raw`` holding *body* (in memory)."""
+    return _MemoryRaw(body)
 
 
 def _niquests_response(
