@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from impls import FLOOR, Impl, Setup, absent, all_impls
+from impls import FLOOR, STATIC_AUTH, Impl, Setup, absent, all_impls
 from transports import token_endpoint
 
 __all__ = [
@@ -84,6 +84,8 @@ def count_sync(impl: Impl, moment: str, n: int, latency: float) -> Outcome:
         expire()
         endpoint.reset_counters()
     errors = _threads(setup, n)
+    if setup.close is not None:
+        setup.close()
     return Outcome(endpoint.token_requests.total(), n, errors)
 
 
@@ -111,6 +113,8 @@ async def count_async(impl: Impl, moment: str, n: int, latency: float) -> Outcom
         setup.expire()
         endpoint.reset_counters()
     errors = await _tasks(setup, n)
+    if setup.close is not None:
+        await setup.close()
     return Outcome(endpoint.token_requests.total(), n, errors)
 
 
@@ -129,7 +133,7 @@ def run_concurrency(
         for name, why in per.items():
             result.setdefault(flavour, {})[name] = {moment: {"na": why} for moment in MOMENTS}
     for impl in all_impls():
-        if impl.name == FLOOR:
+        if impl.name in (FLOOR, STATIC_AUTH):
             continue
         cell = result.setdefault(impl.flavour, {}).setdefault(impl.name, {})
         if impl.note is not None:

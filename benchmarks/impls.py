@@ -21,20 +21,26 @@ setup is built inside the running event loop. Where a library cannot do a thing 
 example fetch its first token by itself), the implementation says so with a reason, shown
 as "n/a" in the tables.
 
-A flavour (:class:`RequestsFlavour`, :class:`HttpxFlavour`) knows how an auth object is
+A flavour (:class:`RequestsFlavour`, :class:`HttpxFlavour`, :class:`AiohttpFlavour`,
+:class:`NiquestsFlavour`) knows how an auth object is
 plugged into its library: one builder per library serves every flavour the library has.
 httpx and httpx2 (its successor: the same API under a new module name, with classes of its
 own) each have a sync and an async flavour, built by the same code given the library.
 Authlib's httpx integration is built on one of them, httpx2 when it is installed
 (:func:`authlib_httpx_library`): Authlib appears in that library's flavours, and is "n/a"
-in the other's (:func:`absent`).
+in the other's (:func:`absent`). aiohttp (one flavour, async) and niquests (sync and async)
+have this package's adapter and, for aiohttp, its peer aiohttp-oauth2-client; they are
+timed against the floor and counted under contention, not given shared caches or DPoP.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
+import inspect
 import time
+import types
 import warnings
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -52,7 +58,10 @@ from transports import (
     CLIENT_ID,
     CLIENT_SECRET,
     TOKEN_URL,
+    aiohttp_session,
     async_handler,
+    memory_raw,
+    niquests_session,
     register,
     requests_session,
     sync_handler,
@@ -66,6 +75,7 @@ from oauth_cc_auth import TokenCache
 from oauth_cc_auth.testing import Emulator, FakeClock, Reply
 
 __all__ = [
+    "AIOHTTP_OAUTH2_CLIENT",
     "ASYNC_FLAVOURS",
     "AUTHLIB",
     "DPOP_NAMES",
@@ -82,6 +92,8 @@ __all__ = [
     "REQUESTS_OAUTH2CLIENT",
     "REQUESTS_OAUTH2CLIENT_DPOP",
     "REQUESTS_OAUTHLIB",
+    "STATIC_AUTH",
+    "STRICT_FLAVOURS",
     "CountingCache",
     "Impl",
     "Setup",
@@ -97,10 +109,24 @@ HTTPX_SYNC = "httpx sync"
 HTTPX_ASYNC = "httpx async"
 HTTPX2_SYNC = "httpx2 sync"
 HTTPX2_ASYNC = "httpx2 async"
+AIOHTTP = "aiohttp"
+NIQUESTS_SYNC = "niquests sync"
+NIQUESTS_ASYNC = "niquests async"
 #: Every flavour, in the order of the tables' columns.
-FLAVOURS = (REQUESTS, HTTPX_SYNC, HTTPX_ASYNC, HTTPX2_SYNC, HTTPX2_ASYNC)
+FLAVOURS = (
+    REQUESTS,
+    HTTPX_SYNC,
+    HTTPX_ASYNC,
+    HTTPX2_SYNC,
+    HTTPX2_ASYNC,
+    AIOHTTP,
+    NIQUESTS_SYNC,
+    NIQUESTS_ASYNC,
+)
 #: The flavours whose requests are asyncio tasks (the others: threads).
-ASYNC_FLAVOURS = (HTTPX_ASYNC, HTTPX2_ASYNC)
+ASYNC_FLAVOURS = (HTTPX_ASYNC, HTTPX2_ASYNC, AIOHTTP, NIQUESTS_ASYNC)
+#: The flavours of issue 17, judged against a tighter threshold (``verdict.STRICT_RATIO``).
+STRICT_FLAVOURS = (AIOHTTP, NIQUESTS_SYNC, NIQUESTS_ASYNC)
 
 FLOOR = "floor (static header)"
 OURS = "oauth_cc_auth"
@@ -111,6 +137,11 @@ REQUESTS_OAUTHLIB = "requests-oauthlib"
 REQUESTS_OAUTH2CLIENT = "requests-oauth2client"
 REQUESTS_AUTH = "requests-auth"
 HTTPX_AUTH = "httpx-auth"
+AIOHTTP_OAUTH2_CLIENT = "aiohttp-oauth2-client"
+#: A reference row of the aiohttp and niquests flavours (reported, not a peer, no target):
+#: the floor's static header set by the cheapest auth object the library takes, which shows
+#: what the library charges for having an auth object at all.
+STATIC_AUTH = "static auth object (reference)"
 OURS_DPOP = "oauth_cc_auth, DPoP"
 REQUESTS_OAUTH2CLIENT_DPOP = "requests-oauth2client, DPoP"
 PROOF_OURS = "DPoP proof alone, oauth_cc_auth"
@@ -139,6 +170,8 @@ class Setup:
     #: Whether each call signs (DPoP): its bare auth step is then timed in batches the size
     #: of the request batches, not ten times that (a signature costs ~100x a warm step).
     signs: bool = False
+    #: Closes what the setup opened (aiohttp sessions; in an async flavour, an awaitable).
+    close: Callable[[], Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -261,6 +294,18 @@ class RequestsFlavour:
         session.auth = auth
         return session
 
+    def request(self, api: Any, **options: Any) -> Callable[[], Any]:
+        """One API request on *api* (with *options*), as a user makes it."""
+        return lambda: api.get(API_URL, **options)
+
+    def floor(self) -> tuple[Any, Callable[[], Any]]:
+        """The floor's client and its request: a static header on each request."""
+        api = self.api()
+        return api, self.request(api, headers=_HEADERS)
+
+    def close(self, *clients: Any) -> None:
+        return None
+
 
 @dataclasses.dataclass(frozen=True)
 class HttpxFlavour:
@@ -307,16 +352,196 @@ class HttpxFlavour:
         """*auth*'s flow driven as the library's client drives it, on a 200 answer."""
         return (_async_flow_step if self.aio else _flow_step)(auth, self._response)
 
+    request = RequestsFlavour.request
+    floor = RequestsFlavour.floor
+    close = RequestsFlavour.close
 
-Flavour = RequestsFlavour | HttpxFlavour
+
+def _aiohttp_requests(n: int) -> list[Any]:
+    """Fresh ``aiohttp.ClientRequest``s (in the running loop), each with a timer of its own
+    as ``ClientSession`` gives the hops of one call (oauth_cc_auth tells calls apart by it)."""
+    import aiohttp
+    from aiohttp.helpers import TimerNoop
+    from yarl import URL
+
+    loop = asyncio.get_running_loop()
+    url = URL(API_URL)
+    return [aiohttp.ClientRequest("GET", url, loop=loop, timer=TimerNoop()) for _ in range(n)]
+
+
+#: What the end of the middleware chain answers in the bare auth step: a 200.
+_AIOHTTP_ANSWER = types.SimpleNamespace(status=200, headers={}, release=lambda: None)
+
+
+async def _aiohttp_handler(request: Any) -> Any:
+    return _AIOHTTP_ANSWER
+
+
+class AiohttpFlavour:
+    """The aiohttp flavour: ``ClientSession``s on an in-process connector
+    (:func:`transports.aiohttp_session`), the auth object a session middleware. Its bare
+    auth step is the middleware called with a new ``ClientRequest`` and a handler answering
+    200 at once (what follows it in the chain: the connection, sending, the answer)."""
+
+    name = AIOHTTP
+    aio = True
+    inputs = staticmethod(_aiohttp_requests)
+
+    @property
+    def ours(self) -> Callable[..., Any]:
+        import oauth_cc_auth.aiohttp
+
+        return oauth_cc_auth.aiohttp.ClientCredentialsAuth
+
+    def token_client(self, endpoint: Emulator) -> dict[str, Any]:
+        """``session=``: a token session on the same in-process connector."""
+        return {"session": aiohttp_session(endpoint)}
+
+    def api(self, auth: Any = None) -> Any:
+        """A session for API requests, with *auth* as its middleware."""
+        return aiohttp_session(middlewares=() if auth is None else (auth,))
+
+    def request(self, api: Any, **options: Any) -> Callable[[], Any]:
+        """One API request, its body read and the connection released, as users write it
+        (``async with session.get(url) as response``)."""
+
+        async def get() -> Any:
+            async with api.get(API_URL, **options) as response:
+                await response.read()
+                return response
+
+        return get
+
+    def floor(self) -> tuple[Any, Callable[[], Any]]:
+        """The floor: a session with a static ``Authorization`` among its default headers."""
+        api = aiohttp_session(headers=_HEADERS)
+        return api, self.request(api)
+
+    def step(self, auth: Any) -> Callable[[Any], Awaitable[object]]:
+        async def step(request: Any) -> object:
+            return await auth(request, _aiohttp_handler)
+
+        return step
+
+    def close(self, *clients: Any) -> Callable[[], Awaitable[None]]:
+        async def close() -> None:
+            for client in clients:
+                await client.close()
+
+        return close
+
+
+def _niquests_prepared(n: int) -> list[Any]:
+    """Fresh niquests requests, each with hooks of its own (as for requests)."""
+    import niquests
+    from niquests.hooks import default_hooks as niquests_hooks
+
+    base = niquests.Request("GET", API_URL).prepare()
+    copies = [base.copy() for _ in range(n)]
+    for copy in copies:
+        copy.hooks = niquests_hooks()
+    return copies
+
+
+@functools.cache
+def _niquests_response() -> Any:
+    import niquests
+
+    response = niquests.Response()
+    response.status_code = 200
+    response._content = b"{}"
+    # As every answer of a connection has (urllib3's response); without one, niquests would
+    # check on each attribute read whether it is a lazy (multiplexed) response.
+    response.raw = memory_raw(b"")
+    return response
+
+
+@dataclasses.dataclass(frozen=True)
+class NiquestsFlavour:
+    """A niquests flavour, ``Session`` or ``AsyncSession`` (*aio*), answered by a mounted
+    in-process adapter (:func:`transports.niquests_session`); requests' API, so the floor
+    sets the header on each request. Its bare auth step is the auth call (awaited when
+    niquests would await it: an ``async def __call__``) plus the response hooks it
+    registered, dispatched as ``Session.send`` (``AsyncSession.send``) does."""
+
+    name: str
+    aio: bool
+    inputs = staticmethod(_niquests_prepared)
+
+    @property
+    def ours(self) -> Callable[..., Any]:
+        import oauth_cc_auth.niquests as ours
+
+        return ours.AsyncClientCredentialsAuth if self.aio else ours.ClientCredentialsAuth
+
+    def token_client(self, endpoint: Emulator) -> dict[str, Any]:
+        return {"session": niquests_session(endpoint, aio=self.aio)}
+
+    def api(self, auth: Any = None) -> Any:
+        session = niquests_session(aio=self.aio)
+        session.auth = auth
+        return session
+
+    request = RequestsFlavour.request
+    floor = RequestsFlavour.floor
+
+    def step(self, auth: Any) -> Callable[[Any], Any]:
+        from niquests.hooks import async_dispatch_hook, dispatch_hook
+
+        response = _niquests_response()
+        if not self.aio:
+
+            def step(r: Any) -> object:
+                r = auth(r)
+                response.request = r
+                return dispatch_hook("response", r.hooks, response, **_SEND_KWARGS)
+
+            return step
+        awaited = inspect.iscoroutinefunction(type(auth).__call__)
+
+        async def astep(r: Any) -> object:
+            r = await auth(r) if awaited else auth(r)
+            response.request = r
+            return await async_dispatch_hook("response", r.hooks, response, **_SEND_KWARGS)
+
+        return astep
+
+    def close(self, *clients: Any) -> None:
+        return None
+
+
+def niquests_missing() -> str | None:
+    """Why this package's niquests adapter cannot be measured, if it cannot."""
+    try:
+        import oauth_cc_auth.niquests  # noqa: F401
+    except ImportError as exc:
+        return f"`oauth_cc_auth.niquests` cannot be imported here ({exc})"
+    return None
+
+
+Flavour = RequestsFlavour | HttpxFlavour | AiohttpFlavour | NiquestsFlavour
 
 _REQUESTS = RequestsFlavour()
 _HTTPX = HttpxFlavour(HTTPX_SYNC, httpx, False, oauth_cc_auth.httpx.ClientCredentialsAuth)
 _HTTPX2 = HttpxFlavour(HTTPX2_SYNC, httpx2, False, oauth_cc_auth.httpx2.ClientCredentialsAuth)
 _HTTPX_ASYNC = dataclasses.replace(_HTTPX, name=HTTPX_ASYNC, aio=True)
 _HTTPX2_ASYNC = dataclasses.replace(_HTTPX2, name=HTTPX2_ASYNC, aio=True)
+_AIOHTTP = AiohttpFlavour()
+_NIQUESTS = NiquestsFlavour(NIQUESTS_SYNC, False)
+_NIQUESTS_ASYNC = NiquestsFlavour(NIQUESTS_ASYNC, True)
+#: The flavours with shared-cache and DPoP rows.
+_BASE_FLAVOURS: tuple[Flavour, ...] = (_REQUESTS, _HTTPX, _HTTPX2, _HTTPX_ASYNC, _HTTPX2_ASYNC)
 #: The flavours in the order their implementations are listed: the sync ones first.
-_FLAVOURS: tuple[Flavour, ...] = (_REQUESTS, _HTTPX, _HTTPX2, _HTTPX_ASYNC, _HTTPX2_ASYNC)
+_FLAVOURS: tuple[Flavour, ...] = (
+    _REQUESTS,
+    _HTTPX,
+    _HTTPX2,
+    _NIQUESTS,
+    _HTTPX_ASYNC,
+    _HTTPX2_ASYNC,
+    _AIOHTTP,
+    _NIQUESTS_ASYNC,
+)
 
 
 def _attached(
@@ -324,16 +549,20 @@ def _attached(
     auth: Any,
     expire: Callable[[], object] | None = None,
     shared_calls: Callable[[], int] | None = None,
+    closing: Sequence[Any] = (),
 ) -> Setup:
-    """*auth* on a client of flavour *f* for API requests; its first request gets a token."""
+    """*auth* on a client of flavour *f* for API requests; its first request gets a token.
+    (*closing*: more clients for ``close()``, the token clients.)"""
     api = f.api(auth)
+    request = f.request(api)
     return Setup(
-        request=lambda: api.get(API_URL),
+        request=request,
         step=f.step(auth),
         inputs=f.inputs,
-        prime=lambda: api.get(API_URL),
+        prime=request,
         expire=expire,
         shared_calls=shared_calls,
+        close=f.close(api, *closing),
     )
 
 
@@ -359,12 +588,42 @@ async def _aset_header(request: Any) -> object:
 
 
 def _floor(f: Flavour, endpoint: Emulator, expiring: bool) -> Setup:
-    api = f.api()
+    api, request = f.floor()
+    step = _aset_header if f.aio else _set_header
     return Setup(
-        request=lambda: api.get(API_URL, headers=_HEADERS),
-        step=_aset_header if f.aio else _set_header,
-        inputs=f.inputs,
+        request=request,
+        step=step if f.inputs is not None else None,
+        inputs=f.inputs or _no_inputs,
         prime=_anothing if f.aio else _nothing,
+        close=f.close(api),
+    )
+
+
+def _no_inputs(n: int) -> list[None]:
+    return [None] * n
+
+
+async def _static_middleware(request: Any, handler: Any) -> Any:
+    request.headers["Authorization"] = _STATIC
+    return await handler(request)
+
+
+def _static_auth(f: Flavour, endpoint: Emulator, expiring: bool) -> Setup:
+    """The reference row: the static header set by an auth object (aiohttp: a middleware
+    function; niquests: its own ``BearerTokenAuth``, what ``session.auth = "token"`` gives)."""
+    if isinstance(f, AiohttpFlavour):
+        auth: Any = _static_middleware
+    else:
+        from niquests.auth import BearerTokenAuth
+
+        auth = BearerTokenAuth(_STATIC.removeprefix("Bearer "))
+    api = f.api(auth)
+    return Setup(
+        request=f.request(api),
+        step=f.step(auth),
+        inputs=f.inputs or _no_inputs,
+        prime=_anothing if f.aio else _nothing,
+        close=f.close(api),
     )
 
 
@@ -382,14 +641,22 @@ def _our_auth(f: Flavour, endpoint: Emulator, client_id: str, **options: Any) ->
 
 def _ours(f: Flavour, endpoint: Emulator, expiring: bool) -> Setup:
     clock = FakeClock()
-    auth = _our_auth(
-        f,
-        endpoint,
+    token_client = f.token_client(endpoint)
+    register(endpoint, CLIENT_ID)
+    auth = f.ours(
         CLIENT_ID,
+        CLIENT_SECRET,
+        token_url=TOKEN_URL,
+        **token_client,
         cache=oauth_cc_auth.MemoryCache(),
         clock=clock if expiring else time.monotonic,
     )
-    return _attached(f, auth, expire=(lambda: clock.advance(3600)) if expiring else None)
+    return _attached(
+        f,
+        auth,
+        expire=(lambda: clock.advance(3600)) if expiring else None,
+        closing=list(token_client.values()) if isinstance(f, AiohttpFlavour) else (),
+    )
 
 
 # -- oauth_cc_auth with a shared cache (file or Redis) behind its memory cache ---------------------
@@ -460,7 +727,7 @@ def shared_cache_impls(name: str, kind: str, cache: Callable[[], CountingCache])
         return _attached(f, auth, shared_calls=shared.total)
 
     na = {"cold_na": "timings only", "expiry_na": "timings only"}
-    return [Impl(name, f.name, functools.partial(build, f), **na) for f in _FLAVOURS]
+    return [Impl(name, f.name, functools.partial(build, f), **na) for f in _BASE_FLAVOURS]
 
 
 # -- Authlib ---------------------------------------------------------------------------------------
@@ -504,7 +771,9 @@ def authlib_httpx_library() -> str:
 
 def _authlib_in(f: Flavour) -> bool:
     """Whether Authlib has flavour *f*: requests, or the library its httpx client is on."""
-    return not isinstance(f, HttpxFlavour) or f.lib.__name__ == authlib_httpx_library()
+    if isinstance(f, HttpxFlavour):
+        return f.lib.__name__ == authlib_httpx_library()
+    return f is _REQUESTS
 
 
 def _authlib_elsewhere() -> str:
@@ -668,6 +937,35 @@ def _httpx_auth(f: Flavour, endpoint: Emulator, expiring: bool) -> Setup:
     return _attached(f, auth, expire=lambda: _expire_in_cache(cache, auth.state))
 
 
+# -- aiohttp-oauth2-client -------------------------------------------------------------------------
+# Its documented use: ClientSession(middlewares=(OAuth2Middleware(grant),)) with a
+# ClientCredentialsGrant. The grant opens an aiohttp.ClientSession of its own for token
+# requests (grant.session, made in its __init__, no way to pass one): replaced here by one on
+# the same in-process connector, the original closed unused. It fetches its first token by
+# itself, behind an asyncio.Lock (also held to check expiry on every request).
+
+
+def _aiohttp_oauth2_client(f: Flavour, endpoint: Emulator, expiring: bool) -> Setup:
+    from aiohttp_oauth2_client.grant.client_credentials import ClientCredentialsGrant
+    from aiohttp_oauth2_client.middleware import OAuth2Middleware
+
+    grant = ClientCredentialsGrant(TOKEN_URL, CLIENT_ID, CLIENT_SECRET)
+    unused, grant.session = grant.session, aiohttp_session(endpoint)
+    closing = asyncio.ensure_future(unused.close())
+
+    def expire() -> None:
+        grant.token.expires_at = int(time.time()) - 3600
+
+    setup = _attached(f, OAuth2Middleware(grant), expire=expire, closing=[grant.session])
+    _KEEP.add(closing)
+    closing.add_done_callback(_KEEP.discard)
+    return setup
+
+
+#: Tasks that must not be collected before they are done.
+_KEEP: set[asyncio.Future[Any]] = set()
+
+
 # -- DPoP (RFC 9449): a proof signed per request -------------------------------------------------
 # The token endpoint answers token_type "DPoP" (a reply scripted for the first token request;
 # the timings make no other), and the API answers a constant 200 whatever the token and proof:
@@ -750,7 +1048,7 @@ def dpop_impls() -> list[Impl]:
     alone of each (oauth_cc_auth's in every flavour, requests-oauth2client's in requests)."""
     na = {"cold_na": "timings only", "expiry_na": "timings only"}
     impls: list[Impl] = []
-    for f in _FLAVOURS:
+    for f in _BASE_FLAVOURS:
 
         def impl(name: str, build: Callable[..., Setup], f: Flavour = f, **options: str) -> Impl:
             return Impl(name, f.name, functools.partial(build, f), **na, **options)
@@ -773,7 +1071,9 @@ def _impls_in(f: Flavour) -> list[Impl]:
     def impl(name: str, build: Callable[..., Setup], **options: str) -> Impl:
         return Impl(name, f.name, functools.partial(build, f), **options)
 
-    impls = [impl(FLOOR, _floor, cold_na="no token", expiry_na="no token"), impl(OURS, _ours)]
+    impls = [impl(FLOOR, _floor, cold_na="no token", expiry_na="no token")]
+    if not (isinstance(f, NiquestsFlavour) and niquests_missing()):
+        impls.append(impl(OURS, _ours))
     if _authlib_in(f):
         impls.append(impl(AUTHLIB, _authlib, cold_na=NO_FIRST_FETCH))
     if f is _REQUESTS:
@@ -790,6 +1090,10 @@ def _impls_in(f: Flavour) -> list[Impl]:
             "AsyncClient): the other tasks cannot run meanwhile"
         )
         impls.append(impl(HTTPX_AUTH, _httpx_auth, note=note))
+    elif f is _AIOHTTP:
+        impls.append(impl(AIOHTTP_OAUTH2_CLIENT, _aiohttp_oauth2_client))
+    if isinstance(f, AiohttpFlavour | NiquestsFlavour):
+        impls.append(impl(STATIC_AUTH, _static_auth, cold_na="no token", expiry_na="no token"))
     return impls
 
 
@@ -803,4 +1107,13 @@ def absent() -> dict[str, dict[str, str]]:
     say so ("n/a") rather than leave the cell empty: Authlib in the library it is not built
     on."""
     why = _authlib_elsewhere()
-    return {f.name: {AUTHLIB: why} for f in _FLAVOURS if not _authlib_in(f)}
+    out = {
+        f.name: {AUTHLIB: why}
+        for f in _FLAVOURS
+        if isinstance(f, HttpxFlavour) and not _authlib_in(f)
+    }
+    missing = niquests_missing()
+    if missing is not None:
+        for f in (_NIQUESTS, _NIQUESTS_ASYNC):
+            out.setdefault(f.name, {})[OURS] = missing
+    return out

@@ -9,6 +9,7 @@ between two targets is the median of the per-run differences.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 import statistics
 import subprocess
@@ -50,10 +51,26 @@ def import_targets(authlib_httpx: str) -> tuple[ImportTarget, ...]:
         ImportTarget(
             "oauth_cc_auth.httpx2", ("oauth_cc_auth.httpx2",), baseline="authlib.oauth2, httpx2"
         ),
+        ImportTarget(
+            "oauth_cc_auth.aiohttp", ("oauth_cc_auth.aiohttp",), baseline="authlib.oauth2, aiohttp"
+        ),
+        *(
+            (
+                ImportTarget(
+                    "oauth_cc_auth.niquests",
+                    ("oauth_cc_auth.niquests",),
+                    baseline="authlib.oauth2, niquests",
+                ),
+            )
+            if importlib.util.find_spec("oauth_cc_auth.niquests") is not None
+            else ()
+        ),
         ImportTarget("authlib.oauth2", ("authlib.oauth2",)),
         ImportTarget("authlib.oauth2, requests", ("authlib.oauth2", "requests")),
         ImportTarget("authlib.oauth2, httpx", ("authlib.oauth2", "httpx")),
         ImportTarget("authlib.oauth2, httpx2", ("authlib.oauth2", "httpx2")),
+        ImportTarget("authlib.oauth2, aiohttp", ("authlib.oauth2", "aiohttp")),
+        ImportTarget("authlib.oauth2, niquests", ("authlib.oauth2", "niquests")),
         ImportTarget(
             "authlib.integrations.requests_client",
             ("authlib.integrations.requests_client",),
@@ -68,6 +85,11 @@ def import_targets(authlib_httpx: str) -> tuple[ImportTarget, ...]:
         ImportTarget("requests_oauth2client", ("requests_oauth2client",)),
         ImportTarget("requests_auth", ("requests_auth",)),
         ImportTarget("httpx_auth", ("httpx_auth",)),
+        ImportTarget(
+            "aiohttp_oauth2_client",
+            ("aiohttp_oauth2_client.grant.client_credentials", "aiohttp_oauth2_client.middleware"),
+            baseline="authlib.oauth2, aiohttp",
+        ),
     )
 
 

@@ -2,8 +2,8 @@
 
 Run from the repository root::
 
-    python benchmarks/run.py            # full run, about three minutes on 2 cores
-    python benchmarks/run.py --quick    # smoke run, about twenty seconds
+    python benchmarks/run.py            # full run, about five minutes on 2 cores
+    python benchmarks/run.py --quick    # smoke run, about forty seconds
 
 Prints markdown tables and writes JSON (``benchmarks/results.json`` by default). See
 ``benchmarks/README.md`` for what is measured.
@@ -34,12 +34,14 @@ from typing import Any
 from concurrency import run_concurrency
 from fleet import FleetParams, run_fleets
 from impls import (
+    FLAVOURS,
     OURS,
     OURS_DPOP,
     PROOF_OURS,
     PROOF_REQUESTS_OAUTH2CLIENT,
     REQUESTS_OAUTH2CLIENT,
     REQUESTS_OAUTH2CLIENT_DPOP,
+    STRICT_FLAVOURS,
     authlib_httpx_library,
 )
 from imports import ImportTarget, import_targets, measure_imports, median_difference
@@ -53,7 +55,7 @@ from tables import (
     verdict_table,
 )
 from timing import Rounds, Samples, TimingResult, median_ratio, run_timings
-from verdict import floor_ratio, judge, passed
+from verdict import MAX_RATIO, STRICT_RATIO, floor_ratio, judge, passed
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_JSON = HERE / "results.json"
@@ -70,6 +72,10 @@ PACKAGES = (
     "requests-auth",
     "httpx-auth",
     "redis",
+    "aiohttp",
+    "aiohttp-oauth2-client",
+    "niquests",
+    "urllib3-future",
 )
 
 
@@ -299,6 +305,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "concurrency": conc,
         "multi_process": fleet,
         "imports_ms": _imports_json(times, targets) if times else None,
+        "thresholds": {
+            flavour: STRICT_RATIO if flavour in STRICT_FLAVOURS else MAX_RATIO
+            for flavour in FLAVOURS
+        },
         "targets": checks,
         "markdown": "\n\n".join(t.markdown() for t in tables),
     }

@@ -16,6 +16,7 @@ from typing import Any
 from concurrency import MOMENTS, ConcurrencyResult
 from fleet import CACHES, FleetParams
 from impls import (
+    AIOHTTP_OAUTH2_CLIENT,
     ASYNC_FLAVOURS,
     AUTHLIB,
     FLAVOURS,
@@ -31,6 +32,7 @@ from impls import (
     REQUESTS_OAUTH2CLIENT,
     REQUESTS_OAUTH2CLIENT_DPOP,
     REQUESTS_OAUTHLIB,
+    STATIC_AUTH,
 )
 from imports import ImportTarget, median_difference
 from timing import Samples, TimingResult
@@ -57,6 +59,8 @@ ROW_ORDER = (
     REQUESTS_OAUTH2CLIENT,
     REQUESTS_AUTH,
     HTTPX_AUTH,
+    AIOHTTP_OAUTH2_CLIENT,
+    STATIC_AUTH,
     OURS_DPOP,
     REQUESTS_OAUTH2CLIENT_DPOP,
     PROOF_OURS,
@@ -218,7 +222,15 @@ def per_request_table(t: TimingResult) -> Table:
         headers,
         rows,
         [
-            "floor: a static `Authorization: Bearer` header set on the request, no auth object.",
+            "floor: a static `Authorization: Bearer` header set on the request, no auth object "
+            "(aiohttp: among the `ClientSession`'s default headers).",
+            "aiohttp: `ClientSession`s on an in-process connector (aiohttp's own HTTP/1.1 "
+            "writer and parser over an in-memory transport); niquests: a mounted in-process "
+            "adapter, as for requests.",
+            f"{STATIC_AUTH} (aiohttp and niquests; not a peer, no target): the floor's static "
+            "header set by the cheapest auth object the library takes, an `async def` "
+            "middleware (aiohttp) or niquests' own `BearerTokenAuth`: what the library charges "
+            "for any auth object.",
             "— : the library has no such flavour.",
             _shared_note(t),
             *_dpop_notes(t.per_request, DPOP_NOTE),
@@ -241,6 +253,8 @@ def auth_step_table(t: TimingResult) -> Table:
             "The plugin's own work on one request and its 200 answer, without the HTTP "
             "client; the floor sets the header.",
             "— : the library has no such flavour.",
+            "aiohttp: the middleware called with a new `ClientRequest` and a handler answering "
+            "200 at once; niquests: the auth call and the response hooks it registered.",
             *_dpop_notes(t.auth_step, DPOP_NOTE, PROOF_NOTE),
             *notes.lines(),
         ],

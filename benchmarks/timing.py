@@ -114,7 +114,7 @@ def run_sync_rounds(
     """Interleaved rounds of *benches*; the first *warmup* rounds are not recorded."""
     names = list(benches)
     samples: Samples = {name: [] for name in names}
-    for round_no in range(warmup + rounds):
+    for round_no in range(warmup + rounds if names else 0):
         for name in _rotation(names, round_no):
             value = _batch_sync(benches[name], batch)
             if round_no >= warmup:
@@ -128,7 +128,7 @@ async def run_async_rounds(
     """The async counterpart of :func:`run_sync_rounds`, in the running event loop."""
     names = list(benches)
     samples: Samples = {name: [] for name in names}
-    for round_no in range(warmup + rounds):
+    for round_no in range(warmup + rounds if names else 0):
         for name in _rotation(names, round_no):
             value = await _batch_async(benches[name], batch)
             if round_no >= warmup:
@@ -157,8 +157,14 @@ class Rounds:
     step_batch: int
 
 
+def _sent_headers(response: Any) -> Any:
+    """The headers *response*'s request went out with (aiohttp: its ``request_info``)."""
+    info = getattr(response, "request_info", None)
+    return info.headers if info is not None else response.request.headers
+
+
 def _authorization_of(response: Any) -> str:
-    return str(response.request.headers.get("Authorization", ""))
+    return str(_sent_headers(response).get("Authorization", ""))
 
 
 def _check_sent(impl: Impl, response: Any) -> None:
@@ -167,7 +173,7 @@ def _check_sent(impl: Impl, response: Any) -> None:
     value = _authorization_of(response)
     if not value.startswith(f"{impl.scheme} "):
         raise RuntimeError(f"{impl.name} ({impl.flavour}) sent no {impl.scheme} token: {value!r}")
-    if impl.scheme == "DPoP" and not response.request.headers.get("DPoP"):
+    if impl.scheme == "DPoP" and not _sent_headers(response).get("DPoP"):
         raise RuntimeError(f"{impl.name} ({impl.flavour}) sent no DPoP proof")
 
 
@@ -205,6 +211,9 @@ def _time_sync_flavour(flavour: str, impls: Sequence[Impl], p: Rounds, out: Timi
         endpoint.reset_counters()
         setups[impl.name] = (setup, endpoint)
     _time_setups(flavour, setups, p, out, run_sync_rounds)
+    for setup, _ in setups.values():
+        if setup.close is not None:
+            setup.close()
 
 
 def _time_async_flavour(flavour: str, impls: Sequence[Impl], p: Rounds, out: TimingResult) -> None:
@@ -229,6 +238,13 @@ def _time_async_flavour(flavour: str, impls: Sequence[Impl], p: Rounds, out: Tim
             return runner.run(run_async_rounds(benches, **options))
 
         _time_setups(flavour, setups, p, out, run_rounds)
+
+        async def close() -> None:
+            for setup, _ in setups.values():
+                if setup.close is not None:
+                    await setup.close()
+
+        runner.run(close())
 
 
 def _time_setups(
