@@ -21,6 +21,7 @@ from collections.abc import AsyncGenerator, Mapping
 from typing import ClassVar, Unpack
 
 import aiohttp
+from yarl import URL
 
 from oauth_cc_auth import errors
 from oauth_cc_auth._actions import TransportFailure, describe
@@ -53,9 +54,9 @@ class TokenEndpointError(errors.TokenEndpointError, aiohttp.ClientConnectionErro
     ``aiohttp.ClientConnectionError``."""
 
 
-#: The hops of the request being sent in this task: (the marker aiohttp shares between the
+#: The hops of the requests being sent in this task: (the marker aiohttp shares between the
 #: hops of one ``session.request()`` call, the URL its first hop was for), the latest first.
-_HOPS: contextvars.ContextVar[tuple[tuple[object, str], ...]] = contextvars.ContextVar(
+_HOPS: contextvars.ContextVar[tuple[tuple[object, URL], ...]] = contextvars.ContextVar(
     "oauth_cc_auth_aiohttp_hops", default=()
 )
 #: How many requests of one task (nested ones: a middleware sending a request of its own
@@ -63,14 +64,15 @@ _HOPS: contextvars.ContextVar[tuple[tuple[object, str], ...]] = contextvars.Cont
 _HOPS_KEPT = 8
 
 
-def _meant_url(request: aiohttp.ClientRequest) -> str:
-    """The URL the first hop of *request*'s ``session.request()`` call was for.
+def _meant_url(request: aiohttp.ClientRequest) -> URL:
+    """The URL the first hop of *request*'s ``session.request()`` call was for: on the first
+    hop, ``request.url`` itself (the same object).
 
     aiohttp builds a new ``ClientRequest`` for each redirect hop, but hands each the same
     timer object, made for that call: it tells the hops of one call from the next call.
     """
     marker = getattr(request, "_timer", None)
-    url = str(request.url)
+    url = request.url
     if marker is None:  # not built by ClientSession: each request on its own
         return url
     hops = _HOPS.get()
@@ -169,12 +171,15 @@ class ClientCredentialsAuth(ClientCredentialsBase):
     async def __call__(
         self, request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
     ) -> aiohttp.ClientResponse:
-        meant = _meant_url(request)
-        if origin(str(request.url)) != origin(meant):
+        first = _meant_url(request)
+        if request.url is not first and origin(str(request.url)) != origin(str(first)):
             return await handler(request)  # a redirect to another origin: no token
         token = self._manager.fresh_token() or await self._async_token(request)
         self._authorize(request, token)
         response = await handler(request)
+        if response.status not in self._renew_on and not token.dpop:
+            return response  # the common answer leaves here
+        meant = str(first)
         if (token.dpop and self._nonce_demanded(request, response, token, meant)
                 and _replayable(request)):
             response.release()
