@@ -224,7 +224,7 @@ def per_request_table(t: TimingResult) -> Table:
         [
             "floor: a static `Authorization: Bearer` header set on the request, no auth object "
             "(aiohttp: among the `ClientSession`'s default headers).",
-            "aiohttp: `ClientSession`s on an in-process connector (aiohttp's own HTTP/1.1 "
+            "aiohttp: `ClientSession` objects on an in-process connector (aiohttp's own HTTP/1.1 "
             "writer and parser over an in-memory transport); niquests: a mounted in-process "
             "adapter, as for requests.",
             f"{STATIC_AUTH} (aiohttp and niquests; not a peer, no target): the floor's static "
