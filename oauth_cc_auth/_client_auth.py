@@ -28,8 +28,13 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypedDict, Unpack
-from urllib.parse import quote_plus
 
+from oauth_cc_auth._methods import (
+    ASSERTION_TYPE,
+    SECRET_METHODS,
+    TLS_METHODS,
+    basic_authorization,
+)
 from oauth_cc_auth.errors import ConfigurationError
 
 __all__ = [
@@ -44,11 +49,6 @@ __all__ = [
     "load_client_certificate",
 ]
 
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-SECRET_METHODS = ("client_secret_post", "client_secret_basic", "client_secret_jwt")
-JWT_METHODS = ("client_secret_jwt", "private_key_jwt")
-#: RFC 8705 §2: the client authenticates with its TLS client certificate.
-TLS_METHODS = ("tls_client_auth", "self_signed_tls_client_auth")
 #: Largest key, certificate or external assertion file read (a Kubernetes token is ~1 KiB).
 MAX_FILE_BYTES = 64 * 1024
 
@@ -62,14 +62,6 @@ AssertionSource = Callable[[], "str | bytes"] | str | os.PathLike[str]
 #: A client certificate as requests' ``cert=`` takes it: a PEM file holding certificate and
 #: key, or a ``(certificate file, key file)`` pair.
 CertSpec = str | os.PathLike[str] | tuple[str | os.PathLike[str], str | os.PathLike[str]]
-
-
-def basic_authorization(client_id: str | int, client_secret: str) -> str:
-    """The ``Authorization`` header of ``client_secret_basic`` (RFC 6749 §2.3.1): client id
-    and secret each form-encoded (``application/x-www-form-urlencoded``, UTF-8), joined by a
-    colon, then base64."""
-    pair = f"{quote_plus(str(client_id))}:{quote_plus(client_secret)}"
-    return "Basic " + base64.b64encode(pair.encode("ascii")).decode("ascii")
 
 
 def _read_bounded(path: str | os.PathLike[str], what: str) -> bytes:

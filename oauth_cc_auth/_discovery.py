@@ -28,10 +28,10 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from oauth_cc_auth._actions import TransportFailure
-from oauth_cc_auth._client_auth import TLS_METHODS
 from oauth_cc_auth._config import Config, check_issuer, check_token_url
 from oauth_cc_auth._exchange import Retry, check_request, retry_or_give_up
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
+from oauth_cc_auth._methods import TLS_METHODS
 from oauth_cc_auth.errors import ConfigurationError
 
 __all__ = [

@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterable, Mapping
 from urllib.parse import quote, quote_plus
 
 from oauth_cc_auth._actions import TransportFailure
-from oauth_cc_auth._client_auth import basic_authorization
 from oauth_cc_auth._config import Config, RetryPolicy
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
+from oauth_cc_auth._methods import basic_authorization
 from oauth_cc_auth._token import Token
 from oauth_cc_auth.errors import (
     AuthError,

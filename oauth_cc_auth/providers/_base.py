@@ -20,8 +20,8 @@ from authlib.common.urls import add_params_to_qs
 from authlib.oauth2 import ClientAuth
 from authlib.oauth2.rfc6749.parameters import prepare_token_request
 
-from oauth_cc_auth._client_auth import ASSERTION_TYPE, TLS_METHODS, basic_authorization
 from oauth_cc_auth._messages import ClientSettings, TokenHTTPResponse, TokenRequest
+from oauth_cc_auth._methods import ASSERTION_TYPE, TLS_METHODS, basic_authorization
 from oauth_cc_auth.errors import ConfigurationError, TokenResponseError
 
 __all__ = [
