@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import threading
 import time
 from collections.abc import Generator
 from typing import Any, TypeVar
@@ -95,15 +96,21 @@ _UNKNOWN: Any = object()
 _instruments: _Instruments | None = _UNKNOWN
 
 
+_lookup = threading.Lock()
+
+
 def _get() -> _Instruments | None:
     global _instruments
     if _instruments is _UNKNOWN:
-        _instruments = None
-        # (ImportError: a namespace package without opentelemetry-api; ValueError: a module
-        # without a spec in its place.)
-        with contextlib.suppress(ImportError, ValueError):
-            if importlib.util.find_spec("opentelemetry") is not None:
-                _instruments = _Instruments()
+        with _lookup:  # once, whichever thread comes first
+            if _instruments is _UNKNOWN:
+                found = None
+                # (ImportError: a namespace package without opentelemetry-api; ValueError: a
+                # module without a spec in its place.)
+                with contextlib.suppress(ImportError, ValueError):
+                    if importlib.util.find_spec("opentelemetry") is not None:
+                        found = _Instruments()
+                _instruments = found
     return _instruments
 
 

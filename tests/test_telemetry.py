@@ -266,3 +266,49 @@ def test_without_opentelemetry_nothing_is_imported_nothing_breaks() -> None:
         timeout=60, check=False, cwd=Path(__file__).parent.parent)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+WITH_GLOBAL_PROVIDERS = textwrap.dedent("""
+    from opentelemetry import metrics, trace
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from oauth_cc_auth.testing import Emulator
+    from oauth_cc_auth.requests import ClientCredentialsAuth
+    import requests
+
+    with Emulator() as emulator:
+        client = emulator.client("rfc6749")
+        auth = ClientCredentialsAuth(client.client_id, client.client_secret,
+                                     token_url=emulator.token_url("rfc6749"),
+                                     **client.options())
+        url = emulator.resource_url("rfc6749")
+        # Before the application sets up its SDK: not recorded, and no failure.
+        assert requests.get(url, auth=auth).status_code == 200
+        reader, exporter = InMemoryMetricReader(), InMemorySpanExporter()
+        metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+        tracer_provider = TracerProvider()
+        tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(tracer_provider)
+        emulator.revoke_all()
+        assert requests.get(url, auth=auth).status_code == 200
+    names = {m.name: [dict(p.attributes) for p in m.data.data_points]
+             for r in reader.get_metrics_data().resource_metrics
+             for s in r.scope_metrics for m in s.metrics}
+    assert names["oauth_cc_auth.token_requests"] == [
+        {"provider": "rfc6749", "outcome": "success"}], names
+    assert names["oauth_cc_auth.renewals"] == [{"provider": "rfc6749"}], names
+    assert [s.name for s in exporter.get_finished_spans()] == ["oauth_cc_auth token request"]
+    print("ok")
+""")
+
+
+def test_through_the_global_providers_set_up_late() -> None:
+    """The application's SDK, set up after the first token request, gets what follows."""
+    done = subprocess.run(  # noqa: S603  (this interpreter, our script)
+        [sys.executable, "-c", WITH_GLOBAL_PROVIDERS], capture_output=True, text=True,
+        timeout=60, check=False, cwd=Path(__file__).parent.parent)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
