@@ -10,8 +10,8 @@ What is emitted (the names are part of the contract; attributes are the provider
 outcome, a result and the token endpoint's host, never a credential, token or assertion):
 
 - counter ``oauth_cc_auth.token_requests`` (``provider``, ``outcome``): one per token request,
-  its retries included (a retry is not a request of its own); the outcomes are
-  :data:`OUTCOMES`' values;
+  its retries included (a retry is not a request of its own; metadata requests are none);
+  the outcomes are :data:`OUTCOMES`' values, :data:`OTHER` and :data:`CANCELLED`;
 - histogram ``oauth_cc_auth.token_request.duration`` (seconds; ``provider``, ``outcome``): the
   time of that whole token request;
 - counter ``oauth_cc_auth.renewals`` (``provider``): a token forgotten after the resource
