@@ -18,7 +18,9 @@ import random
 import time
 from collections.abc import Callable, Generator
 from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 
+from oauth_cc_auth import _telemetry
 from oauth_cc_auth._actions import Action, Outcome, Send, Sleep, TransportFailure, Wait, Waited
 from oauth_cc_auth._config import Config
 from oauth_cc_auth._discovery import (
@@ -123,6 +125,7 @@ class TokenManager:
         to pass to :meth:`obtain` for the retry (the 401 rule, in ``_slots``)."""
         forgotten, generation = self.slot.invalidate(token)
         if forgotten:
+            _telemetry.renewal(self.config.provider.name)
             logger.info(
                 "token for client %s refused by the resource server; fetching a new one",
                 self.config.client.client_id,
@@ -178,7 +181,10 @@ class TokenManager:
 
     def _refresh(self) -> Flow:
         try:
-            return (yield from self._fetch())
+            config = self.resolved or self.config
+            return (yield from _telemetry.token_request(
+                self._fetch(), config.provider.name, urlsplit(config.client.token_url).hostname
+            ))
         except TokenEndpointError as exc:
             # The endpoint is down or overloaded: a token that has not actually expired yet is
             # better than a failed request. Try the endpoint again a little later.

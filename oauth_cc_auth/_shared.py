@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, TypeVar
 
+from oauth_cc_auth import _telemetry
 from oauth_cc_auth._actions import Action, CacheCall, CacheFailure, Outcome, Sleep
 from oauth_cc_auth._config import Config
 from oauth_cc_auth._discovery import ServerMetadata, metadata_document, metadata_urls, read_metadata
@@ -93,6 +94,7 @@ class SharedTokens:
         self._was_refused = was_refused
         self._sealer: Sealer | None = None
         self._down_until = 0.0  # time.monotonic(): skip the cache until then
+        self._failures = 0  # how many times the cache failed
 
     def usable(self) -> bool:
         """Whether to use the cache now (not within :data:`SHARED_RETRY_DELAY` of a failure)."""
@@ -107,8 +109,21 @@ class SharedTokens:
             ttl = None if token.expires_at is None else token.expires_at - now
             return self._seal().seal(token, now), ttl
 
-        return (yield from self._one_for_all(
-            "token", self._config.cache_key, self._load, fetch, entry))
+        # For ``oauth_cc_auth.shared_cache``: a hit, a miss (fetched here) or an error (the
+        # cache failed on the way: loading, locking or storing).
+        failures, fetched = self._failures, False
+
+        def counted_fetch() -> Flow:
+            nonlocal fetched
+            fetched = True
+            return (yield from fetch())
+
+        try:
+            return (yield from self._one_for_all(
+                "token", self._config.cache_key, self._load, counted_fetch, entry))
+        finally:
+            result = ("error" if self._failures != failures else "miss" if fetched else "hit")
+            _telemetry.shared_cache(self._config.provider.name, result)
 
     def metadata(
         self, fetch: Callable[[], Generator[Action, Outcome, ServerMetadata]]
@@ -229,6 +244,7 @@ class SharedTokens:
 
     def _failed(self, failure: CacheFailure) -> None:
         """Fall back to the memory cache for a while, with one warning per outage."""
+        self._failures += 1
         if self._down_until == 0.0:
             logger.warning(
                 "token cache %s unavailable (%s); using the in-process cache, retrying in %.0f s",
