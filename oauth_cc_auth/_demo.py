@@ -10,6 +10,7 @@ import dataclasses
 import importlib.util
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TextIO
 
 from oauth_cc_auth._registry import get_provider
@@ -238,7 +239,7 @@ async def _case(emulator: Emulator, login: Login, auth_class: Any, send: Send, r
     finally:
         emulator.set_lifetime(provider, None)
 
-    emulator.revoke_all()
+    emulator.revoke_all(provider)  # (the other sites' rows run meanwhile)
     before = tokens()
     if await get(auth) != 2 or tokens() - before != 1:
         raise StepFailed("revocation: the 401 was not recovered with one new token")
@@ -258,11 +259,15 @@ def run_demo(out: TextIO) -> int:
     if not flavours:
         out.write("no HTTP client installed: pip install 'oauth-cc-auth[all]'\n")
         return 1
-    rows: list[Row] = []
     with Emulator() as emulator:
         out.write(f"emulator serving on {emulator.url}\n\n")
-        try:
-            for login in _logins(emulator):
+        logins = _logins(emulator)
+
+        def site_rows(site: str) -> list[Row]:
+            """The rows of one site of the emulator, in order: each row's counts are the
+            site's, so the sites run side by side, each in a thread of its own."""
+            done = []
+            for login in (login for login in logins if login.site == site):
                 for flavour, (auth_class, send, _) in flavours.items():
                     row = Row(login.label, flavour)
                     start = emulator.token_requests[login.site]
@@ -273,10 +278,17 @@ def run_demo(out: TextIO) -> int:
                     except Exception as exc:  # a demo reports, it does not crash
                         row.outcome = f"FAILED: {type(exc).__name__}: {exc}"
                     row.token_requests = emulator.token_requests[login.site] - start
-                    rows.append(row)
+                    done.append(row)
+            return done
+
+        sites = list(dict.fromkeys(login.site for login in logins))
+        try:
+            with ThreadPoolExecutor(len(sites)) as pool:
+                by_site = dict(zip(sites, pool.map(site_rows, sites), strict=True))
         finally:
             for _, _, cleanup in flavours.values():
                 cleanup()
+    rows = [row for login in logins for row in by_site[login.site] if row.provider == login.label]
     _table(rows, out)
     missing = [name for name in FLAVOURS if name not in flavours]
     if missing:

@@ -225,6 +225,13 @@ class TestAnswerNext:
         emu.revoke_all()
         assert use(emu, "scripted").status == 401
 
+    def test_revoking_one_providers_tokens(self, emu: Emulator) -> None:
+        assert ask_token(emu) == token_answer("tok-1")
+        emu.revoke_all("fcc_finance")  # another provider's: tok-1 stays valid
+        assert use(emu, "tok-1").status == 200
+        emu.revoke_all("rfc6749")
+        assert use(emu, "tok-1").status == 401
+
     def test_a_scripted_token_in_a_data_envelope_is_valid_too(self, emu: Emulator) -> None:
         emu.answer_next(Reply(json={"success": True, "data": {"access_token": "inside"}}))
         ask_token(emu, url="https://api.example/api/oauth/token")  # fincalc's

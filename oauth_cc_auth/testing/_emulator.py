@@ -658,10 +658,15 @@ class Emulator:
             else:
                 self._lifetimes[provider] = float(seconds)
 
-    def revoke_all(self) -> None:
-        """Make every token issued so far invalid."""
+    def revoke_all(self, provider: str | None = None) -> None:
+        """Make every token issued so far invalid (with *provider*: that provider's only)."""
         with self._lock:
-            self._tokens.clear()
+            if provider is None:
+                self._tokens.clear()
+            else:
+                for token in [t for t, issued in self._tokens.items()
+                              if issued.provider == provider]:
+                    del self._tokens[token]
 
     def fail_next(self, count: int, status: int = 503, retry_after: str | None = None) -> None:
         """Answer the next *count* token requests with *status* (and ``Retry-After``)."""
