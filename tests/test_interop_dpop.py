@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 import anyio
 import httpx
+import httpx2
 import pytest
 import requests
 from joserfc.jwk import ECKey
@@ -37,6 +38,7 @@ from requests_oauth2client import ClientSecretPost, DPoPKey, OAuth2Client
 
 from oauth_cc_auth import MemoryCache
 from oauth_cc_auth.httpx import ClientCredentialsAuth as HttpxAuth
+from oauth_cc_auth.httpx2 import ClientCredentialsAuth as Httpx2Auth
 from oauth_cc_auth.requests import ClientCredentialsAuth as RequestsAuth
 from tests.dpop_server import DPoPServer
 
@@ -44,7 +46,7 @@ from tests.dpop_server import DPoPServer
 TIMEOUT = 10.0
 #: (flavour, event loop): the sync flavours on asyncio (they run in a worker thread of it).
 FLAVOURS = [("requests", "asyncio"), ("httpx-sync", "asyncio"), ("httpx-async", "asyncio"),
-            ("httpx-async", "trio")]
+            ("httpx2-sync", "asyncio"), ("httpx2-async", "asyncio"), ("httpx-async", "trio")]
 T = TypeVar("T")
 
 
@@ -241,12 +243,13 @@ class Driver:
         self._client: Any = None
 
     async def __aenter__(self) -> Driver:
+        lib = httpx2 if self.flavour.startswith("httpx2") else httpx
         if self.flavour == "requests":
             self._client = requests.Session()
         elif self.is_async:
-            self._client = httpx.AsyncClient(timeout=TIMEOUT)
+            self._client = lib.AsyncClient(timeout=TIMEOUT)
         else:
-            self._client = httpx.Client(timeout=TIMEOUT)
+            self._client = lib.Client(timeout=TIMEOUT)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -269,7 +272,8 @@ class Driver:
         options.setdefault("cache", MemoryCache())
         options.setdefault("timeout", TIMEOUT)
         options.setdefault("backoff", 0.0)
-        auth_class = RequestsAuth if self.flavour == "requests" else HttpxAuth
+        auth_class = {"requests": RequestsAuth, "httpx": HttpxAuth,
+                      "httpx2": Httpx2Auth}[self.flavour.split("-")[0]]
         auth = auth_class(client_id, secret, token_url=server.token_url, **options)
         self._auths.append(auth)
         return auth
