@@ -16,7 +16,7 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
@@ -31,7 +31,7 @@ from oauth_cc_auth._discovery import (
     metadata_urls,
     resolve,
 )
-from oauth_cc_auth._dpop import DPoP
+from oauth_cc_auth._dpop import DPoP, nonce_demanded
 from oauth_cc_auth._exchange import Redactor, Retry, check_request, judge, token_request
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth._shared import SharedTokens
@@ -119,6 +119,31 @@ class TokenManager:
         if sent_authorization != token.authorization or origin(sent_url) != origin(meant_url):
             return None
         return self.invalidate(token)
+
+    def nonce_demanded(
+        self,
+        token: Token,
+        status: int,
+        headers: Mapping[str, str],
+        sent_authorization: object,
+        sent_url: str,
+        meant_url: str,
+    ) -> bool:
+        """A resource server answered *status* with *headers* to a request sent to *sent_url*
+        with *sent_authorization*, for which the DPoP-bound *token* was attached at
+        *meant_url*: remember the nonce it gives (RFC 9449 §8.2, any answer may), and say
+        whether it is a 401 demanding one of that request (§9), to be re-sent once with a new
+        proof: not a renewal."""
+        dpop = self.dpop
+        return (
+            dpop is not None
+            and token.dpop
+            and dpop.note(sent_url, headers)
+            and status == 401
+            and nonce_demanded(headers)
+            and sent_authorization == token.authorization
+            and origin(sent_url) == origin(meant_url)
+        )
 
     def invalidate(self, token: Token) -> int:
         """The resource server refused *token*: forget it, and return the *min_generation*

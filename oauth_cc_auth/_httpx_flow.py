@@ -33,7 +33,6 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar, Unpack
 from oauth_cc_auth import errors
 from oauth_cc_auth._actions import TransportFailure, describe
 from oauth_cc_auth._adapter import AuthOptions, ClientCredentialsBase
-from oauth_cc_auth._dpop import nonce_demanded
 from oauth_cc_auth._limits import (
     Deadline,
     SocketHolder,
@@ -46,7 +45,6 @@ from oauth_cc_auth._limits import (
 )
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth._token import Token
-from oauth_cc_auth._urls import origin
 
 __all__ = ["HttpxFamilyAuth", "LibraryError"]
 
@@ -445,20 +443,12 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
                                                  token.access_token)
 
     def _nonce_demanded(self, request: RequestT, response: ResponseT, token: Token) -> bool:
-        """Note the nonce a DPoP answer gives; whether it is a 401 demanding one of a
-        request that carried *token* (RFC 9449 §9), to be re-sent once with it."""
-        dpop = self._manager.dpop
-        if dpop is None or not token.dpop:
-            return False
+        """:meth:`TokenManager.nonce_demanded <oauth_cc_auth._flow.TokenManager.nonce_demanded>`
+        of *response* to *request*: whether to re-send it once with the nonce."""
         sent = response.request
-        sent_url = str(sent.url)
-        headers = response.headers
-        return (
-            dpop.note(sent_url, headers)
-            and response.status_code == 401
-            and nonce_demanded(headers)
-            and sent.headers.get("Authorization") == token.authorization
-            and origin(sent_url) == origin(str(request.url))
+        return self._manager.nonce_demanded(
+            token, response.status_code, response.headers, sent.headers.get("Authorization"),
+            str(sent.url), str(request.url),
         )
 
     def sync_auth_flow(self, request: RequestT) -> Generator[RequestT, ResponseT, None]:

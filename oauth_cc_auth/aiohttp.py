@@ -26,7 +26,6 @@ from yarl import URL
 from oauth_cc_auth import errors
 from oauth_cc_auth._actions import TransportFailure, describe
 from oauth_cc_auth._adapter import AuthOptions, ClientCredentialsBase
-from oauth_cc_auth._dpop import nonce_demanded
 from oauth_cc_auth._limits import (
     READ_CHUNK,
     Unread,
@@ -211,19 +210,11 @@ class ClientCredentialsAuth(ClientCredentialsBase):
         self, request: aiohttp.ClientRequest, response: aiohttp.ClientResponse, token: Token,
         meant: str,
     ) -> bool:
-        """Note the nonce a DPoP answer gives; whether it is a 401 demanding one of a
-        request that carried *token* (RFC 9449 §9), to be re-sent once with it."""
-        dpop = self._manager.dpop
-        if dpop is None:
-            return False
-        sent_url = str(request.url)
-        headers = response.headers
-        return (
-            dpop.note(sent_url, headers)
-            and response.status == 401
-            and nonce_demanded(headers)
-            and request.headers.get("Authorization") == token.authorization
-            and origin(sent_url) == origin(meant)
+        """:meth:`TokenManager.nonce_demanded <oauth_cc_auth._flow.TokenManager.nonce_demanded>`
+        of *response* to *request*: whether to re-send it once with the nonce."""
+        return self._manager.nonce_demanded(
+            token, response.status, response.headers, request.headers.get("Authorization"),
+            str(request.url), meant,
         )
 
     # -- the token ---------------------------------------------------------------------------

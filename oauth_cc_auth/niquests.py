@@ -34,7 +34,6 @@ from niquests.utils import rewind_body
 from oauth_cc_auth import errors
 from oauth_cc_auth._actions import TransportFailure, describe
 from oauth_cc_auth._adapter import AuthOptions, ClientCredentialsBase
-from oauth_cc_auth._dpop import nonce_demanded
 from oauth_cc_auth._limits import (
     READ_CHUNK,
     Deadline,
@@ -48,7 +47,6 @@ from oauth_cc_auth._limits import (
 )
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth._token import Token
-from oauth_cc_auth._urls import origin
 
 __all__ = [
     "AsyncClientCredentialsAuth",
@@ -211,21 +209,15 @@ class _NiquestsAuth(ClientCredentialsBase):
                                               token.access_token)
 
     def _nonce_demanded(self, response: niquests.Response, token: Token, url: str) -> bool:
-        """Note the nonce a DPoP answer gives; whether it is a 401 demanding one of a
-        request that carried *token* to the origin of *url* (RFC 9449 §9), to be re-sent
-        once with it (not a renewal)."""
-        dpop = self._manager.dpop
+        """:meth:`TokenManager.nonce_demanded <oauth_cc_auth._flow.TokenManager.nonce_demanded>`
+        of *response* to a request that carried *token* to the origin of *url*: whether to
+        re-send it once with the nonce (not a renewal)."""
         sent = response.request
-        if dpop is None or sent is None:
+        if sent is None or sent.headers is None:
             return False
-        sent_url = sent.url or ""
-        return (
-            dpop.note(sent_url, response.headers)
-            and response.status_code == 401
-            and nonce_demanded(response.headers)
-            and origin(sent_url) == origin(url)
-            and sent.headers is not None
-            and sent.headers.get("Authorization") == token.authorization
+        return self._manager.nonce_demanded(
+            token, response.status_code or 0, response.headers,
+            sent.headers.get("Authorization"), sent.url or "", url,
         )
 
     def _refused(self, response: niquests.Response, token: Token, url: str) -> int | None:

@@ -22,11 +22,9 @@ from requests.utils import rewind_body
 from oauth_cc_auth import errors
 from oauth_cc_auth._actions import TransportFailure
 from oauth_cc_auth._adapter import AuthOptions, ClientCredentialsBase
-from oauth_cc_auth._dpop import nonce_demanded
 from oauth_cc_auth._limits import READ_CHUNK, Deadline, SocketHolder, exchange
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth._token import Token
-from oauth_cc_auth._urls import origin
 
 __all__ = [
     "ClientCredentialsAuth",
@@ -298,19 +296,15 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
         """The answer to a request with a DPoP proof: its nonce remembered; after a 401
         demanding one, the request re-sent once with a proof carrying it (RFC 9449 §9; not a
         renewal); then, after a ``renew_on`` status, the renewal."""
-        dpop = self._manager.dpop
-        assert dpop is not None  # noqa: S101 - only registered with DPoP on
-        sent_url = response.request.url or ""
-        if (
-            dpop.note(sent_url, response.headers)
-            and response.status_code == 401
-            and nonce_demanded(response.headers)
-            and origin(sent_url) == origin(url)
+        sent = response.request
+        if self._manager.nonce_demanded(
+            token, response.status_code, response.headers, sent.headers.get("Authorization"),
+            sent.url or "", url,
         ):
-            sent = response.request
-            if sent.headers.get("Authorization") == token.authorization:
-                response = self._resend(response, lambda: token, **kwargs)
-                dpop.note(sent_url, response.headers)
+            response = self._resend(response, lambda: token, **kwargs)
+            dpop = self._manager.dpop
+            if dpop is not None:
+                dpop.note(sent.url or "", response.headers)
         if response.status_code not in self._renew_on:
             return response
         return self._renew(response, token, url, original(), **kwargs)
