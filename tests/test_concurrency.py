@@ -12,9 +12,8 @@ from __future__ import annotations
 import contextlib
 import itertools
 import threading
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import anyio
@@ -26,7 +25,8 @@ import requests_mock
 import oauth_cc_auth
 from oauth_cc_auth import MemoryCache
 from oauth_cc_auth._slots import TokenSlot
-from oauth_cc_auth.testing import Answered, EmulatedClient, Emulator, FakeClock, Gate, Reply
+from oauth_cc_auth.testing import Answered, EmulatedClient, Emulator, FakeClock, Reply
+from tests._contention import DEADLINE, acontend, contend
 from tests.conftest import (
     API_URL,
     ASYNC,
@@ -45,9 +45,6 @@ from tests.test_dpop import read_proof
 
 THREADS = 32
 TASKS = 200
-#: Seconds any wait of these tests may take before the test fails (a held token request is
-#: answered 503 after as long, so nothing is left hanging).
-DEADLINE = 20.0
 
 # requests-mock serializes every Session.send of the process through one lock: a caller
 # inside send would keep the others out. The API sessions here send as requests does,
@@ -71,76 +68,6 @@ def _slot_of(auth: Any) -> TokenSlot:
     """The slot of *auth*'s cache key: its token, and the flight fetching the next one."""
     slot: TokenSlot = auth._manager.slot
     return slot
-
-
-def _in_place(gate: Gate, slot: TokenSlot, callers: int) -> Callable[[], bool]:
-    """Whether the one token request waits at *gate* and every other caller waits for it."""
-    return lambda: gate.arrived == 1 and slot.statistics().waiters == callers - 1
-
-
-def _not_in_place(gate: Gate, slot: TokenSlot, callers: int) -> str:
-    return (f"expected 1 token request at the gate and {callers - 1} callers waiting for it "
-            f"(waited up to {DEADLINE} s); got {gate.arrived} and {slot.statistics()}")
-
-
-def _contend(server: Emulator, slot: TokenSlot, calls: Sequence[Callable[[], Any]]) -> list[Any]:
-    """Run each of *calls* in a thread of its own, all needing a token at once; their results
-    (or exceptions), in order.
-
-    The token request is held at a gate until every other caller waits for it, then let
-    through: they overlap by construction.
-    """
-    gate = server.gate(limit=DEADLINE)
-    results: list[Any] = [None] * len(calls)
-
-    def run(i: int) -> None:
-        try:
-            results[i] = calls[i]()
-        except Exception as exc:
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + DEADLINE
-    in_place = _in_place(gate, slot, len(calls))
-    while not in_place() and gate.arrived < 2 and time.monotonic() < deadline:
-        time.sleep(0.002)  # polling the condition, not ordering anything
-    failure = None if in_place() else _not_in_place(gate, slot, len(calls))
-    gate.open()
-    for thread in threads:
-        thread.join(max(0.0, deadline + DEADLINE - time.monotonic()))
-    assert failure is None, failure
-    assert not any(thread.is_alive() for thread in threads), "callers still running"
-    return results
-
-
-async def _acontend(
-    server: Emulator, slot: TokenSlot, calls: Sequence[Callable[[], Awaitable[Any]]]
-) -> list[Any]:
-    """:func:`_contend` for tasks: each of *calls* in a task of its own."""
-    gate = server.gate(limit=DEADLINE)
-    results: list[Any] = [None] * len(calls)
-
-    async def run(i: int) -> None:
-        try:
-            results[i] = await calls[i]()
-        except Exception as exc:
-            results[i] = exc
-
-    in_place = _in_place(gate, slot, len(calls))
-    failure = None
-    with anyio.fail_after(2 * DEADLINE):
-        async with anyio.create_task_group() as tasks:
-            for i in range(len(calls)):
-                tasks.start_soon(run, i)
-            with anyio.move_on_after(DEADLINE):
-                while not in_place() and gate.arrived < 2:
-                    await anyio.sleep(0.002)  # polling the condition
-            failure = None if in_place() else _not_in_place(gate, slot, len(calls))
-            gate.open()
-    assert failure is None, failure
-    return results
 
 
 def _aget(client: Any) -> Callable[[], Awaitable[int]]:
@@ -207,7 +134,7 @@ class TestThreads:
         self, harness: Harness, get: Callable[[Any], Callable[[], int]]
     ) -> None:
         auth = harness.auth()
-        results = _contend(harness.server, _slot_of(auth), [get(auth)] * THREADS)
+        results = contend(harness.server, _slot_of(auth), [get(auth)] * THREADS)
         assert results == [200] * THREADS
         assert len(harness.server.received_at("token")) == 1
         assert _authorizations(harness.server) == ["Bearer tok-1"] * THREADS
@@ -216,7 +143,7 @@ class TestThreads:
         self, harness: Harness, get: Callable[[Any], Callable[[], int]]
     ) -> None:
         auth = harness.auth(dpop=True)
-        results = _contend(harness.server, _slot_of(auth), [get(auth)] * THREADS)
+        results = contend(harness.server, _slot_of(auth), [get(auth)] * THREADS)
         assert results == [200] * THREADS  # each proof checked by the emulator
         assert len(harness.server.received_at("token")) == 1
         assert _authorizations(harness.server) == ["DPoP tok-1"] * THREADS
@@ -230,7 +157,7 @@ class TestThreads:
         one = get(auth)
         assert one() == 200
         harness.clock.advance(3600)
-        assert _contend(harness.server, _slot_of(auth), [one] * THREADS) == [200] * THREADS
+        assert contend(harness.server, _slot_of(auth), [one] * THREADS) == [200] * THREADS
         assert len(harness.server.received_at("token")) == 2
         assert _authorizations(harness.server) == ["Bearer tok-1"] + ["Bearer tok-2"] * THREADS
 
@@ -239,7 +166,7 @@ class TestThreads:
     ) -> None:
         harness.server.answer_next(Reply(400, json={"error": "invalid_client"}))
         auth = harness.auth()
-        results = _contend(harness.server, _slot_of(auth), [get(auth)] * THREADS)
+        results = contend(harness.server, _slot_of(auth), [get(auth)] * THREADS)
         assert all(isinstance(r, oauth_cc_auth.TokenRequestError) for r in results), results
         assert len(harness.server.received_at("token")) == 1
         # Only a caller arriving after the failure starts a new token request.
@@ -259,7 +186,7 @@ class TestThreads:
         # Every thread sends tok-1 and is refused before the renewal: 32 refusals of one
         # token, of which 31 wait for the renewal the first one started.
         _hold_resource_requests(monkeypatch, harness.server, THREADS)
-        assert _contend(harness.server, _slot_of(auth), [one] * THREADS) == [200] * THREADS
+        assert contend(harness.server, _slot_of(auth), [one] * THREADS) == [200] * THREADS
         # One new token for all: a 401 on a token already replaced throws nothing away.
         assert len(harness.server.received_at("token")) == 2
         assert _authorizations(harness.server) == (
@@ -275,7 +202,7 @@ class TestAsyncTasks:
     async def test_cold_start_makes_one_token_request(self, harness: HttpxFamilyHarness) -> None:
         auth = harness.auth()
         async with harness.async_client(auth, timeout=DEADLINE) as client:
-            results = await _acontend(harness.server, _slot_of(auth), [_aget(client)] * TASKS)
+            results = await acontend(harness.server, _slot_of(auth), [_aget(client)] * TASKS)
         assert results == [200] * TASKS
         assert len(harness.server.received_at("token")) == 1
         assert _authorizations(harness.server) == ["Bearer tok-1"] * TASKS
@@ -285,7 +212,7 @@ class TestAsyncTasks:
     ) -> None:
         auth = harness.auth(dpop=True)
         async with harness.async_client(auth, timeout=DEADLINE) as client:
-            results = await _acontend(harness.server, _slot_of(auth), [_aget(client)] * TASKS)
+            results = await acontend(harness.server, _slot_of(auth), [_aget(client)] * TASKS)
         assert results == [200] * TASKS  # each proof checked by the emulator
         assert len(harness.server.received_at("token")) == 1
         assert _authorizations(harness.server) == ["DPoP tok-1"] * TASKS
@@ -296,7 +223,7 @@ class TestAsyncTasks:
         harness.server.answer_next(Reply(503))
         auth = harness.auth(max_retries=0)
         async with harness.async_client(auth, timeout=DEADLINE) as client:
-            results = await _acontend(harness.server, _slot_of(auth), [_aget(client)] * TASKS)
+            results = await acontend(harness.server, _slot_of(auth), [_aget(client)] * TASKS)
         assert all(isinstance(r, oauth_cc_auth.TokenEndpointError) for r in results), results
         assert len(harness.server.received_at("token")) == 1
 
@@ -354,7 +281,7 @@ class TestAsyncTasks:
 
         async with harness.async_client(auth, timeout=DEADLINE) as client:
             calls = [thread, *[_aget(client)] * 20, thread]
-            results = await _acontend(harness.server, _slot_of(auth), calls)
+            results = await acontend(harness.server, _slot_of(auth), calls)
         assert results == [200] * 22
         assert len(harness.server.received_at("token")) == 1
 
@@ -427,7 +354,7 @@ class TestHttpxAndHttpx2InOneProcess:
         assert _slot_of(old_auth) is _slot_of(new_auth)
         with old.client(old_auth, timeout=DEADLINE) as a, new.client(new_auth) as b:
             gets = [lambda: a.get(API_URL).status_code, lambda: b.get(API_URL).status_code]
-            results = _contend(server, _slot_of(old_auth), gets * (THREADS // 2))
+            results = contend(server, _slot_of(old_auth), gets * (THREADS // 2))
         assert results == [200] * THREADS
         assert len(server.received_at("token")) == 1
         assert _authorizations(server) == ["Bearer tok-1"] * THREADS
@@ -444,7 +371,7 @@ class TestHttpxAndHttpx2InOneProcess:
             new.async_client(new_auth, timeout=DEADLINE) as b,
         ):
             calls = [_aget(a), _aget(b)] * (TASKS // 2)
-            results = await _acontend(server, _slot_of(old_auth), calls)
+            results = await acontend(server, _slot_of(old_auth), calls)
         assert results == [200] * TASKS
         assert len(server.received_at("token")) == 1
         assert _authorizations(server) == ["Bearer tok-1"] * TASKS

@@ -14,9 +14,8 @@ import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import anyio
@@ -36,6 +35,7 @@ from oauth_cc_auth.niquests import (
 )
 from oauth_cc_auth.testing import EmulatedClient, Emulator, FakeClock, Gate, Reply
 from tests import test_limits, test_mtls
+from tests._contention import DEADLINE, acontend, contend
 from tests.test_dpop import ath, read_proof
 from tests.test_limits import RawServer
 from tests.test_mtls import TLS_CLIENT, Pki
@@ -44,8 +44,6 @@ PROVIDERS = ["fcc_finance", "fincalc", "figure", "rfc6749"]
 MODES = ["sync", "async"]
 THREADS = 32
 TASKS = 200
-#: Seconds any wait of these tests may take before the test fails.
-DEADLINE = 20.0
 # Fixtures of other test modules: the dripping/oversized token endpoint, mutual TLS.
 raw = test_limits.raw
 pki, trusted, tls_server = test_mtls.pki, test_mtls.trusted, test_mtls.tls_server
@@ -233,71 +231,6 @@ def one_sync_get(auth: ClientCredentialsAuth, url: str) -> int:
     with niquests.Session() as session:
         session.auth = auth
         return int(session.get(url, timeout=DEADLINE).status_code or 0)
-
-
-def _in_place(gate: Gate, slot: TokenSlot, callers: int) -> Callable[[], bool]:
-    return lambda: gate.arrived == 1 and slot.statistics().waiters == callers - 1
-
-
-def _not_in_place(gate: Gate, slot: TokenSlot, callers: int) -> str:
-    return (f"expected 1 token request at the gate and {callers - 1} callers waiting for it; "
-            f"got {gate.arrived} and {slot.statistics()}")
-
-
-def contend(emulator: Emulator, slot: TokenSlot, calls: Sequence[Callable[[], Any]]) -> list[Any]:
-    """Each of *calls* in a thread of its own, the token request held until every other
-    caller waits for it: their results (or exceptions), in order."""
-    gate = emulator.gate(limit=DEADLINE)
-    results: list[Any] = [None] * len(calls)
-
-    def call(i: int) -> None:
-        try:
-            results[i] = calls[i]()
-        except Exception as exc:
-            results[i] = exc
-
-    threads = [threading.Thread(target=call, args=(i,), daemon=True) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + DEADLINE
-    in_place = _in_place(gate, slot, len(calls))
-    while not in_place() and gate.arrived < 2 and time.monotonic() < deadline:
-        time.sleep(0.002)  # polling the condition, not ordering anything
-    failure = None if in_place() else _not_in_place(gate, slot, len(calls))
-    gate.open()
-    for thread in threads:
-        thread.join(max(0.0, deadline + DEADLINE - time.monotonic()))
-    assert failure is None, failure
-    assert not any(thread.is_alive() for thread in threads), "callers still running"
-    return results
-
-
-async def acontend(
-    emulator: Emulator, slot: TokenSlot, calls: Sequence[Callable[[], Awaitable[Any]]]
-) -> list[Any]:
-    """:func:`contend` for tasks."""
-    gate = emulator.gate(limit=DEADLINE)
-    results: list[Any] = [None] * len(calls)
-
-    async def call(i: int) -> None:
-        try:
-            results[i] = await calls[i]()
-        except Exception as exc:
-            results[i] = exc
-
-    in_place = _in_place(gate, slot, len(calls))
-    failure = None
-    with anyio.fail_after(2 * DEADLINE):
-        async with anyio.create_task_group() as tasks:
-            for i in range(len(calls)):
-                tasks.start_soon(call, i)
-            with anyio.move_on_after(DEADLINE):
-                while not in_place() and gate.arrived < 2:
-                    await anyio.sleep(0.002)  # polling the condition
-            failure = None if in_place() else _not_in_place(gate, slot, len(calls))
-            gate.open()
-    assert failure is None, failure
-    return results
 
 
 async def acontend_gets(emulator: Emulator, auth: AsyncClientCredentialsAuth, url: str,
