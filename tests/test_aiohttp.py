@@ -26,6 +26,7 @@ from oauth_cc_auth.aiohttp import (
     TokenResponseError,
 )
 from oauth_cc_auth.testing import EmulatedClient, Emulator, FakeClock
+from tests._contention import acontend
 from tests.test_dpop import read_proof
 from tests.test_mtls import TLS_CLIENT, Pki, pki, tls_server, trusted  # noqa: F401 - fixtures
 
@@ -133,10 +134,8 @@ class TestEveryProvider:
     def test_two_hundred_tasks_one_token_request(self, emulator: Emulator, provider: str) -> None:
         auth = auth_for(emulator, provider)
         url = emulator.resource_url(provider)
-        gate = emulator.gate(limit=DEADLINE)
-        slot = auth._manager.slot
 
-        async def main() -> list[int]:
+        async def main() -> list[Any]:
             connector = aiohttp.TCPConnector(limit=0)
             async with aiohttp.ClientSession(middlewares=(auth,), connector=connector) as s:
 
@@ -145,10 +144,7 @@ class TestEveryProvider:
                         await response.read()
                         return response.status
 
-                tasks = [asyncio.create_task(get()) for _ in range(200)]
-                await until(lambda: gate.arrived == 1 and slot.statistics().waiters == 199)
-                gate.open()
-                return list(await asyncio.gather(*tasks))
+                return await acontend(emulator, auth._manager.slot, [get] * 200)
 
         assert run(main) == [200] * 200
         assert emulator.token_requests[provider] == 1
