@@ -37,9 +37,10 @@ from oauth_cc_auth.httpx2 import ClientCredentialsAuth as Httpx2Auth
 from oauth_cc_auth.requests import ClientCredentialsAuth as RequestsAuth
 from oauth_cc_auth.testing import Emulator, Reply
 from tests._anyio import BACKENDS
+from tests._contention import acontend, contend
 from tests.authlib_server import AuthlibServer
 from tests.conftest import CLIENT_ID, SECRET, Harness
-from tests.test_concurrency import TASKS, THREADS, _acontend, _contend
+from tests.test_concurrency import TASKS, THREADS
 from tests.test_loopback import sync_use_while_its_task_is_held
 
 ISSUER = "https://auth.example"
@@ -453,7 +454,7 @@ def test_one_metadata_fetch_for_32_threads(emulator: Emulator) -> None:
                           cache=cache) for _ in range(THREADS)]
     slot = auths[0]._manager.metadata_slot
     assert all(auth._manager.metadata_slot is slot for auth in auths)
-    results = _contend(emulator, slot, [auth.get_token for auth in auths])
+    results = contend(emulator, slot, [auth.get_token for auth in auths])
     assert len({token.access_token for token in results}) == 1
     assert len(emulator.received_at("metadata")) == 1
     assert len(emulator.received_at("token")) == 1
@@ -472,7 +473,7 @@ async def test_one_metadata_fetch_for_200_tasks(emulator: Emulator) -> None:
         async def get() -> int:
             return int((await http.get(url)).status_code)
 
-        results = await _acontend(emulator, auth._manager.metadata_slot, [get] * TASKS)
+        results = await acontend(emulator, auth._manager.metadata_slot, [get] * TASKS)
     assert results == [200] * TASKS
     assert len(emulator.received_at("metadata")) == 1
     assert len(emulator.received_at("token")) == 1
