@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Self, Unpack
 from urllib.parse import urlsplit
 
@@ -12,7 +12,7 @@ from oauth_cc_auth._caches import TokenCache, open_cache, without_password
 from oauth_cc_auth._client_auth import ClientAuthOptions
 from oauth_cc_auth._config import build_config
 from oauth_cc_auth._discovery import ServerMetadata
-from oauth_cc_auth._drivers import run_sync
+from oauth_cc_auth._drivers import run_async, run_sync
 from oauth_cc_auth._flow import TokenManager
 from oauth_cc_auth._fork import reset_in_child
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
@@ -220,6 +220,32 @@ class ClientCredentialsBase:
             return run_sync(self._manager.obtain(min_generation=min_generation), send)
         except AuthError as exc:
             failure = self._translate(exc, request)
+        raise failure  # outside the except block: no __context__ to keep alive
+
+    async def _token_in_this_task(
+        self,
+        send: Callable[[TokenRequest], Awaitable[TokenHTTPResponse | TransportFailure]],
+        min_generation: int = 0,
+        request: object = None,
+        cleanup: Callable[[], Awaitable[None]] | None = None,
+    ) -> Token:
+        """:meth:`_token_on_this_thread` for a task of the running event loop: *send* awaits
+        the I/O; *cleanup* (closing a client opened for this token request) is awaited at
+        the end, shielded from cancellation, so nothing outlives the request or its loop."""
+        token = self._manager.fresh_token(min_generation)
+        if token is not None:
+            return token
+        failure: AuthError | None = None
+        try:
+            return await run_async(self._manager, send, min_generation)
+        except AuthError as exc:
+            failure = self._translate(exc, request)
+        finally:
+            if cleanup is not None:
+                import anyio
+
+                with anyio.CancelScope(shield=True):
+                    await cleanup()
         raise failure  # outside the except block: no __context__ to keep alive
 
     def _translate(self, exc: AuthError, request: object = None) -> AuthError:

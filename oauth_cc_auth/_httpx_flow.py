@@ -368,11 +368,6 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
         return await self._async_token(request)
 
     async def _async_token(self, request: RequestT | None, min_generation: int = 0) -> Token:
-        token = self._manager.fresh_token(min_generation)
-        if token is not None:
-            return token
-        from oauth_cc_auth._drivers import run_async
-
         # The auth object's own AsyncClient lives as long as this token request, in this task:
         # closed before its event loop can end, never left to the garbage collector (DESIGN
         # §7 "Processes and loops"). Token requests are rare; a client given by the user is
@@ -391,18 +386,11 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
                 client = opened[0]
             return await self._asend(client, token_request)
 
-        failure: errors.AuthError | None = None
-        try:
-            return await run_async(self._manager, send, min_generation)
-        except errors.AuthError as exc:
-            failure = self._translate(exc, request)
-        finally:
+        async def close_opened() -> None:
             if opened:
-                import anyio
+                await opened[0].aclose()
 
-                with anyio.CancelScope(shield=True):
-                    await opened[0].aclose()
-        raise failure  # outside the except block: no __context__ to keep alive
+        return await self._token_in_this_task(send, min_generation, request, close_opened)
 
     # -- the API request -------------------------------------------------------------------
 

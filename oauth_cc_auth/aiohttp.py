@@ -230,17 +230,7 @@ class ClientCredentialsAuth(ClientCredentialsBase):
     async def _async_token(
         self, request: aiohttp.ClientRequest | None, min_generation: int = 0
     ) -> Token:
-        token = self._manager.fresh_token(min_generation)
-        if token is not None:
-            return token
-        from oauth_cc_auth._drivers import run_async
-
-        failure: errors.AuthError | None = None
-        try:
-            return await run_async(self._manager, self._asend, min_generation)
-        except errors.AuthError as exc:
-            failure = self._translate(exc, request)
-        raise failure  # outside the except block: no __context__ to keep alive
+        return await self._token_in_this_task(self._asend, min_generation, request)
 
     async def _asend(self, request: TokenRequest) -> TokenHTTPResponse | TransportFailure:
         """One attempt: all of it (connect, send, the whole answer) within the timeout."""

@@ -574,11 +574,6 @@ class AsyncClientCredentialsAuth(_NiquestsAuth, niquests.auth.AsyncAuthBase):
         return await self._async_token(None)
 
     async def _async_token(self, request: object, min_generation: int = 0) -> Token:
-        token = self._manager.fresh_token(min_generation)
-        if token is not None:
-            return token
-        from oauth_cc_auth._drivers import run_async
-
         # The auth object's own AsyncSession lives as long as this token request, in this
         # task: closed before its event loop can end (DESIGN §7 "Processes and loops").
         opened: list[niquests.AsyncSession] = []
@@ -591,18 +586,11 @@ class AsyncClientCredentialsAuth(_NiquestsAuth, niquests.auth.AsyncAuthBase):
                 session = opened[0]
             return await self._asend(session, token_request)
 
-        failure: errors.AuthError | None = None
-        try:
-            return await run_async(self._manager, send, min_generation)
-        except errors.AuthError as exc:
-            failure = self._translate(exc, request)
-        finally:
+        async def close_opened() -> None:
             if opened:
-                import anyio
+                await opened[0].close()
 
-                with anyio.CancelScope(shield=True):
-                    await opened[0].close()
-        raise failure  # outside the except block: no __context__ to keep alive
+        return await self._token_in_this_task(send, min_generation, request, close_opened)
 
     # -- the API request ------------------------------------------------------------------------
 
