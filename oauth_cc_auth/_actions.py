@@ -2,15 +2,17 @@
 
 The flow (:meth:`~oauth_cc_auth._flow.TokenManager.obtain`) is a generator: it yields an
 action, the driver (``_drivers``) performs it with its own I/O, blocking or awaited, and sends
-the outcome back. Four kinds: :class:`Send` a token request, :class:`Sleep`, :class:`Wait`
-for another caller's flight, and :class:`CacheCall` on a shared cache.
+the outcome back. Five kinds: :class:`Send` a token request, :class:`Sleep`, :class:`Wait`
+for another caller's flight, :class:`CacheCall` on a shared cache, and :class:`Spawn` a
+refresh ahead in the background.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any, Literal
 
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 
@@ -25,6 +27,7 @@ __all__ = [
     "Outcome",
     "Send",
     "Sleep",
+    "Spawn",
     "TransportFailure",
     "Wait",
     "Waited",
@@ -87,6 +90,20 @@ class CacheCall:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Spawn:
+    """Run *work* (a flow of these same actions, refreshing a token that is due but still
+    valid) in the background: a thread, or a task of the running event loop; answer ``True``
+    if it runs there, ``False`` if the driver cannot (the flow then runs it inline).
+
+    A driver that answered ``True`` calls *abandon* once the work has ended or will never
+    run (a task cancelled before its start): it ends the work's flight if the work did not.
+    """
+
+    work: Generator[Action, Outcome, Any] = dataclasses.field(repr=False)
+    abandon: Callable[[], None] = dataclasses.field(repr=False)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class CacheFailure:
     """The shared cache could not be used (``description``: the exception's class and text)."""
 
@@ -109,5 +126,5 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-Action = Send | Sleep | Wait | CacheCall
+Action = Send | Sleep | Wait | CacheCall | Spawn
 Outcome = TokenHTTPResponse | TransportFailure | CacheFailure | Waited | bytes | bool | None

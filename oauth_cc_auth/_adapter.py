@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Self, Unpack
 from urllib.parse import urlsplit
 
 from oauth_cc_auth._actions import TransportFailure
+from oauth_cc_auth._background import AsyncSend, Background
 from oauth_cc_auth._caches import TokenCache, open_cache, without_password
 from oauth_cc_auth._client_auth import ClientAuthOptions
 from oauth_cc_auth._config import build_config
@@ -23,7 +24,7 @@ from oauth_cc_auth._token import Token
 from oauth_cc_auth.errors import AuthError, ConfigurationError
 from oauth_cc_auth.providers._base import Provider
 
-__all__ = ["AuthOptions", "ClientCredentialsBase", "ConfigOptions"]
+__all__ = ["AsyncSend", "AuthOptions", "ClientCredentialsBase", "ConfigOptions"]
 
 
 
@@ -47,6 +48,7 @@ class ConfigOptions(ClientAuthOptions, total=False):
     max_response_bytes: int
     dpop: bool | None
     dpop_key: Any
+    refresh_ahead: bool
 
 
 class AuthOptions(ConfigOptions, total=False):
@@ -90,6 +92,8 @@ class ClientCredentialsBase:
         except ConfigurationError:
             self._close_cache()
             raise
+        #: The refreshes ahead this object runs in the background (DESIGN §7 "Renewal").
+        self._background = Background()
         reset_in_child(self)
 
     def reset_after_fork(self) -> None:
@@ -150,7 +154,15 @@ class ClientCredentialsBase:
         if self._owned_cache is not None:
             self._owned_cache.close()
 
-    async def _aclose_cache(self) -> None:
+    def _close_common(self) -> None:
+        """Stop the background refreshes this object started, and close the cache it
+        opened: what every adapter's ``close()`` does first."""
+        self._background.stop()
+        self._close_cache()
+
+    async def _aclose_common(self) -> None:
+        """:meth:`_close_common` for ``aclose()``: this loop's refresh tasks awaited."""
+        await self._background.astop()
         if self._owned_cache is not None:
             await self._owned_cache.aclose()
 
@@ -217,27 +229,29 @@ class ClientCredentialsBase:
             return token
         failure: AuthError | None = None
         try:
-            return run_sync(self._manager.obtain(min_generation=min_generation), send)
+            return run_sync(self._manager.obtain(min_generation=min_generation), send,
+                            spawn=self._background.in_thread(send))
         except AuthError as exc:
             failure = self._translate(exc, request)
         raise failure  # outside the except block: no __context__ to keep alive
 
-    async def _token_in_this_task(
-        self,
-        send: Callable[[TokenRequest], Awaitable[TokenHTTPResponse | TransportFailure]],
-        min_generation: int = 0,
-        request: object = None,
-        cleanup: Callable[[], Awaitable[None]] | None = None,
-    ) -> Token:
-        """:meth:`_token_on_this_thread` for a task of the running event loop: *send* awaits
-        the I/O; *cleanup* (closing a client opened for this token request) is awaited at
-        the end, shielded from cancellation, so nothing outlives the request or its loop."""
+    def _async_sender(self) -> tuple[AsyncSend, Callable[[], Awaitable[None]] | None]:
+        """What one async token flow sends its requests with, and what closes it after
+        (``None``: nothing to close); opened per flow, so in the flow's own task."""
+        raise NotImplementedError(f"{type(self).__name__} has no async token requests")
+
+    async def _token_in_this_task(self, min_generation: int = 0, request: object = None) -> Token:
+        """:meth:`_token_on_this_thread` for a task of the running event loop, sending with
+        what :meth:`_async_sender` opens, closed at the end, shielded from cancellation, so
+        nothing outlives the request or its loop (a refresh ahead opens its own)."""
         token = self._manager.fresh_token(min_generation)
         if token is not None:
             return token
+        send, cleanup = self._async_sender()
+        spawn = self._background.in_task(self._async_sender, self._manager.shared)
         failure: AuthError | None = None
         try:
-            return await run_async(self._manager, send, min_generation)
+            return await run_async(self._manager, send, min_generation, spawn)
         except AuthError as exc:
             failure = self._translate(exc, request)
         finally:

@@ -73,6 +73,9 @@ class Config:
     auth_method_given: bool = True
     #: The key DPoP proofs are signed with (RFC 9449); ``None``: Bearer tokens.
     dpop: DPoPKey | None = dataclasses.field(default=None, repr=False)
+    #: Whether a token due for refresh but still valid is served while it is refreshed in
+    #: the background (DESIGN §7 "Renewal"); ``False``: its callers wait for the refresh.
+    refresh_ahead: bool = True
 
     def longest_token_request(self) -> float:
         """The longest a token request (all its attempts) may take, in seconds: a caller
@@ -249,6 +252,7 @@ def build_config(
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     dpop: bool | None = None,
     dpop_key: Any = None,
+    refresh_ahead: bool = True,
     **client_auth: Unpack[ClientAuthOptions],
 ) -> Config:
     """Validate an adapter's arguments; every mistake is a :class:`ConfigurationError`."""
@@ -321,6 +325,8 @@ def build_config(
         raise ConfigurationError(
             f"max_response_bytes must be an int >= 1, not {max_response_bytes!r}"
         )
+    if not isinstance(refresh_ahead, bool):
+        raise ConfigurationError(f"refresh_ahead must be True or False, not {refresh_ahead!r}")
     authentication = build_authentication(method, client_secret, **client_auth)
     dpop_signer = _dpop_key(dpop, dpop_key)
     client = ClientSettings(url, client_id, client_secret, scope_text, fields, method)
@@ -342,6 +348,7 @@ def build_config(
         insecure_transport=bool(insecure_transport),
         auth_method_given=auth_method is not None,
         dpop=dpop_signer,
+        refresh_ahead=refresh_ahead,
     )
 
 

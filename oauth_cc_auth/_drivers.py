@@ -22,6 +22,7 @@ from oauth_cc_auth._actions import (
     Outcome,
     Send,
     Sleep,
+    Spawn,
     TransportFailure,
     Wait,
     Waited,
@@ -32,10 +33,13 @@ from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth._token import Token
 from oauth_cc_auth._token_cache import TokenCache
 
-__all__ = ["CacheCalls", "current_loop", "run_async", "run_sync"]
+__all__ = ["CacheCalls", "Spawner", "current_loop", "drive_async", "run_async", "run_sync"]
 
 logger = logging.getLogger("oauth_cc_auth")
 T = TypeVar("T")
+
+#: What performs :class:`Spawn`: starts the work in the background and says whether it did.
+Spawner = Callable[[Spawn], bool]
 
 
 class CacheCalls:
@@ -121,9 +125,11 @@ def run_sync(
     flow: Generator[Action, Outcome, T],
     send: Callable[[TokenRequest], TokenHTTPResponse | TransportFailure],
     sleep: Callable[[float], None] = time.sleep,
+    spawn: Spawner | None = None,
 ) -> T:
     """Drive a token flow (or a metadata flow, ``TokenManager.discover``) on the calling
-    thread, doing its I/O with *send* and *sleep*."""
+    thread, doing its I/O with *send* and *sleep*, and its background work with *spawn*
+    (without one, the flow runs it inline)."""
     calls = CacheCalls()
     try:
         action = next(flow)
@@ -131,6 +137,8 @@ def run_sync(
             outcome: Outcome = None
             if isinstance(action, Send):
                 outcome = send(action.request)
+            elif isinstance(action, Spawn):
+                outcome = spawn is not None and spawn(action)
             elif isinstance(action, Sleep):
                 sleep(action.seconds)
             elif isinstance(action, Wait):
@@ -168,26 +176,40 @@ async def run_async(
     manager: TokenManager,
     send: Callable[[TokenRequest], Awaitable[TokenHTTPResponse | TransportFailure]],
     min_generation: int = 0,
+    spawn: Spawner | None = None,
 ) -> Token:
-    """Get a token without blocking the event loop, doing the I/O with *send*."""
-    shared = manager.shared
-    if shared is None:
-        return await _run_async(manager, send, min_generation)
-    # A shared cache's async connections last as long as this flow: closed in its event loop.
-    async with shared.asession():
-        return await _run_async(manager, send, min_generation)
+    """Get a token without blocking the event loop, doing the I/O with *send* and the
+    background work with *spawn* (without one, the flow runs it inline)."""
+    import anyio
+
+    loop = current_loop()
+    flow = manager.obtain(loop, anyio.Event, min_generation)
+    return await drive_async(flow, send, manager.shared, spawn)
 
 
-async def _run_async(
-    manager: TokenManager,
+async def drive_async(
+    flow: Generator[Action, Outcome, T],
     send: Callable[[TokenRequest], Awaitable[TokenHTTPResponse | TransportFailure]],
-    min_generation: int,
-) -> Token:
+    shared: TokenCache | None,
+    spawn: Spawner | None = None,
+) -> T:
+    """Drive *flow* on the running event loop (its cache calls on *shared*, whose async
+    connections last as long as the flow: closed in its event loop)."""
+    if shared is None:
+        return await _drive_async(flow, send, spawn)
+    async with shared.asession():
+        return await _drive_async(flow, send, spawn)
+
+
+async def _drive_async(
+    flow: Generator[Action, Outcome, T],
+    send: Callable[[TokenRequest], Awaitable[TokenHTTPResponse | TransportFailure]],
+    spawn: Spawner | None,
+) -> T:
     import anyio
     import anyio.to_thread
 
     loop = current_loop()
-    flow = manager.obtain(loop, anyio.Event, min_generation)
     calls = CacheCalls()
     try:
         action = next(flow)
@@ -195,6 +217,8 @@ async def _run_async(
             outcome: Outcome = None
             if isinstance(action, Send):
                 outcome = await send(action.request)
+            elif isinstance(action, Spawn):
+                outcome = spawn is not None and spawn(action)
             elif isinstance(action, Sleep):
                 await anyio.sleep(action.seconds)
             elif isinstance(action, Wait):
@@ -213,8 +237,8 @@ async def _run_async(
                 outcome = await calls.arun(action)
             action = flow.send(outcome)
     except StopIteration as stop:
-        token: Token = stop.value
-        return token
+        result: T = stop.value
+        return result
     finally:
         flow.close()
         if calls:

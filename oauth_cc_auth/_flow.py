@@ -21,7 +21,16 @@ from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 from oauth_cc_auth import _telemetry
-from oauth_cc_auth._actions import Action, Outcome, Send, Sleep, TransportFailure, Wait, Waited
+from oauth_cc_auth._actions import (
+    Action,
+    Outcome,
+    Send,
+    Sleep,
+    Spawn,
+    TransportFailure,
+    Wait,
+    Waited,
+)
 from oauth_cc_auth._config import Config
 from oauth_cc_auth._discovery import (
     NotHere,
@@ -39,7 +48,7 @@ from oauth_cc_auth._slots import Flight, MemoryCache, MetadataSlot, default_cach
 from oauth_cc_auth._token import Token
 from oauth_cc_auth._token_cache import TokenCache
 from oauth_cc_auth._urls import origin
-from oauth_cc_auth.errors import ConfigurationError, TokenEndpointError
+from oauth_cc_auth.errors import AuthError, ConfigurationError, TokenEndpointError
 
 __all__ = ["TokenManager", "origin"]
 
@@ -177,6 +186,20 @@ class TokenManager:
                 return token
             if self.resolved is None:
                 yield from self.discover(loop, event_factory)
+            due = self.due_token(min_generation)
+            if due is not None:
+                # Refresh ahead (DESIGN §7 "Renewal"): the due token is served while one
+                # refresh runs, in the background where the driver can.
+                flight = self.slot.start_ahead(due, loop, event_factory)
+                if flight is None:
+                    if self.slot.token is due:
+                        return due  # another caller is refreshing it
+                    continue  # replaced or refused meanwhile: look again
+                work = _owning(self.slot.land, flight, self._refresh_ahead())
+                abandon = functools.partial(self.slot.abandon, flight)
+                if (yield Spawn(work, abandon)):
+                    return due
+                return (yield from work)  # no background here: this caller refreshes
             flight, owner = self.slot.join(loop, event_factory)
             if not owner:
                 try:
@@ -204,6 +227,17 @@ class TokenManager:
                     else self._refresh())
             return (yield from _owning(self.slot.land, flight, work))
 
+    def due_token(self, min_generation: int = 0) -> Token | None:
+        """The cached token if it is due for refresh but still valid (and of at least
+        *min_generation*), with refresh ahead on; else ``None``."""
+        if not self.config.refresh_ahead:
+            return None
+        token = self.slot.token_since(min_generation) if min_generation else self.slot.token
+        if token is None or token.expires_at is None:
+            return None
+        now = self.clock()
+        return token if token.refresh_at <= now < token.expires_at else None
+
     def _refresh(self) -> Flow:
         try:
             config = self.resolved or self.config
@@ -213,17 +247,34 @@ class TokenManager:
         except TokenEndpointError as exc:
             # The endpoint is down or overloaded: a token that has not actually expired yet is
             # better than a failed request. Try the endpoint again a little later.
-            stale, now = self.slot.token, self.clock()
-            # (A token with no known expiry is never refreshed, only invalidated.)
-            if stale is None or stale.expires_at is None or stale.is_expired(now):
-                raise
-            retry_at = now + min(30.0, (stale.expires_at - now) / 2)
-            logger.warning(
-                "token refresh failed (%s); using the cached token, which expires in %.0f s",
-                exc,
-                stale.expires_at - now,
-            )
-            return dataclasses.replace(stale, refresh_at=retry_at)
+            return self._keep_stale(exc)
+
+    def _refresh_ahead(self) -> Flow:
+        """Refresh the due token (through the shared cache, if any). Whatever fails while
+        it is still valid (the endpoint, or a refusal: a rotated secret) keeps it, retried a
+        little later: nobody waits for this refresh, so nobody is to get its error."""
+        shared = self._shared_tokens
+        try:
+            if shared is not None and shared.usable():
+                return (yield from shared.refresh(self._refresh))
+            return (yield from self._refresh())
+        except AuthError as exc:
+            return self._keep_stale(exc)
+
+    def _keep_stale(self, exc: AuthError) -> Token:
+        """The cached token, to be refreshed again a little later, after a refresh failed
+        with *exc*; *exc* raised if that token has expired (or was refused meanwhile)."""
+        stale, now = self.slot.token, self.clock()
+        # (A token with no known expiry is never refreshed, only invalidated.)
+        if stale is None or stale.expires_at is None or stale.is_expired(now):
+            raise exc
+        retry_at = now + min(30.0, (stale.expires_at - now) / 2)
+        logger.warning(
+            "token refresh failed (%s); using the cached token, which expires in %.0f s",
+            exc,
+            stale.expires_at - now,
+        )
+        return dataclasses.replace(stale, refresh_at=retry_at)
 
     @property
     def token_url(self) -> str:

@@ -20,6 +20,7 @@ import threading
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
+    Awaitable,
     Callable,
     Generator,
     Iterator,
@@ -32,7 +33,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar, Unpack
 
 from oauth_cc_auth import errors
 from oauth_cc_auth._actions import TransportFailure, describe
-from oauth_cc_auth._adapter import AuthOptions, ClientCredentialsBase
+from oauth_cc_auth._adapter import AsyncSend, AuthOptions, ClientCredentialsBase
 from oauth_cc_auth._limits import (
     Deadline,
     SocketHolder,
@@ -224,10 +225,10 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
 
     def close(self) -> None:
         """Close the sync token client and the cache the auth object opened itself."""
+        self._close_common()
         own, self._own_client = self._own_client, None
         if own is not None:
             own.close()
-        self._close_cache()
 
     def _forget_parent_clients(self) -> list[object]:
         # In a forked child: a client of its own, on connections of its own. (Async flows
@@ -238,10 +239,10 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
 
     async def aclose(self) -> None:
         """Close the token clients and the cache the auth object opened itself."""
+        await self._aclose_common()
         own, self._own_client = self._own_client, None
         if own is not None:
             own.close()
-        await self._aclose_cache()
 
     # -- the token exchange ----------------------------------------------------------------
 
@@ -368,7 +369,10 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
         return await self._async_token(request)
 
     async def _async_token(self, request: RequestT | None, min_generation: int = 0) -> Token:
-        # The auth object's own AsyncClient lives as long as this token request, in this task:
+        return await self._token_in_this_task(min_generation, request)
+
+    def _async_sender(self) -> tuple[AsyncSend, Callable[[], Awaitable[None]] | None]:
+        # The auth object's own AsyncClient lives as long as this token flow, in its task:
         # closed before its event loop can end, never left to the garbage collector (DESIGN
         # §7 "Processes and loops"). Token requests are rare; a client given by the user is
         # used as it is, and left open.
@@ -390,7 +394,7 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
             if opened:
                 await opened[0].aclose()
 
-        return await self._token_in_this_task(send, min_generation, request, close_opened)
+        return send, close_opened
 
     # -- the API request -------------------------------------------------------------------
 

@@ -7,6 +7,9 @@ in chunks, checked against it and against ``max_response_bytes`` after every chu
 blocked at the deadline is interrupted by a :class:`Watchdog` shutting the socket down (a read
 of the libraries' ``iter_content`` waits for a whole chunk). Async adapters use a cancel scope
 instead. An answer not read to its end is never returned to the connection pool.
+
+A refresh ahead runs in a thread of its own (``_background``) under an :class:`Interrupter`:
+the auth object's ``close()`` shuts the socket of its exchange in progress at once.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from oauth_cc_auth._messages import TokenHTTPResponse
 __all__ = [
     "READ_CHUNK",
     "Deadline",
+    "Interrupter",
     "SocketHolder",
     "Unread",
     "Watchdog",
@@ -143,6 +147,65 @@ class Watchdog:
             self._timer.cancel()
 
 
+class Interrupter:
+    """Shuts down, when :meth:`interrupt` is called, the sockets of the exchanges that
+    threads run under it (:meth:`installed`): an auth object's ``close()`` stopping its
+    background refresh at once, whatever the server's pace."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stops: set[Callable[[], None]] = set()
+        #: Set by :meth:`interrupt`: sleeps under this interrupter end at once.
+        self.interrupted = threading.Event()
+
+    def interrupt(self) -> None:
+        """Stop every exchange under this interrupter, and every one started from now on."""
+        self.interrupted.set()
+        with self._lock:
+            stops = list(self._stops)
+        for stop in stops:
+            with contextlib.suppress(OSError, ValueError, RuntimeError):
+                stop()
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        """Run the exchanges of this thread, within the block, under this interrupter."""
+        previous = getattr(_current, "interrupter", None)
+        _current.interrupter = self
+        try:
+            yield
+        finally:
+            _current.interrupter = previous
+
+    @contextlib.contextmanager
+    def guarding(self, stop: Callable[[], None]) -> Iterator[None]:
+        """While the block runs, :meth:`interrupt` calls *stop* (at once if it was called)."""
+        with self._lock:
+            self._stops.add(stop)
+        try:
+            if self.interrupted.is_set():
+                with contextlib.suppress(OSError, ValueError, RuntimeError):
+                    stop()
+            yield
+        finally:
+            with self._lock:
+                self._stops.discard(stop)
+
+
+#: The :class:`Interrupter` of this thread's exchanges, if any.
+_current = threading.local()
+
+
+@contextlib.contextmanager
+def _guarded(stop: Callable[[], None] | None) -> Iterator[None]:
+    interrupter: Interrupter | None = getattr(_current, "interrupter", None)
+    if interrupter is None or stop is None:
+        yield
+    else:
+        with interrupter.guarding(stop):
+            yield
+
+
 def read_capped(
     chunks: Iterator[bytes],
     *,
@@ -216,7 +279,7 @@ def exchange(
     """
     failure: TransportFailure | None = None
     try:
-        with Watchdog(deadline, holder.stop) as watchdog:
+        with _guarded(holder.stop), Watchdog(deadline, holder.stop) as watchdog:
             answer = send()
     except errors as exc:
         failure = TransportFailure(describe(exc))
@@ -228,14 +291,16 @@ def exchange(
         return failure
     body: bytes | TransportFailure | Unread = "too large"
     if not declared_too_large(answer.headers, limit):
-        body = read_capped(
-            chunks(answer),
-            limit=limit,
-            deadline=deadline,
-            stop=stop(answer),
-            errors=errors,
-            undecodable=undecodable,
-        )
+        stop_reading = stop(answer)
+        with _guarded(stop_reading):
+            body = read_capped(
+                chunks(answer),
+                limit=limit,
+                deadline=deadline,
+                stop=stop_reading,
+                errors=errors,
+                undecodable=undecodable,
+            )
     if isinstance(body, bytes):
         return TokenHTTPResponse(answer.status_code, answer.headers, body)
     answer.close()

@@ -43,6 +43,7 @@ KEYS = (
     "private_key_file",
     "private_key_id",
     "provider",
+    "refresh_ahead",
     "renew_on",
     "scope",
     "signing_alg",
@@ -157,7 +158,7 @@ def from_mapping(mapping: Mapping[str, Any]) -> tuple[Any, str | None, dict[str,
     for name in ("max_retries", "max_response_bytes"):
         if name in options:
             options[name] = _number(name, options[name], int)
-    for name in ("insecure_transport", "dpop"):
+    for name in ("insecure_transport", "dpop", "refresh_ahead"):
         if name in options:
             options[name] = _bool(name, options[name])
     if isinstance(options.get("renew_on"), str):  # OAUTH_CC_RENEW_ON=401,403

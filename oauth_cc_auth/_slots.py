@@ -151,11 +151,33 @@ class TokenSlot(FlightSlot):
         Neither a token nor an error means the owner was cancelled: waiters try again.
         """
         with self._lock:
-            if token is not None:
+            # A token requested before a refusal that came in meanwhile goes to the flight's
+            # waiters (their requests were made before it too) but is not kept: the refusal
+            # may have been a revocation that this token did not outlive either, and the
+            # refused request's retry is already bound to request one after the refusal.
+            if token is not None and flight.generation == self.generation:
                 self._put(token, flight.generation)
             self._end(flight)
             flight.token, flight.error = token, error
         self._wake(flight)
+
+    def start_ahead(
+        self, due: Token, loop: object, event_factory: Callable[[], Any] | None
+    ) -> Flight | None:
+        """A new flight to refresh *due* ahead of its expiry, owned by the caller; ``None``
+        when a flight is in progress already or *due* is no longer the current token."""
+        with self._lock:
+            if self.flight is not None or self.token is not due:
+                return None
+            event = event_factory() if event_factory is not None else None
+            flight = self.flight = Flight(self.generation, loop, event)
+            return flight
+
+    def abandon(self, flight: Flight) -> None:
+        """End *flight* as cancelled (its waiters try again) unless it has ended: for work
+        run in the background that may never have started."""
+        if not flight.done.is_set():
+            self.land(flight, None, None)
 
     def put(self, token: Token) -> None:
         """Store a token fetched outside any flight."""

@@ -17,7 +17,7 @@ import contextlib
 import contextvars
 import ssl
 import threading
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import ClassVar, Unpack
 
 import aiohttp
@@ -25,7 +25,7 @@ from yarl import URL
 
 from oauth_cc_auth import errors
 from oauth_cc_auth._actions import TransportFailure, describe
-from oauth_cc_auth._adapter import AuthOptions, ClientCredentialsBase
+from oauth_cc_auth._adapter import AsyncSend, AuthOptions, ClientCredentialsBase
 from oauth_cc_auth._limits import (
     READ_CHUNK,
     Unread,
@@ -230,7 +230,10 @@ class ClientCredentialsAuth(ClientCredentialsBase):
     async def _async_token(
         self, request: aiohttp.ClientRequest | None, min_generation: int = 0
     ) -> Token:
-        return await self._token_in_this_task(self._asend, min_generation, request)
+        return await self._token_in_this_task(min_generation, request)
+
+    def _async_sender(self) -> tuple[AsyncSend, Callable[[], Awaitable[None]] | None]:
+        return self._asend, None  # the loop's token session, closed with the loop
 
     async def _asend(self, request: TokenRequest) -> TokenHTTPResponse | TransportFailure:
         """One attempt: all of it (connect, send, the whole answer) within the timeout."""
@@ -350,6 +353,7 @@ class ClientCredentialsAuth(ClientCredentialsBase):
     async def aclose(self) -> None:
         """Close the token sessions the auth object opened (the running loop's at once,
         another running loop's in that loop) and the cache it opened itself."""
+        await self._aclose_common()
         with self._lock:
             records = list(self._sessions.values())
             self._sessions.clear()
@@ -364,12 +368,11 @@ class ClientCredentialsAuth(ClientCredentialsBase):
             else:  # a loop not running now: closed when it shuts down, or collected
                 with self._lock:
                     self._sessions.setdefault(record.loop, record)
-        await self._aclose_cache()
 
     def close(self) -> None:
         """Close the cache the auth object opened itself (token sessions are closed with
         their event loops, or by :meth:`aclose`)."""
-        self._close_cache()
+        self._close_common()
 
     def _forget_parent_clients(self) -> list[object]:
         # In a forked child: the parent's sessions (their loops are the parent's) stay

@@ -33,7 +33,7 @@ from niquests.utils import rewind_body
 
 from oauth_cc_auth import errors
 from oauth_cc_auth._actions import TransportFailure, describe
-from oauth_cc_auth._adapter import AuthOptions, ClientCredentialsBase
+from oauth_cc_auth._adapter import AsyncSend, AuthOptions, ClientCredentialsBase
 from oauth_cc_auth._limits import (
     READ_CHUNK,
     Deadline,
@@ -314,10 +314,10 @@ class ClientCredentialsAuth(_NiquestsAuth, niquests.auth.AuthBase):
     def close(self) -> None:
         """Close the token session and the cache the auth object opened itself (not ones
         given to it)."""
+        self._close_common()
         own, self._own_session = self._own_session, None
         if own is not None:
             own.close()
-        self._close_cache()
 
     def _forget_parent_clients(self) -> list[object]:
         # In a forked child: a session of its own, on connections of its own.
@@ -498,11 +498,11 @@ class AsyncClientCredentialsAuth(_NiquestsAuth, niquests.auth.AsyncAuthBase):
     def close(self) -> None:
         """Close the cache the auth object opened itself (its token sessions last as long
         as a token request)."""
-        self._close_cache()
+        self._close_common()
 
     async def aclose(self) -> None:
         """Close the cache the auth object opened itself."""
-        await self._aclose_cache()
+        await self._aclose_common()
 
     async def __aenter__(self) -> AsyncClientCredentialsAuth:
         return self
@@ -574,8 +574,11 @@ class AsyncClientCredentialsAuth(_NiquestsAuth, niquests.auth.AsyncAuthBase):
         return await self._async_token(None)
 
     async def _async_token(self, request: object, min_generation: int = 0) -> Token:
-        # The auth object's own AsyncSession lives as long as this token request, in this
-        # task: closed before its event loop can end (DESIGN §7 "Processes and loops").
+        return await self._token_in_this_task(min_generation, request)
+
+    def _async_sender(self) -> tuple[AsyncSend, Callable[[], Awaitable[None]] | None]:
+        # The auth object's own AsyncSession lives as long as this token flow, in its task:
+        # closed before its event loop can end (DESIGN §7 "Processes and loops").
         opened: list[niquests.AsyncSession] = []
 
         async def send(token_request: TokenRequest) -> TokenHTTPResponse | TransportFailure:
@@ -590,7 +593,7 @@ class AsyncClientCredentialsAuth(_NiquestsAuth, niquests.auth.AsyncAuthBase):
             if opened:
                 await opened[0].close()
 
-        return await self._token_in_this_task(send, min_generation, request, close_opened)
+        return send, close_opened
 
     # -- the API request ------------------------------------------------------------------------
 

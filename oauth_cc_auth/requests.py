@@ -183,10 +183,10 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
     def close(self) -> None:
         """Close the token session and the cache the auth object opened itself (not ones
         given to it)."""
+        self._close_common()
         own, self._own_session = self._own_session, None
         if own is not None:
             own.close()
-        self._close_cache()
 
     def _forget_parent_clients(self) -> list[object]:
         # In a forked child: a session of its own, on connections of its own.

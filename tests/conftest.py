@@ -23,7 +23,15 @@ from oauth_cc_auth import MemoryCache
 from oauth_cc_auth.httpx import ClientCredentialsAuth as HttpxAuth
 from oauth_cc_auth.httpx2 import ClientCredentialsAuth as Httpx2Auth
 from oauth_cc_auth.requests import ClientCredentialsAuth as RequestsAuth
-from oauth_cc_auth.testing import Answered, EmulatedClient, Emulator, FakeClock, NoAnswer
+from oauth_cc_auth.testing import (
+    Answered,
+    EmulatedClient,
+    Emulator,
+    FakeClock,
+    NoAnswer,
+    await_refresh,
+    wait_for_refresh,
+)
 
 TOKEN_URL = "https://auth.example/oauth/token"
 API_URL = "https://api.example/things"
@@ -93,6 +101,9 @@ class Harness:
     library_transport_error: type[Exception]
 
     def get(self, auth: Any, url: str = API_URL, **kwargs: Any) -> Any:
+        """One API request through *auth*; returns once a refresh ahead it started has
+        ended too (in a long-lived process or loop it would, soon after), so that a test
+        moving the fake clock into the refresh window sees the refreshed token next."""
         raise NotImplementedError
 
     def mocked(self) -> contextlib.AbstractContextManager[Any]:
@@ -131,7 +142,10 @@ class RequestsHarness(Harness):
         with requests.Session() as session:
             session.auth = auth
             method = "POST" if body is not None else "GET"
-            return session.request(method, url, data=body, **kwargs)
+            try:
+                return session.request(method, url, data=body, **kwargs)
+            finally:
+                wait_for_refresh(auth)
 
     def mocked(self) -> contextlib.AbstractContextManager[Any]:
         return self.mocker
@@ -190,12 +204,18 @@ class HttpxFamilyHarness(Harness):
         if self.is_async:
 
             async def aget() -> Any:
-                async with self.async_client(auth) as client:
-                    return await client.request(method, url, content=body, **kwargs)
+                try:
+                    async with self.async_client(auth) as client:
+                        return await client.request(method, url, content=body, **kwargs)
+                finally:
+                    await await_refresh(auth)
 
             return asyncio.run(aget())
-        with self.client(auth) as client:
-            return client.request(method, url, content=body, **kwargs)
+        try:
+            with self.client(auth) as client:
+                return client.request(method, url, content=body, **kwargs)
+        finally:
+            wait_for_refresh(auth)
 
 
 class _HttpxMocked(HttpxFamilyHarness):

@@ -126,6 +126,21 @@ class TestExpiry:
         ok(harness.get(auth))
         assert len(harness.server.received_at("token")) == 1
         harness.clock.advance(2)
+        # Due: the request goes out with the valid token while it is refreshed ahead...
+        ok(harness.get(auth))
+        assert harness.server.received_at("resource")[-1].headers["authorization"] == "Bearer tok-1"
+        assert len(harness.server.received_at("token")) == 2
+        # ...and the next one has the new token.
+        ok(harness.get(auth))
+        assert harness.server.received_at("resource")[-1].headers["authorization"] == "Bearer tok-2"
+        assert len(harness.server.received_at("token")) == 2
+
+    def test_without_refresh_ahead_the_due_request_waits_for_the_new_token(
+        self, harness: Harness
+    ) -> None:
+        auth = harness.auth(leeway=60, refresh_ahead=False)
+        ok(harness.get(auth))
+        harness.clock.advance(3541)
         ok(harness.get(auth))
         assert len(harness.server.received_at("token")) == 2
         assert harness.server.received_at("resource")[-1].headers["authorization"] == "Bearer tok-2"
@@ -421,9 +436,28 @@ class TestErrors:
             harness.get(auth)
 
     def test_refusal_on_refresh_is_raised_at_once(self, harness: Harness) -> None:
+        auth = harness.auth(leeway=60, refresh_ahead=False)
+        ok(harness.get(auth))
+        harness.clock.advance(3550)
+        harness.server.answer_next(Reply(401, json={"error": "invalid_client"}))
+        with pytest.raises(oauth_cc_auth.TokenRequestError):
+            harness.get(auth)
+
+    def test_refusal_of_a_refresh_ahead_keeps_the_valid_token_until_it_expires(
+        self, harness: Harness, caplog: pytest.LogCaptureFixture
+    ) -> None:
         auth = harness.auth(leeway=60)
         ok(harness.get(auth))
         harness.clock.advance(3550)
+        harness.server.answer_next(Reply(401, json={"error": "invalid_client"}))
+        with caplog.at_level(logging.WARNING, logger="oauth_cc_auth"):
+            ok(harness.get(auth))  # nobody waited for the refresh: nobody gets its error
+        assert harness.server.received_at("resource")[-1].headers["authorization"] == "Bearer tok-1"
+        assert any("invalid_client" in r.getMessage() and "using the cached token" in
+                   r.getMessage() for r in caplog.records)
+        ok(harness.get(auth))  # retried later (in 25 s), not on every request
+        assert len(harness.server.received_at("token")) == 2
+        harness.clock.advance(50)  # expired: the refusal is the caller's
         harness.server.answer_next(Reply(401, json={"error": "invalid_client"}))
         with pytest.raises(oauth_cc_auth.TokenRequestError):
             harness.get(auth)
@@ -433,7 +467,7 @@ class TestSecrecy:
     """No secret and no token in errors, reprs or logs."""
 
     def test_echoed_secret_and_token_are_redacted(self, harness: Harness) -> None:
-        auth = harness.auth()
+        auth = harness.auth(refresh_ahead=False)
         ok(harness.get(auth))
         harness.clock.advance(3550)
         echo = f'client_secret={SECRET} "quoted" and old token tok-1'
@@ -447,6 +481,23 @@ class TestSecrecy:
             assert SECRET not in text
             assert "tok-1" not in text
         assert "[REDACTED]" in str(err.description)
+
+    def test_echoed_secret_and_token_are_redacted_in_a_refresh_ahead_failure(
+        self, harness: Harness, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        auth = harness.auth()
+        ok(harness.get(auth))
+        harness.clock.advance(3550)
+        echo = f'client_secret={SECRET} "quoted" and old token tok-1'
+        harness.server.answer_next(
+            Reply(400, json={"error": f"bad_{SECRET}", "error_description": echo})
+        )
+        with caplog.at_level(logging.DEBUG, logger="oauth_cc_auth"):
+            ok(harness.get(auth))
+        logged = "\n".join(r.getMessage() for r in caplog.records)
+        assert "[REDACTED]" in logged
+        assert SECRET not in logged
+        assert "tok-1" not in logged
 
     def test_2xx_echoing_secret_is_redacted(self, harness: Harness) -> None:
         harness.server.answer_next(

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from oauth_cc_auth import MemoryCache, Token, TokenEndpointError, TokenResponseError
-from oauth_cc_auth._actions import Send, Sleep, TransportFailure, Wait, Waited
+from oauth_cc_auth._actions import Send, Sleep, Spawn, TransportFailure, Wait, Waited
 from oauth_cc_auth._config import RetryPolicy, build_config
 from oauth_cc_auth._drivers import run_sync
 from oauth_cc_auth._exchange import parse_retry_after, retry_delay
@@ -179,9 +179,10 @@ class TestReviewedEdges:
         clock = FakeClock()
         m = manager(clock)
         old = run_sync(m.obtain(), lambda r: answer(body={"access_token": "t1", "expires_in": 100}))
-        clock.advance(60)  # due for refresh: a refresh starts...
+        clock.advance(60)  # due for refresh: a refresh ahead starts (inline here)...
         refresh = m.obtain()
-        assert isinstance(next(refresh), Send)
+        assert isinstance(next(refresh), Spawn)
+        assert isinstance(refresh.send(False), Send)
         after = m.invalidate(old)  # ...and then a 401 throws t1 away (all tokens revoked)
         retry = m.obtain(min_generation=after)
         assert isinstance(next(retry), Wait)

@@ -5,6 +5,7 @@ in process, scriptable (also a pytest fixture, ``oauth_cc_emulator``)."""
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from oauth_cc_auth.testing._emulator import Answered as Answered
 from oauth_cc_auth.testing._emulator import EmulatedClient as EmulatedClient
@@ -25,7 +26,32 @@ __all__ = [
     "ProviderSite",
     "Received",
     "Reply",
+    "await_refresh",
+    "wait_for_refresh",
 ]
+
+
+def wait_for_refresh(auth: Any, timeout: float = 10.0) -> None:
+    """Wait until the refreshes ahead that *auth* (any adapter's auth object) runs in the
+    background threads have ended: after moving a :class:`FakeClock` into a token's refresh
+    window, so that the test sees the refreshed token.
+
+    Raises:
+        TimeoutError: one still runs after *timeout* seconds.
+    """
+    if not auth._background.join(timeout):
+        raise TimeoutError(f"a background token refresh still runs after {timeout:g} s")
+
+
+async def await_refresh(auth: Any, timeout: float = 10.0) -> None:
+    """:func:`wait_for_refresh` for async code: awaits the refresh tasks *auth* runs on
+    the running event loop too.
+
+    Raises:
+        TimeoutError: one still runs after *timeout* seconds.
+    """
+    if not await auth._background.ajoin(timeout):
+        raise TimeoutError(f"a background token refresh still runs after {timeout:g} s")
 
 
 class FakeClock:
