@@ -101,6 +101,8 @@ class Spawn:
 
     work: Generator[Action, Outcome, Any] = dataclasses.field(repr=False)
     abandon: Callable[[], None] = dataclasses.field(repr=False)
+    #: The flight the work owns (a driver may set its ``alive``).
+    flight: Flight = dataclasses.field(repr=False)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -71,7 +71,9 @@ class Background:
     def running(self) -> int:
         """How many background refreshes are running (for tests)."""
         with self._lock:
-            return len(self._threads) + sum(not task.done() for task in self._tasks)
+            return len(self._threads) + sum(
+                not task.done() and not task.get_loop().is_closed() for task in self._tasks
+            )
 
     # -- threads --------------------------------------------------------------------------------
 
@@ -139,8 +141,13 @@ class Background:
                 return False
             task = loop.create_task(self._run_task(action, sender, shared),
                                     name="oauth_cc_auth refresh")
+            # A loop closed without cancelling its tasks (run_until_complete, then close)
+            # never runs this one again: its flight is then ended by the next caller.
+            action.flight.alive = lambda: not loop.is_closed()
             with self._lock:
                 self._tasks.add(task)
+                # Forget the tasks of loops closed without running them to their end.
+                self._tasks -= {t for t in self._tasks if t.get_loop().is_closed()}
             task.add_done_callback(self._task_done(action))
             return True
 

@@ -197,7 +197,7 @@ class TokenManager:
                     continue  # replaced or refused meanwhile: look again
                 work = _owning(self.slot.land, flight, self._refresh_ahead())
                 abandon = functools.partial(self.slot.abandon, flight)
-                if (yield Spawn(work, abandon)):
+                if (yield Spawn(work, abandon, flight)):
                     return due
                 return (yield from work)  # no background here: this caller refreshes
             flight, owner = self.slot.join(loop, event_factory)

@@ -45,7 +45,9 @@ KNOWN_TOKENS = 256
 class Flight:
     """One token request in progress, shared by everyone who needs its result."""
 
-    __slots__ = ("done", "error", "event", "generation", "loop", "thread", "token", "waiters")
+    __slots__ = (
+        "alive", "done", "error", "event", "generation", "loop", "thread", "token", "waiters",
+    )
 
     def __init__(self, generation: int, loop: object = None, event: Any = None) -> None:
         self.done = threading.Event()
@@ -63,6 +65,9 @@ class Flight:
         self.event = event
         #: How many callers are waiting for it (besides its owner).
         self.waiters = 0
+        #: Whether its owner can still end it; set for a refresh task in the background,
+        #: which an event loop closed without cancelling its tasks never runs again.
+        self.alive: Callable[[], bool] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,13 +96,25 @@ class FlightSlot:
     def join(self, loop: object, event_factory: Callable[[], Any] | None) -> tuple[Flight, bool]:
         """The flight in progress and ``False``, or a new one and ``True`` (the caller owns it)."""
         with self._lock:
+            dead = self._dead_flight()
             if self.flight is not None:
                 self.flight.waiters += 1
                 return self.flight, False
             event = event_factory() if event_factory is not None else None
             flight = Flight(self.generation, loop, event)
             self.flight = flight
-            return flight, True
+        if dead is not None:
+            self._wake(dead)
+        return flight, True
+
+    def _dead_flight(self) -> Flight | None:
+        """(Under the lock) End the flight in progress if its owner can no longer end it
+        (``Flight.alive``), and return it, to be woken after the lock is released."""
+        flight = self.flight
+        if flight is None or flight.alive is None or flight.alive():
+            return None
+        self._end(flight)
+        return flight
 
     def leave(self, flight: Flight) -> None:
         """A waiter of *flight* stopped waiting (it ended, or the waiter gave up)."""
@@ -167,11 +184,14 @@ class TokenSlot(FlightSlot):
         """A new flight to refresh *due* ahead of its expiry, owned by the caller; ``None``
         when a flight is in progress already or *due* is no longer the current token."""
         with self._lock:
-            if self.flight is not None or self.token is not due:
-                return None
-            event = event_factory() if event_factory is not None else None
-            flight = self.flight = Flight(self.generation, loop, event)
-            return flight
+            dead = self._dead_flight()
+            flight = None
+            if self.flight is None and self.token is due:
+                event = event_factory() if event_factory is not None else None
+                flight = self.flight = Flight(self.generation, loop, event)
+        if dead is not None:
+            self._wake(dead)
+        return flight
 
     def abandon(self, flight: Flight) -> None:
         """End *flight* as cancelled (its waiters try again) unless it has ended: for work

@@ -116,6 +116,9 @@ def _auth_class() -> Any:
 def _token(args: argparse.Namespace, out: TextIO) -> int:
     settings = _token_settings(args, os.environ)
     client_id, secret, options = from_mapping(settings)
+    # One token and the process ends: a token due for refresh is refreshed now, not in a
+    # background thread that the exit would cut short.
+    options.setdefault("refresh_ahead", False)
     auth = _auth_class()(client_id, secret, **options)
     try:
         token = auth.get_token()

@@ -56,6 +56,9 @@ class OAuthClientCredentialsPlugin(AuthPlugin):  # type: ignore[misc]  # httpie 
         settings.setdefault("cache", "memory:" if external else "file:")
         try:
             client_id, secret, options = from_mapping(settings)
+            # One request per process: a token due for refresh is refreshed before it, not
+            # in a background thread that the exit would cut short.
+            options.setdefault("refresh_ahead", False)
             return ClientCredentialsAuth(client_id, secret, **options)
         except ConfigurationError as exc:
             # As HTTPie reports its own argument errors: one line, a non-zero exit status.

@@ -384,7 +384,8 @@ class ClientCredentialsAuth(_NiquestsAuth, niquests.auth.AuthBase):
         )
 
     def get_token(self) -> Token:
-        """The current token: the cached one while it is fresh, else a new one.
+        """The current token: the cached one while it is valid (one due for refresh is being
+        refreshed in the background), else a new one.
 
         Raises:
             TokenRequestError, TokenResponseError, TokenEndpointError: as for a request.

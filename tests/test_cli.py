@@ -235,3 +235,33 @@ def test_module_entry_point() -> None:
     )
     assert result.returncode == 0
     assert "fincalc" in result.stdout
+
+
+def test_token_command_refreshes_a_due_token_before_printing_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The process ends after printing: a due token is refreshed now, not in the background.
+    from oauth_cc_auth import MemoryCache, cli
+    from oauth_cc_auth.requests import ClientCredentialsAuth
+    from oauth_cc_auth.testing import FakeClock
+
+    clock, cache = FakeClock(), MemoryCache()  # as a file cache kept between two runs
+
+    class Kept(ClientCredentialsAuth):
+        def __init__(self, *args: Any, **options: Any) -> None:
+            super().__init__(*args, clock=clock, cache=cache, **options)
+
+    monkeypatch.setattr(cli, "_auth_class", lambda: Kept)
+    with Emulator() as emulator:
+        client = emulator.client("rfc6749")
+        monkeypatch.setenv("OAUTH_CC_CLIENT_SECRET", client.client_secret)
+        args = ["token", "--token-url", emulator.token_url("rfc6749"),
+                "--client-id", str(client.client_id)]
+        assert cli.main(args) == 0
+        first = capsys.readouterr().out
+        assert cli.main(args) == 0
+        assert capsys.readouterr().out == first  # fresh: the cached one
+        clock.advance(3550)  # due, 50 s before expiry
+        assert cli.main(args) == 0
+        assert capsys.readouterr().out not in ("", first)
+        assert emulator.token_requests["rfc6749"] == 2

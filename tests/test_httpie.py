@@ -109,3 +109,18 @@ def test_private_key_jwt_from_the_environment(tmp_path: Path) -> None:
         assert emulator.token_requests["rfc6749"] == 1
         [entry] = (tmp_path / "cache" / "oauth-cc-auth").glob("*.token")
         assert b"access_token" not in entry.read_bytes()
+
+
+def test_one_request_per_process_refreshes_a_due_token_before_it(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from oauth_cc_auth.httpie import OAuthClientCredentialsPlugin
+
+    for name in [n for n in os.environ if n.startswith("OAUTH_CC_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("OAUTH_CC_TOKEN_URL", "https://auth.example/token")
+    monkeypatch.setenv("OAUTH_CC_CACHE", "memory:")
+    auth = OAuthClientCredentialsPlugin().get_auth("id", "secret")
+    assert auth._config.refresh_ahead is False  # no background thread the exit would cut
+    monkeypatch.setenv("OAUTH_CC_REFRESH_AHEAD", "true")
+    assert OAuthClientCredentialsPlugin().get_auth("id", "secret")._config.refresh_ahead

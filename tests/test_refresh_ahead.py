@@ -208,8 +208,9 @@ TASKS = 20
 
 def make_auth(emulator: Emulator, cls: Any, **options: Any) -> Any:
     client = emulator.client("rfc6749")
+    options.setdefault("cache", MemoryCache())
     return cls(client.client_id, client.client_secret, token_url=emulator.token_url("rfc6749"),
-               cache=MemoryCache(), **options)
+               **options)
 
 
 def slowed(emulator: Emulator) -> None:
@@ -542,3 +543,63 @@ def test_a_refresh_in_flight_never_keeps_the_process_from_exiting(flavour: str) 
         assert process.returncode == 0, err
         assert out == "served\n"
         assert err == ""
+
+
+def test_a_fleet_sharing_a_cache_refreshes_ahead_once(tmp_path: Any) -> None:
+    from oauth_cc_auth._slots import TokenSlot
+
+    with Emulator() as emulator:
+        # The file cache keeps wall-clock expiry times: real time passes here, not a fake one.
+        emulator.set_lifetime("rfc6749", 4.0)
+        url = emulator.resource_url("rfc6749")
+        processes = [make_auth(emulator, RequestsAuth, cache=f"file:{tmp_path}")
+                     for _ in range(3)]
+        for auth in processes:
+            auth._manager.slot = TokenSlot()  # a process of its own: its own memory
+        with requests.Session() as session:
+            for auth in processes:
+                assert session.get(url, auth=auth, timeout=10).status_code == 200
+            assert emulator.token_requests["rfc6749"] == 1
+            first = processes[0].token
+            assert first is not None
+            due = max(auth.token.refresh_at for auth in processes) - time.monotonic()
+            time.sleep(max(0.0, due) + 0.05)  # until every copy is due (2 s of the 4 s)
+            for auth in processes:
+                assert session.get(url, auth=auth, timeout=10).status_code == 200
+                wait_for_refresh(auth)
+            # One refreshed ahead for the fleet; the others took its token from the cache.
+            assert emulator.token_requests["rfc6749"] == 2
+            tokens = {auth.token.access_token for auth in processes}
+            assert len(tokens) == 1
+            assert tokens != {first.access_token}
+        for auth in processes:
+            auth.close()
+
+
+def test_a_refresh_task_of_a_loop_closed_without_cancelling_it_holds_nobody_up() -> None:
+    import asyncio
+    import warnings
+
+    with Emulator() as emulator:
+        clock = FakeClock()
+        auth = make_auth(emulator, HttpxAuth, clock=clock)
+        url = emulator.resource_url("rfc6749")
+
+        async def get() -> int:
+            async with httpx.AsyncClient(auth=auth, timeout=10) as client:
+                return int((await client.get(url)).status_code)
+
+        loop = asyncio.new_event_loop()
+        assert loop.run_until_complete(get()) == 200
+        clock.advance(3550)
+        gate = emulator.gate(limit=DEADLINE)
+        assert loop.run_until_complete(get()) == 200  # its refresh task is left pending...
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            loop.close()  # ...and never runs again: the legacy run_until_complete, close
+        gate.open()
+        clock.advance(60)  # expired: the next caller needs a token, and gets one at once
+        started = time.monotonic()
+        assert asyncio.run(asyncio.wait_for(get(), DEADLINE)) == 200
+        assert time.monotonic() - started < DEADLINE / 2
+        assert auth._background.running == 0
