@@ -172,6 +172,9 @@ class Setup:
     signs: bool = False
     #: Closes what the setup opened (aiohttp sessions; in an async flavour, an awaitable).
     close: Callable[[], Any] | None = None
+    #: Makes the token due for refresh (``refresh.py``): oauth_cc_auth's into its refresh
+    #: window, still valid; ``None``: ``expire`` does (the peers refresh only then).
+    due: Callable[[], object] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -651,12 +654,16 @@ def _ours(f: Flavour, endpoint: Emulator, expiring: bool) -> Setup:
         cache=oauth_cc_auth.MemoryCache(),
         clock=clock if expiring else time.monotonic,
     )
-    return _attached(
+    setup = _attached(
         f,
         auth,
         expire=(lambda: clock.advance(3600)) if expiring else None,
         closing=list(token_client.values()) if isinstance(f, AiohttpFlavour) else (),
     )
+    if expiring:
+        # 30 s before expiry: inside the refresh window (the last 60 s), the token valid.
+        setup.due = lambda: clock.advance(3600 - 30)
+    return setup
 
 
 # -- oauth_cc_auth with a shared cache (file or Redis) behind its memory cache ---------------------

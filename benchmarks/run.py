@@ -45,6 +45,7 @@ from impls import (
     authlib_httpx_library,
 )
 from imports import ImportTarget, import_targets, measure_imports, median_difference
+from refresh import RefreshParams, run_refresh
 from tables import (
     Table,
     auth_step_table,
@@ -52,6 +53,7 @@ from tables import (
     fleet_table,
     import_table,
     per_request_table,
+    refresh_table,
     verdict_table,
 )
 from timing import Rounds, Samples, TimingResult, median_ratio, run_timings
@@ -93,6 +95,7 @@ class Params:
     repeats: int
     import_runs: int
     fleet: FleetParams
+    refresh: RefreshParams
 
     @classmethod
     def of(cls, args: argparse.Namespace) -> Params:
@@ -114,6 +117,11 @@ class Params:
                 threads=threads,
                 latency=0.2 if quick else 0.3,
                 lifetime=2.0 if quick else 3.0,
+                repeats=repeats,
+            ),
+            refresh=RefreshParams(
+                seconds=1.6 if quick else 2.0,
+                api_latency=args.api_latency,
                 repeats=repeats,
             ),
         )
@@ -197,7 +205,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rst", type=Path, help="also write the tables as reStructuredText")
     parser.add_argument(
         "--only",
-        choices=("timing", "concurrency", "fleet", "imports"),
+        choices=("timing", "concurrency", "fleet", "imports", "refresh"),
         action="append",
         help="run only these parts (repeatable)",
     )
@@ -217,6 +225,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--import-runs", type=int, help="fresh interpreters per import")
     parser.add_argument(
+        "--api-latency", type=float, default=0.02,
+        help="the API's round trip in the refresh latencies, seconds",
+    )
+    parser.add_argument(
         "--check", action="store_true", help="exit 1 when a target of the issue is missed"
     )
     return parser.parse_args(argv)
@@ -228,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # its httpx fallback, are silenced where it is asked which library it is built on.)
     warnings.simplefilter("ignore", DeprecationWarning)
     p = Params.of(args)
-    parts = set(args.only or ("timing", "concurrency", "fleet", "imports"))
+    parts = set(args.only or ("timing", "concurrency", "fleet", "imports", "refresh"))
     started = time.monotonic()
     when = datetime.now(UTC).isoformat(timespec="seconds")
     source = _source()
@@ -241,6 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else None
     )
     fleet = run_fleets(p.fleet, log) if "fleet" in parts else None
+    refreshes = run_refresh(p.refresh, log) if "refresh" in parts else None
     targets = import_targets(authlib_httpx_library())
     if "imports" in parts:
         log("import times")
@@ -259,9 +272,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if fleet is not None:
         tables.append(fleet_table(fleet, p.fleet))
+    if refreshes is not None:
+        tables.append(refresh_table(refreshes, p.refresh))
     if times is not None:
         tables.append(import_table(times, targets))
-    checks = judge(timings, conc, fleet, times)
+    checks = judge(timings, conc, fleet, times, refreshes)
     tables.append(verdict_table(checks))
     duration = time.monotonic() - started
 
@@ -304,6 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "authlib_httpx_library": authlib_httpx_library(),
         "concurrency": conc,
         "multi_process": fleet,
+        "refresh_latency": refreshes,
         "imports_ms": _imports_json(times, targets) if times else None,
         "thresholds": {
             flavour: STRICT_RATIO if flavour in STRICT_FLAVOURS else MAX_RATIO

@@ -35,6 +35,7 @@ from impls import (
     STATIC_AUTH,
 )
 from imports import ImportTarget, median_difference
+from refresh import INTERVAL, TOKEN_LATENCY, RefreshParams, RefreshResult
 from timing import Samples, TimingResult
 from verdict import OUR_NAMES, Checks, floor_ratio
 
@@ -46,6 +47,7 @@ __all__ = [
     "fleet_table",
     "import_table",
     "per_request_table",
+    "refresh_table",
     "verdict_table",
 ]
 
@@ -359,6 +361,50 @@ def import_table(times: dict[str, list[float]], targets: Sequence[ImportTarget])
         "Import time in a fresh interpreter (median ms)",
         ["import", "ms", "difference (median of paired runs, ms)"],
         rows,
+    )
+
+
+def refresh_table(r: RefreshResult, p: RefreshParams) -> Table:
+    """API latency with and without refreshes, per flavour and implementation."""
+    notes = Footnotes()
+    headers = ["flavour", "implementation", "no refresh: p50 / p99 / max (ms)",
+               "refreshes: p50 / p99 / max (ms)", "token requests", "p99, max vs no refresh"]
+    rows: list[list[str]] = []
+    for flavour in FLAVOURS:
+        per = r.get(flavour, {})
+        for name in _names({flavour: per}):
+            entry = per[name]
+            label = f"**{name}**" if name == OURS else name
+            if "na" in entry:
+                rows.append([flavour, label, f"n/a {notes.ref(entry['na'])}", "", "", ""])
+                continue
+            none, ref = entry["none"], entry["refresh"]
+
+            def stats(s: dict[str, Any]) -> str:
+                return f"{s['p50_ms']:.1f} / {s['p99_ms']:.1f} / {s['max_ms']:.1f}"
+
+            if ref["errors"] or none["errors"]:
+                failed = notes.ref(
+                    f"{name} ({flavour}): {ref['errors']} of the requests after the token was "
+                    f"made due failed ({none['errors']} without): it does not renew an "
+                    "expired token by itself (client credentials need fetch_token())")
+                rows.append([flavour, label, stats(none), f"requests fail {failed}",
+                             f"{ref['token_requests']:g}", "—"])
+                continue
+            ratios = (f"{ref['p99_ms'] / none['p99_ms']:.2f}x, "
+                      f"{ref['max_ms'] / none['max_ms']:.2f}x")
+            rows.append([flavour, label, stats(none), stats(ref), f"{ref['token_requests']:g}",
+                         ratios])
+    callers = f"{p.threads} threads (sync) or {p.tasks} asyncio tasks"
+    return Table(
+        f"API latency across token refreshes ({callers} for {p.seconds:g} s; API round trip "
+        f"{p.api_latency * 1000:g} ms, token endpoint {TOKEN_LATENCY * 1000:g} ms; a refresh "
+        f"due every {INTERVAL:g} s; medians of {p.repeats} repeat(s))",
+        headers,
+        rows,
+        ["Due: oauth_cc_auth's token is moved into its refresh window (still valid); a peer's "
+         "expires, as its own leeway makes it refresh. Token requests: in the run with "
+         "refreshes.", *notes.lines()],
     )
 
 

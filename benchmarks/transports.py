@@ -14,7 +14,9 @@ the per-request timings measure the auth plugins, not the emulator.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from types import ModuleType
 from typing import Any
@@ -28,6 +30,7 @@ from requests.structures import CaseInsensitiveDict
 from oauth_cc_auth.testing import Answered, EmulatedClient, Emulator
 
 __all__ = [
+    "API",
     "API_URL",
     "CLIENT_ID",
     "CLIENT_SECRET",
@@ -53,6 +56,18 @@ CLIENT_ID = "bench-client"
 CLIENT_SECRET = "bench-secret"  # noqa: S105 - a made-up secret for a fake endpoint
 
 _TOKEN_HOST = urlsplit(TOKEN_URL).hostname
+
+
+@dataclasses.dataclass
+class _Api:
+    """How long the API takes to answer (a network round trip): 0 in the timings, which
+    measure the plugins; a few milliseconds in the refresh latencies (``refresh.py``)."""
+
+    latency: float = 0.0
+
+
+#: Read by every transport on every API request.
+API = _Api()
 _API_BODY = b'{"ok":true}'
 _JSON = "application/json"
 
@@ -111,6 +126,8 @@ class InProcessAdapter(requests.adapters.BaseAdapter):
             response.status_code, response._content = answered.status, answered.body
             response.headers = CaseInsensitiveDict(answered.headers)
         else:
+            if API.latency:
+                time.sleep(API.latency)
             response.status_code, response._content = 200, _API_BODY
             response.headers = CaseInsensitiveDict({"Content-Type": _JSON})
         response.reason = "OK" if response.status_code == 200 else "Error"
@@ -158,6 +175,8 @@ def sync_handler(endpoint: Emulator | None = None, lib: ModuleType = httpx) -> C
             return _response(lib, endpoint.handle(
                 request.method, str(request.url), request.headers.multi_items(), request.read()
             ))
+        if API.latency:
+            time.sleep(API.latency)
         return api(200, content=_API_BODY, headers={"Content-Type": _JSON})
 
     return handle
@@ -181,9 +200,15 @@ def async_handler(
             await request.aread(),
         ))
 
+    async def slow_api() -> Any:
+        await asyncio.sleep(API.latency)
+        return api(200, content=_API_BODY, headers={"Content-Type": _JSON})
+
     def handle(request: Any) -> Any | Awaitable[Any]:
         if endpoint is not None and request.url.host == token_host:
             return token(endpoint, request)
+        if API.latency:
+            return slow_api()
         return api(200, content=_API_BODY, headers={"Content-Type": _JSON})
 
     return handle
@@ -290,6 +315,8 @@ def _niquests_adapter_classes() -> tuple[type, type]:
                 answered = self.endpoint.handle(
                     request.method or "GET", url, request.headers, _body_bytes(request.body)
                 )
+            elif API.latency:
+                time.sleep(API.latency)
             response = _niquests_response(request, answered, stream=stream)
             response.connection = self
             return response
@@ -316,6 +343,8 @@ def _niquests_adapter_classes() -> tuple[type, type]:
                 answered = await self.endpoint.ahandle(
                     request.method or "GET", url, request.headers, _body_bytes(request.body)
                 )
+            elif API.latency:
+                await asyncio.sleep(API.latency)
             response = _niquests_response(request, answered, stream=stream, aio=True)
             response.connection = self
             return response
@@ -418,6 +447,8 @@ class _MemoryTransport(asyncio.Transport):
                 task = self._loop.create_task(self._token(method, url, headers, body))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+            elif API.latency:
+                self._loop.call_later(API.latency, self._deliver, _API_ANSWER)
             else:
                 self._loop.call_soon(self._deliver, _API_ANSWER)
 

@@ -24,11 +24,13 @@ from impls import (
     STRICT_FLAVOURS,
 )
 from imports import median_difference
+from refresh import RefreshResult, ours_ratios
 from timing import Samples, TimingResult, median_ratio
 
 __all__ = [
     "MAX_IMPORT_MS",
     "MAX_RATIO",
+    "MAX_REFRESH_RATIO",
     "OUR_NAMES",
     "STRICT_RATIO",
     "Checks",
@@ -44,6 +46,8 @@ MAX_RATIO = 1.10
 STRICT_RATIO = 1.05
 #: ...and ``import oauth_cc_auth`` at most this many ms over ``import authlib.oauth2``.
 MAX_IMPORT_MS = 10.0
+#: API latency across refreshes (p99 and max) at most this many times that of no refresh.
+MAX_REFRESH_RATIO = 1.2
 
 #: This package's rows: by default, with each shared cache, and with DPoP. Every other row
 #: but the floor and the DPoP rows (reported, not judged: :data:`impls.DPOP_NAMES`) is a peer.
@@ -167,11 +171,28 @@ def _import_check(times: dict[str, list[float]]) -> dict[str, Any]:
     return {"pass": over <= MAX_IMPORT_MS, "detail": f"{over:+.1f} ms"}
 
 
+def _refresh_check(r: RefreshResult) -> dict[str, Any]:
+    """oauth_cc_auth's p99 and max across refreshes within the ratio of no refresh, in
+    every flavour, with no failed request."""
+    ratios = ours_ratios(r)
+    bad = [f"{flavour} n/a ({per[OURS]['na']})" for flavour, per in r.items()
+           if "na" in per.get(OURS, {})]
+    bad += [f"{flavour}: {per[OURS]['refresh']['errors'] + per[OURS]['none']['errors']} failed"
+            for flavour, per in r.items()
+            if "refresh" in per.get(OURS, {})
+            and per[OURS]["refresh"]["errors"] + per[OURS]["none"]["errors"]]
+    parts = [f"{flavour} {x['p99']:.2f}x/{x['max']:.2f}x" for flavour, x in ratios.items()]
+    fast = bool(ratios) and all(v <= MAX_REFRESH_RATIO for x in ratios.values()
+                                for v in x.values())
+    return {"pass": fast and not bad, "detail": "; ".join([*bad, *parts])}
+
+
 def judge(
     t: TimingResult | None,
     c: ConcurrencyResult | None,
     fleet: dict[str, dict[str, Any]] | None,
     times: dict[str, list[float]] | None,
+    refresh: RefreshResult | None = None,
 ) -> Checks:
     """The targets of the parts that ran (``None``: a part that did not)."""
     checks: Checks = {}
@@ -187,6 +208,9 @@ def judge(
         checks[f"import oauth_cc_auth: at most {MAX_IMPORT_MS:g} ms over authlib.oauth2"] = (
             _import_check(times)
         )
+    if refresh is not None:
+        checks[f"refresh ahead: API p99 and max at most {MAX_REFRESH_RATIO:g}x those of no "
+               "refresh (p99/max)"] = _refresh_check(refresh)
     return checks
 
 

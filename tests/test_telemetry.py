@@ -179,6 +179,19 @@ def test_a_scripted_scenario(harness: Harness, telemetry: Telemetry, auth_method
             assert secret not in value
 
 
+def test_a_refresh_ahead_is_a_token_request_counted_and_spanned(
+    harness: Harness, telemetry: Telemetry
+) -> None:
+    auth = harness.auth(leeway=60)
+    assert harness.get(auth).status_code == 200
+    harness.clock.advance(3550)  # due: refreshed in the background (the harness waits)
+    assert harness.get(auth).status_code == 200
+    assert outcomes(telemetry) == {"success": 2}
+    assert [dict(s.attributes or {})["outcome"] for s in telemetry.spans()] == [
+        "success", "success"]
+    assert telemetry.count(RENEWALS, provider=PROVIDER) == 0
+
+
 def test_the_stale_token_fallback_counts_the_failed_request(
     harness: Harness, telemetry: Telemetry
 ) -> None:
