@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python benchmarks/run.py            # full run, about five minutes on 2 cores
+    python benchmarks/run.py            # full run, about ten minutes on 2 cores
     python benchmarks/run.py --quick    # smoke run, about forty seconds
 
 Prints markdown tables and writes JSON (``benchmarks/results.json`` by default). See

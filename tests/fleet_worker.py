@@ -8,7 +8,8 @@ Usage of the worker: ``python fleet_worker.py DIRECTORY INDEX``. It reads
 ``requests.Session`` of its own (mode ``"threads"``), or asyncio tasks sharing one
 ``httpx.AsyncClient`` (mode ``"async"``); then it touches ``ready-INDEX``. For each wave *w*
 its callers wait until ``go-w`` appears, are released together (a barrier), make one API
-request each, and the process writes what they got to ``done-w-INDEX.json``:
+request each, and once a refresh ahead they started has ended too (as it would in a process
+living on), the process writes what they got to ``done-w-INDEX.json``:
 ``{"callers": n, "ok": k, "errors": {kind: count}}``, where a kind is an exception's name,
 ``HTTP <status>``, ``Timeout`` or ``no go signal``. Every wait is bounded: a worker whose
 controller went away gives up and exits.
@@ -259,6 +260,7 @@ def _threads(spec: Spec, directory: Path, index: int) -> None:
     import requests
 
     from oauth_cc_auth.requests import ClientCredentialsAuth
+    from oauth_cc_auth.testing import wait_for_refresh
 
     auth = ClientCredentialsAuth(spec.client_id, spec.client_secret, **spec.auth_options())
     sessions = [requests.Session() for _ in range(spec.callers)]
@@ -268,6 +270,9 @@ def _threads(spec: Spec, directory: Path, index: int) -> None:
         _ready(directory, index).touch()
         for wave in range(spec.waves):
             result = _thread_wave(_go(directory, wave), sessions, spec.url, auth)
+            # A token due for refresh is refreshed in the background: the wave is over once
+            # that refresh is, as a process living on would let it end (close() stops it).
+            wait_for_refresh(auth, _TIMEOUT)
             _write(_done(directory, wave, index), result)
     finally:
         for session in sessions:
@@ -303,6 +308,7 @@ async def _tasks(spec: Spec, directory: Path, index: int) -> None:
     import httpx
 
     from oauth_cc_auth.httpx import ClientCredentialsAuth
+    from oauth_cc_auth.testing import await_refresh
 
     auth = ClientCredentialsAuth(spec.client_id, spec.client_secret, **spec.auth_options())
     try:
@@ -310,6 +316,7 @@ async def _tasks(spec: Spec, directory: Path, index: int) -> None:
             _ready(directory, index).touch()
             for wave in range(spec.waves):
                 result = await _task_wave(_go(directory, wave), client, spec.url, spec.callers)
+                await await_refresh(auth, _TIMEOUT)  # as for threads
                 _write(_done(directory, wave, index), result)
     finally:
         await auth.aclose()
