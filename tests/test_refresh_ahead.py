@@ -54,14 +54,30 @@ def first_token(m: TokenManager) -> Any:
     return run_sync(m.obtain(), lambda request: issued("t1"))
 
 
+def due(**options: Any) -> tuple[FakeClock, TokenManager, Any]:
+    """A manager whose token ``t1`` (100 s) is due: 50 s old, past half its life."""
+    clock = FakeClock()
+    m = manager(clock, **options)
+    t1 = first_token(m)
+    clock.advance(50)
+    return clock, m, t1
+
+
+def spawned(m: TokenManager) -> Spawn:
+    """A refresh ahead started, as by a driver that runs it in the background."""
+    flow = m.obtain()
+    spawn = next(flow)
+    assert isinstance(spawn, Spawn)
+    with pytest.raises(StopIteration):
+        flow.send(True)
+    return spawn
+
+
 class TestTheFlow:
     """What ``TokenManager.obtain`` yields and returns around a token's refresh time."""
 
     def test_a_due_token_is_returned_while_its_refresh_is_spawned(self) -> None:
-        clock = FakeClock()
-        m = manager(clock)
-        t1 = first_token(m)
-        clock.advance(50)  # refresh_at: half of 100 s (leeway 60 s is more)
+        _, m, t1 = due()  # refresh_at: half of 100 s (leeway 60 s is more)
         flow = m.obtain()
         spawn = next(flow)
         assert isinstance(spawn, Spawn)
@@ -80,10 +96,7 @@ class TestTheFlow:
         assert not m.slot.statistics().in_flight
 
     def test_no_background_means_the_first_caller_refreshes_inline(self) -> None:
-        clock = FakeClock()
-        m = manager(clock)
-        first_token(m)
-        clock.advance(50)
+        _, m, _ = due()
         flow = m.obtain()
         assert isinstance(next(flow), Spawn)
         assert isinstance(flow.send(False), Send)  # trio: this caller does the request...
@@ -95,10 +108,7 @@ class TestTheFlow:
         assert stop.value.value.access_token == "t2"
 
     def test_run_sync_without_a_spawner_refreshes_inline(self) -> None:
-        clock = FakeClock()
-        m = manager(clock)
-        first_token(m)
-        clock.advance(50)
+        _, m, _ = due()
         assert run_sync(m.obtain(), lambda request: issued("t2")).access_token == "t2"
 
     def test_an_expired_token_is_waited_for_as_before(self) -> None:
@@ -117,24 +127,14 @@ class TestTheFlow:
         assert stop.value.value.access_token == "t2"
 
     def test_refresh_ahead_off_makes_every_caller_wait(self) -> None:
-        clock = FakeClock()
-        m = manager(clock, refresh_ahead=False)
-        first_token(m)
-        clock.advance(50)
+        _, m, _ = due(refresh_ahead=False)
         owner = m.obtain()
         assert isinstance(next(owner), Send)
         assert isinstance(next(m.obtain()), Wait)
 
     def test_background_work_that_never_ran_is_abandoned_and_started_again(self) -> None:
-        clock = FakeClock()
-        m = manager(clock)
-        first_token(m)
-        clock.advance(50)
-        flow = m.obtain()
-        spawn = next(flow)
-        assert isinstance(spawn, Spawn)
-        with pytest.raises(StopIteration):
-            flow.send(True)
+        _, m, _ = due()
+        spawn = spawned(m)
         spawn.abandon()  # its task was cancelled before it started
         assert not m.slot.statistics().in_flight
         again = m.obtain()
@@ -143,16 +143,8 @@ class TestTheFlow:
         assert m.slot.statistics().in_flight
 
     def test_a_401_during_the_refresh_is_renewed_by_a_token_requested_after_it(self) -> None:
-        clock = FakeClock()
-        m = manager(clock)
-        t1 = first_token(m)
-        clock.advance(50)
-        flow = m.obtain()
-        spawn = next(flow)
-        assert isinstance(spawn, Spawn)
-        with pytest.raises(StopIteration):
-            flow.send(True)
-        background = spawn.work
+        _, m, t1 = due()
+        background = spawned(m).work
         assert isinstance(next(background), Send)  # t2 requested...
         after = m.invalidate(t1)  # ...then the resource server refuses t1 (a revocation)
         retry = m.obtain(min_generation=after)
@@ -172,14 +164,8 @@ class TestTheFlow:
     def test_a_failed_refresh_ahead_keeps_the_valid_token_and_tries_later(
         self, caplog: pytest.LogCaptureFixture
     ) -> None:
-        clock = FakeClock()
-        m = manager(clock)
-        t1 = first_token(m)
-        clock.advance(50)
-        flow = m.obtain()
-        spawn = next(flow)
-        with pytest.raises(StopIteration):
-            flow.send(True)
+        clock, m, t1 = due()
+        spawn = spawned(m)
         refused = TokenHTTPResponse(401, {}, b'{"error": "invalid_client"}')
         kept = run_sync(spawn.work, lambda request: refused)
         assert kept.access_token == "t1"
@@ -276,27 +262,19 @@ async def run_tasks(get: Callable[[], Awaitable[int]]) -> tuple[list[float], lis
 
 
 def sync_flavour(name: str, auth_of: Callable[..., Any], url: str) -> tuple[Any, Any]:
-    """An auth object of flavour *name* and a ``get()`` sending one request with it."""
-    if name == "requests":
-        auth = auth_of(RequestsAuth)
+    """An auth object of flavour *name* and a ``get()`` sending one request with it (a
+    session per thread for requests and niquests, one client for httpx and httpx2)."""
+    if name in ("requests", "niquests"):
+        lib, cls = (requests, RequestsAuth) if name == "requests" else (niquests, NiquestsAuth)
+        auth = auth_of(cls)
         local = threading.local()
 
         def get() -> int:
             if not hasattr(local, "session"):
-                local.session = requests.Session()
-            return int(local.session.get(url, auth=auth, timeout=10).status_code)
-
-        return auth, get
-    if name == "niquests":
-        auth = auth_of(NiquestsAuth)
-        local = threading.local()
-
-        def nget() -> int:
-            if not hasattr(local, "session"):
-                local.session = niquests.Session()
+                local.session = lib.Session()
             return int(local.session.get(url, auth=auth, timeout=10).status_code or 0)
 
-        return auth, nget
+        return auth, get
     lib, cls = {"httpx": (httpx, HttpxAuth), "httpx2": (httpx2, Httpx2Auth)}[name]
     auth = auth_of(cls)
     client = lib.Client(auth=auth, timeout=10)
@@ -400,17 +378,24 @@ def await_waiters(slot: Any, count: int) -> None:
         time.sleep(0.002)  # polling the condition, not ordering anything
 
 
+def held_refresh(emulator: Emulator, flavour: str) -> tuple[Any, Callable[[], int], Any]:
+    """An auth object of *flavour* with a token, a ``get()``, and the gate at which the
+    refresh ahead of that token, now due, is held (the request that started it returned)."""
+    clock = FakeClock()
+    url = emulator.resource_url("rfc6749")
+    auth, get = sync_flavour(flavour, lambda cls: make_auth(emulator, cls, clock=clock), url)
+    assert get() == 200
+    clock.advance(3550)  # due: 50 s before expiry
+    gate = emulator.gate(limit=DEADLINE)
+    assert get() == 200  # at once, on the valid token; its refresh waits at the gate
+    assert gate.wait_for(1, DEADLINE)
+    return auth, get, gate
+
+
 @pytest.mark.parametrize("flavour", ["requests", pytest.param("httpx", marks=pytest.mark.slow)])
 def test_a_revocation_during_a_background_refresh_ends_in_200s(flavour: str) -> None:
     with Emulator() as emulator:
-        clock = FakeClock()
-        url = emulator.resource_url("rfc6749")
-        auth, get = sync_flavour(flavour, lambda cls: make_auth(emulator, cls, clock=clock), url)
-        assert get() == 200
-        clock.advance(3550)  # due: 50 s before expiry
-        gate = emulator.gate(limit=DEADLINE)
-        assert get() == 200  # at once, on the valid token; its refresh waits at the gate
-        assert gate.wait_for(1, DEADLINE)
+        auth, get, gate = held_refresh(emulator, flavour)
         emulator.revoke_all()  # the token in use is refused from now on
         with ThreadPoolExecutor(THREADS) as pool:
             futures = [pool.submit(get) for _ in range(THREADS)]
@@ -458,15 +443,8 @@ async def test_a_revocation_during_a_background_task_refresh_ends_in_200s() -> N
 @pytest.mark.parametrize("flavour", ["requests", "httpx", "httpx2", "niquests"])
 def test_close_stops_a_refresh_in_flight_at_once(flavour: str) -> None:
     with Emulator() as emulator:
-        clock = FakeClock()
-        url = emulator.resource_url("rfc6749")
-        auth, get = sync_flavour(flavour, lambda cls: make_auth(emulator, cls, clock=clock), url)
-        assert get() == 200
+        auth, get, gate = held_refresh(emulator, flavour)  # only close() can end it now
         first = auth.token
-        clock.advance(3550)
-        gate = emulator.gate(limit=DEADLINE)
-        assert get() == 200
-        assert gate.wait_for(1, DEADLINE)  # the refresh is held: only close() can end it now
         started = time.monotonic()
         auth.close()
         assert time.monotonic() - started < 1.0
