@@ -34,7 +34,7 @@ from oauth_cc_auth.httpx2 import ClientCredentialsAuth as Httpx2Auth
 from oauth_cc_auth.niquests import AsyncClientCredentialsAuth as NiquestsAsyncAuth
 from oauth_cc_auth.niquests import ClientCredentialsAuth as NiquestsAuth
 from oauth_cc_auth.requests import ClientCredentialsAuth as RequestsAuth
-from oauth_cc_auth.testing import Emulator, FakeClock, wait_for_refresh
+from oauth_cc_auth.testing import Emulator, FakeClock, Gate, wait_for_refresh
 from tests._contention import DEADLINE
 
 URL = "https://auth.example/token"
@@ -477,6 +477,7 @@ if flavour == "requests":
     clock.advance(3550)
     assert session.get(url, auth=auth).status_code == 200
     print("served", flush=True)
+    sys.stdin.readline()  # once its refresh is held at the gate: exit without close()
 else:
     import httpx
     from oauth_cc_auth.httpx import ClientCredentialsAuth
@@ -491,6 +492,7 @@ else:
             clock.advance(3550)
             assert (await client.get(url)).status_code == 200
             print("served", flush=True)
+            await asyncio.to_thread(sys.stdin.readline)  # its refresh held at the gate
 
     asyncio.run(main())  # ends its refresh task: cancelled, its client closed
 """
@@ -507,6 +509,7 @@ def test_a_refresh_in_flight_never_keeps_the_process_from_exiting(flavour: str) 
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True,
         )
+        gate: Gate | None = None
         try:
             assert process.stdout is not None
             assert process.stdin is not None
@@ -514,13 +517,17 @@ def test_a_refresh_in_flight_never_keeps_the_process_from_exiting(flavour: str) 
             gate = emulator.gate(limit=DEADLINE)
             process.stdin.write("go\n")
             process.stdin.flush()
+            assert process.stdout.readline() == "served\n"
             assert gate.wait_for(1, DEADLINE)  # its refresh is held at the gate...
-            out, err = process.communicate(timeout=DEADLINE / 2)  # ...and it exits anyway
+            out, err = process.communicate("exit\n", timeout=DEADLINE / 2)  # ...it exits
         finally:
-            process.kill()
-            gate.open()
+            if gate is not None:
+                gate.open()
+            if process.poll() is None:
+                process.kill()
+                process.communicate()  # its pipes closed
         assert process.returncode == 0, err
-        assert out == "served\n"
+        assert out == ""
         assert err == ""
 
 
