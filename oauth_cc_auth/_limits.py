@@ -92,17 +92,37 @@ def shutdown_socket(sock: socket.socket) -> Callable[[], None]:
 
 class SocketHolder:
     """The socket an attempt's request is sent on, once an adapter learns it (before the
-    answer's status line and headers are read): what a :class:`Watchdog` shuts down."""
+    answer's status line and headers are read): what a :class:`Watchdog` or an
+    :class:`Interrupter` shuts down. Stopped before the socket is known, it shuts the
+    socket down as soon as it is handed over."""
 
-    __slots__ = ("sock",)
+    __slots__ = ("_lock", "_sock", "_stopped")
 
     def __init__(self) -> None:
-        self.sock: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._stopped = False
+
+    @property
+    def sock(self) -> socket.socket | None:
+        return self._sock
+
+    @sock.setter
+    def sock(self, sock: socket.socket | None) -> None:
+        with self._lock:
+            self._sock = sock
+            stopped = self._stopped
+        if stopped and sock is not None:
+            with contextlib.suppress(OSError, ValueError):
+                shutdown_socket(sock)()
 
     def stop(self) -> None:
-        """Shut the socket down, if one is known."""
-        if self.sock is not None:
-            shutdown_socket(self.sock)()
+        """Shut the socket down, now if it is known, else as soon as it is."""
+        with self._lock:
+            self._stopped = True
+            sock = self._sock
+        if sock is not None:
+            shutdown_socket(sock)()
 
 
 class Watchdog:

@@ -589,3 +589,21 @@ def test_a_refresh_task_of_a_loop_closed_without_cancelling_it_holds_nobody_up()
         assert asyncio.run(asyncio.wait_for(get(), DEADLINE)) == 200
         assert time.monotonic() - started < DEADLINE / 2
         assert auth._background.running == 0
+
+
+def test_a_socket_handed_over_after_the_interrupt_is_shut_down_at_once() -> None:
+    # close() can come between the request's sending and the adapter learning its socket
+    # (before the answer is read): the socket is shut as soon as it is handed over.
+    import socket
+
+    from oauth_cc_auth._limits import Interrupter, SocketHolder
+
+    interrupter = Interrupter()
+    holder = SocketHolder()
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        with interrupter.guarding(holder.stop):
+            interrupter.interrupt()  # nothing to shut yet
+            holder.sock = ours  # the adapter learns the socket: shut down now
+            ours.settimeout(DEADLINE)
+            assert ours.recv(1) == b""  # a read returns at once, as at the peer's close
