@@ -601,9 +601,8 @@ def test_a_socket_handed_over_after_the_interrupt_is_shut_down_at_once() -> None
     interrupter = Interrupter()
     holder = SocketHolder()
     ours, theirs = socket.socketpair()
-    with ours, theirs:
-        with interrupter.guarding(holder.stop):
-            interrupter.interrupt()  # nothing to shut yet
-            holder.sock = ours  # the adapter learns the socket: shut down now
-            ours.settimeout(DEADLINE)
-            assert ours.recv(1) == b""  # a read returns at once, as at the peer's close
+    with ours, theirs, interrupter.guarding(holder.stop):
+        interrupter.interrupt()  # nothing to shut yet
+        holder.sock = ours  # the adapter learns the socket: shut down now
+        ours.settimeout(DEADLINE)
+        assert ours.recv(1) == b""  # a read returns at once, as at the peer's close
