@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, ClassVar, Self, Unpack
+from typing import Any, ClassVar, Self, TypeVar, Unpack, cast
 from urllib.parse import urlsplit
 
 from oauth_cc_auth._actions import TransportFailure
@@ -25,6 +26,8 @@ from oauth_cc_auth.errors import AuthError, ConfigurationError
 from oauth_cc_auth.providers._base import Provider
 
 __all__ = ["AsyncSend", "AuthOptions", "ClientCredentialsBase", "ConfigOptions"]
+
+T = TypeVar("T")
 
 
 
@@ -94,6 +97,11 @@ class ClientCredentialsBase:
             raise
         #: The refreshes ahead this object runs in the background (DESIGN §7 "Renewal").
         self._background = Background()
+        #: The sync token client the adapter opened itself on first use (a requests or
+        #: niquests ``Session``, an httpx ``Client``): closed by :meth:`close`, set aside in a
+        #: forked child. ``None``: none opened (or the adapter opens none).
+        self._own: Any = None
+        self._lock = threading.Lock()
         reset_in_child(self)
 
     def reset_after_fork(self) -> None:
@@ -103,8 +111,21 @@ class ClientCredentialsBase:
     def _forget_parent_clients(self) -> list[object]:
         """In a forked child: stop using the token clients opened in the parent, whose
         keep-alive connections the parent still uses, and return them (an adapter with
-        clients of its own overrides this)."""
-        return []
+        other clients of its own overrides this): the child opens its own."""
+        self._lock = threading.Lock()
+        own, self._own = self._own, None
+        return [own] if own is not None else []
+
+    def _opened(self, open_client: Callable[[], T]) -> T:
+        """The sync token client this object opened itself: *open_client*'s, on first use
+        (called under the object's lock)."""
+        own = self._own
+        if own is None:
+            with self._lock:
+                if self._own is None:
+                    self._own = open_client()
+                own = self._own
+        return cast(T, own)
 
     @classmethod
     def from_config(cls, mapping: Mapping[str, Any], **kwargs: Any) -> Self:
@@ -154,14 +175,23 @@ class ClientCredentialsBase:
         if self._owned_cache is not None:
             self._owned_cache.close()
 
-    def _close_common(self) -> None:
-        """Stop the background refreshes this object started, and close the cache it
-        opened: what every adapter's ``close()`` does first."""
+    def close(self) -> None:
+        """Stop the token refreshes running in the background, and close the sync token
+        client and the cache the auth object opened itself (not ones given to it). The
+        clients of async flows are closed by ``aclose()`` (aiohttp's also with their event
+        loop; httpx's, httpx2's and niquests' last one token request anyway)."""
         self._background.stop()
         self._close_cache()
+        self._close_own()
+
+    def _close_own(self) -> None:
+        own, self._own = self._own, None
+        if own is not None:
+            own.close()
 
     async def _aclose_common(self) -> None:
-        """:meth:`_close_common` for ``aclose()``: this loop's refresh tasks awaited."""
+        """What every adapter's ``aclose()`` does first: the background refreshes stopped
+        (this loop's tasks awaited), the cache the object opened closed."""
         await self._background.astop()
         if self._owned_cache is not None:
             await self._owned_cache.aclose()

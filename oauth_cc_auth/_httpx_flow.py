@@ -16,7 +16,6 @@ from __future__ import annotations
 import inspect
 import socket
 import ssl
-import threading
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -217,47 +216,30 @@ class HttpxFamilyAuth(ClientCredentialsBase, Generic[RequestT, ResponseT, Client
         super().__init__(client_id, client_secret, **options)
         self._client = client
         self._async_client = async_client
-        self._own_client: ClientT | None = None
         #: The TLS settings of the AsyncClients opened per token request, built once: what
         #: the library builds by default, which takes tens of milliseconds each time.
         self._ssl_context: Any = None
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        """Close the sync token client and the cache the auth object opened itself."""
-        self._close_common()
-        own, self._own_client = self._own_client, None
-        if own is not None:
-            own.close()
-
-    def _forget_parent_clients(self) -> list[object]:
-        # In a forked child: a client of its own, on connections of its own. (Async flows
-        # open their client per token request: nothing of the parent's to forget there.)
-        self._lock = threading.Lock()
-        own, self._own_client = self._own_client, None
-        return [own] if own is not None else []
+        # (Async flows open their client per token request: nothing to close, nor for a
+        # forked child to forget.)
 
     async def aclose(self) -> None:
         """Close the token clients and the cache the auth object opened itself."""
         await self._aclose_common()
-        own, self._own_client = self._own_client, None
-        if own is not None:
-            own.close()
+        self._close_own()
 
     # -- the token exchange ----------------------------------------------------------------
 
     def _sync_client(self) -> ClientT:
         if self._client is not None:
             return self._client
-        own = self._own_client
+        own: ClientT | None = self._own
         if own is not None:
             return own
-        context = self._token_ssl_context()  # before the lock below: it takes it too
-        with self._lock:
-            if self._own_client is None:
-                self._own_client = self._lib.Client(timeout=self._config.timeout,
-                                                    verify=context)
-            return self._own_client
+        context = self._token_ssl_context()  # before _opened's lock: it takes it too
+        client: ClientT = self._opened(
+            lambda: self._lib.Client(timeout=self._config.timeout, verify=context)
+        )
+        return client
 
     def _token_ssl_context(self) -> Any:
         with self._lock:

@@ -163,7 +163,6 @@ class ClientCredentialsAuth(ClientCredentialsBase):
         self._session = session
         self._sessions: dict[asyncio.AbstractEventLoop, _LoopSession] = {}
         self._ssl_context: ssl.SSLContext | None = None
-        self._lock = threading.Lock()
 
     # -- the middleware ----------------------------------------------------------------------
 
@@ -368,11 +367,6 @@ class ClientCredentialsAuth(ClientCredentialsBase):
             else:  # a loop not running now: closed when it shuts down, or collected
                 with self._lock:
                     self._sessions.setdefault(record.loop, record)
-
-    def close(self) -> None:
-        """Close the cache the auth object opened itself (token sessions are closed with
-        their event loops, or by :meth:`aclose`)."""
-        self._close_common()
 
     def _forget_parent_clients(self) -> list[object]:
         # In a forked child: the parent's sessions (their loops are the parent's) stay

@@ -308,22 +308,6 @@ class ClientCredentialsAuth(_NiquestsAuth, niquests.auth.AuthBase):
     ) -> None:
         super().__init__(client_id, client_secret, **options)
         self._session = session
-        self._own_session: niquests.Session | None = None
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        """Close the token session and the cache the auth object opened itself (not ones
-        given to it)."""
-        self._close_common()
-        own, self._own_session = self._own_session, None
-        if own is not None:
-            own.close()
-
-    def _forget_parent_clients(self) -> list[object]:
-        # In a forked child: a session of its own, on connections of its own.
-        self._lock = threading.Lock()
-        own, self._own_session = self._own_session, None
-        return [own] if own is not None else []
 
     def __enter__(self) -> ClientCredentialsAuth:
         return self
@@ -336,17 +320,17 @@ class ClientCredentialsAuth(_NiquestsAuth, niquests.auth.AuthBase):
     def _token_session(self) -> niquests.Session:
         if self._session is not None:
             return self._session
-        with self._lock:
-            if self._own_session is None:
-                session = niquests.Session()
-                adapter = _DeadlineAdapter()
-                session.mount("https://", adapter)
-                session.mount("http://", adapter)
-                certificate = self._config.authentication.certificate
-                if certificate is not None:  # RFC 8705: presented on token requests
-                    session.cert = certificate.files
-                self._own_session = session
-            return self._own_session
+        return self._opened(self._new_session)
+
+    def _new_session(self) -> niquests.Session:
+        session = niquests.Session()
+        adapter = _DeadlineAdapter()
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        certificate = self._config.authentication.certificate
+        if certificate is not None:  # RFC 8705: presented on token requests
+            session.cert = certificate.files
+        return session
 
     def _send(self, request: TokenRequest) -> TokenHTTPResponse | TransportFailure:
         # The timeout bounds the whole attempt (DESIGN §7): niquests' bounds each read. Our
@@ -495,11 +479,6 @@ class AsyncClientCredentialsAuth(_NiquestsAuth, niquests.auth.AsyncAuthBase):
     ) -> None:
         super().__init__(client_id, client_secret, **options)
         self._session = session
-
-    def close(self) -> None:
-        """Close the cache the auth object opened itself (its token sessions last as long
-        as a token request)."""
-        self._close_common()
 
     async def aclose(self) -> None:
         """Close the cache the auth object opened itself."""
