@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import importlib.util
 import json
@@ -113,8 +114,53 @@ def _auth_class() -> Any:
     raise ConfigurationError("no HTTP client installed: pip install 'oauth-cc-auth[requests]'")
 
 
+#: What names a server or a client: taken from the emulator with ``--emulated``.
+_SERVER_AND_CLIENT = ("environment", "token_url", "issuer", "scope", "client_id", "extra",
+                      *_KEY_OPTIONS)
+
+
+def _emulated(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """``token --emulated``: the emulator, started for this one command, and the settings of
+    its test client of ``--provider`` (the environment is not read: a real configuration's
+    secret never goes to the emulator)."""
+    from oauth_cc_auth.testing._emulator import PRESET_SITES, Emulator
+
+    given = [f"--{name.replace('_', '-')}" for name in _SERVER_AND_CLIENT
+             if getattr(args, name) is not None]
+    if given:
+        raise ConfigurationError(f"--emulated takes the server and the client from the "
+                                 f"emulator: leave out {', '.join(given)}")
+    provider = args.provider or "rfc6749"
+    emulator = Emulator()
+    if provider in PRESET_SITES:
+        emulator.add_preset(provider)
+    try:
+        client = emulator.client(provider)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+    settings: dict[str, Any] = {
+        "provider": provider, "token_url": None, "client_id": client.client_id,
+        "client_secret": client.client_secret,
+    }
+    if client.scope is not None:
+        settings["scope"] = client.scope
+    settings.update({f"extra_{field}": value for field, value in client.extra.items()})
+    return emulator, settings
+
+
 def _token(args: argparse.Namespace, out: TextIO) -> int:
-    settings = _token_settings(args, os.environ)
+    emulator = None
+    if args.emulated:
+        emulator, settings = _emulated(args)
+    else:
+        settings = _token_settings(args, os.environ)
+    with emulator if emulator is not None else contextlib.nullcontext():
+        if emulator is not None:
+            settings["token_url"] = emulator.token_url(settings["provider"])
+        return _print_token(args, settings, out)
+
+
+def _print_token(args: argparse.Namespace, settings: dict[str, Any], out: TextIO) -> int:
     client_id, secret, options = from_mapping(settings)
     # One token and the process ends: a token due for refresh is refreshed now, not in a
     # background thread that the exit would cut short.
@@ -265,6 +311,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="allow an http:// token URL that is not loopback")
     token.add_argument("--json", action="store_true",
                        help="print the whole token as JSON, not just the access token")
+    token.add_argument("--emulated", action="store_true",
+                       help="fetch it from the package's emulator, started on 127.0.0.1 for "
+                       "this command, with its test client of --provider (default rfc6749): "
+                       "a first token without any account")
     token.set_defaults(run=_token)
 
     discover = commands.add_parser(

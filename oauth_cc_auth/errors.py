@@ -10,8 +10,8 @@
     └── TokenEndpointError         unreachable, timing out, 429 or 5xx, after the retries
 
 The adapters raise subclasses that are also ``requests.RequestException`` (requests),
-``httpx.HTTPError`` (httpx) or ``httpx2.HTTPError`` (httpx2), so existing ``except`` clauses
-keep working.
+``httpx.HTTPError`` (httpx), ``httpx2.HTTPError`` (httpx2), ``aiohttp.ClientError`` (aiohttp)
+or ``niquests.RequestException`` (niquests), so existing ``except`` clauses keep working.
 
 No attribute of an error ever holds a client secret or an access token: every text taken from
 the token endpoint is redacted before it is stored.

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 import requests
 
+from oauth_cc_auth import cli
 from oauth_cc_auth.testing import EmulatedClient, Emulator
+from oauth_cc_auth.testing._emulator import PRESET_SITES, SITES
 
 # The command of this package, run by this interpreter, never one found on PATH.
 COMMAND = (sys.executable, "-m", "oauth_cc_auth")
@@ -265,3 +267,45 @@ def test_token_command_refreshes_a_due_token_before_printing_it(
         assert cli.main(args) == 0
         assert capsys.readouterr().out not in ("", first)
         assert emulator.token_requests["rfc6749"] == 2
+
+
+@pytest.mark.parametrize("provider", [*SITES, *PRESET_SITES])
+def test_token_emulated_is_a_token_of_the_emulator_started_for_the_command(
+    provider: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    started: list[Emulator] = []
+    real_enter = Emulator.__enter__
+
+    def enter(self: Emulator) -> Emulator:
+        started.append(self)
+        return real_enter(self)
+
+    monkeypatch.setattr(Emulator, "__enter__", enter)
+    # A real configuration in the environment is not read: its secret never goes there.
+    monkeypatch.setenv("OAUTH_CC_PROVIDER", "figure")
+    monkeypatch.setenv("OAUTH_CC_CLIENT_SECRET", "a-real-secret")
+    assert cli.main(["token", "--emulated", *(["--provider", provider]
+                                                if provider != "rfc6749" else [])]) == 0
+    token = capsys.readouterr().out.strip()
+    [emulator] = started
+    assert emulator.token_requests == {provider: 1}
+    assert b"a-real-secret" not in b"".join(r.body for r in emulator.received)
+    site = {**SITES, **PRESET_SITES}[provider]
+    answer = emulator.handle("GET", f"http://127.0.0.1{site.resource_path}",
+                             {"Authorization": f"Bearer {token}"})
+    assert answer.status == 200
+
+
+def test_token_emulated_from_the_command_line_and_what_it_refuses() -> None:
+    result = run("token", "--emulated", "--provider", "fincalc", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["expires_in"] == 86400
+    refused = run("token", "--emulated", "--token-url", "https://auth.example.com/token",
+                  "--client-id", "x")
+    assert refused.returncode == 2
+    assert refused.stderr == ("oauth-cc-auth: configuration error: --emulated takes the server "
+                              "and the client from the emulator: leave out --token-url, "
+                              "--client-id\n")
+    unknown = run("token", "--emulated", "--provider", "acme")
+    assert unknown.returncode == 2
+    assert "unknown provider 'acme'" in unknown.stderr

@@ -222,7 +222,7 @@ _PRESET_RULES: dict[str, _PresetRules] = {
     "salesforce": _PresetRules(
         auth_methods=("client_secret_post", "client_secret_basic"),
         bad_client=_Refusal(400, "invalid_client", "invalid client credentials"),
-        answer_fields={"instance_url": "https://emulated.my.salesforce.com",
+        answer_fields={"instance_url": None,
                        "id": "https://login.salesforce.com/id/00D000000000001/005000000000001",
                        "signature": "emulated", "scope": "api", "issued_at": None},
     ),
@@ -1096,6 +1096,9 @@ class Emulator:
             answer.update(rules.answer_fields)
             if "issued_at" in answer:
                 answer["issued_at"] = str(int(time.time() * 1000))
+            if "instance_url" in answer:
+                # Salesforce's My Domain: the org's instance, where the token was asked for.
+                answer["instance_url"] = application_uri(environ).rstrip("/")
         elif site.says_expires_in:
             answer["expires_in"] = _seconds(lifetime)
             answer["token_type"] = "bearer"  # noqa: S105 - a type, not a token
