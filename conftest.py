@@ -160,8 +160,8 @@ def _run_python(args: list[str]) -> str:
         # The suite inside its own test: the command is collected, not run.
         command = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-n", "0",
                    "-p", "no:cacheprovider", *args[2:]]
-        done = subprocess.run(command, cwd=ROOT,  # noqa: S603 - this interpreter capture_output=True, text=True, timeout=300,
-                              stdin=subprocess.DEVNULL)
+        done = subprocess.run(command, cwd=ROOT, capture_output=True,  # noqa: S603
+                              text=True, timeout=300, stdin=subprocess.DEVNULL)
         if done.returncode != 0:
             raise AssertionError(f"{' '.join(args)} collects no test: {done.stdout[-2000:]}")
         return ""
@@ -169,8 +169,8 @@ def _run_python(args: list[str]) -> str:
         return _check_install(args[3:])
     if not args or not (ROOT / args[0]).is_file():
         raise AssertionError(f"python {' '.join(args)}: not a file of the repository")
-    done = subprocess.run([sys.executable, *args], cwd=ROOT,  # noqa: S603 - a repository file capture_output=True, text=True,
-                          timeout=600, stdin=subprocess.DEVNULL)
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True,  # noqa: S603
+                          text=True, timeout=600, stdin=subprocess.DEVNULL)
     if done.returncode != 0:
         raise AssertionError(f"python {' '.join(args)} exited {done.returncode}: "
                              f"{done.stderr[-2000:]}")
