@@ -87,7 +87,8 @@ def _commands(text: str) -> list[tuple[str, list[str]]]:
 
 def _matches(output: str, expected: list[str]) -> bool:
     """Whether *output* is the *expected* lines: ``...`` within a line matches anything on
-    that line, a line of just ``...`` one line or more. No expected lines: anything."""
+    that line, a line of just ``...`` one line or more; blank lines are left out of both. No
+    expected lines: anything."""
     want = [line.strip() for line in expected if line.strip()]
     if not want:
         return True
@@ -95,7 +96,7 @@ def _matches(output: str, expected: list[str]) -> bool:
         r"(?:[^\n]*\n)+?" if line == "..."
         else "[^\\n]*".join(map(re.escape, line.split("..."))) + r"\n"
         for line in want)
-    got = "".join(line.strip() + "\n" for line in output.splitlines())
+    got = "".join(line.strip() + "\n" for line in output.splitlines() if line.strip())
     return re.fullmatch(pattern, got) is not None
 
 

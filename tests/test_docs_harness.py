@@ -33,6 +33,7 @@ def test_console_text_is_commands_with_their_output() -> None:
     ("", ["..."], False),
     ("anything\n", [], True),                 # no expected output: not checked
     ("a\nb\n", ["a"], False),
+    ("a\n\nb\n", ["a", "", "b"], True),     # blank lines are left out of both
 ])
 def test_expected_output(output: str, expected: list[str], matches: bool) -> None:
     assert docs._matches(output, expected) is matches
