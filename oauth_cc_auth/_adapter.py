@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, ClassVar, Self, TypeVar, Unpack, cast
+from typing import Any, ClassVar, Protocol, Self, TypeVar, Unpack, cast
 from urllib.parse import urlsplit
 
 from oauth_cc_auth._actions import TransportFailure
@@ -25,9 +25,33 @@ from oauth_cc_auth._token import Token
 from oauth_cc_auth.errors import AuthError, ConfigurationError
 from oauth_cc_auth.providers._base import Provider
 
-__all__ = ["AsyncSend", "AuthOptions", "ClientCredentialsBase", "ConfigOptions"]
+__all__ = ["AsyncSend", "AuthOptions", "ClientCredentialsBase", "ConfigOptions",
+           "mounted_session"]
 
 T = TypeVar("T")
+
+
+class _Mountable(Protocol):
+    """A session of requests or niquests (their API is the same; neither is imported here)."""
+
+    cert: Any
+
+    def mount(self, prefix: str, adapter: Any) -> None: ...
+
+
+SessionT = TypeVar("SessionT", bound=_Mountable)
+
+
+def mounted_session(
+    session: SessionT, adapter: Any, cert: str | tuple[str, str] | None
+) -> SessionT:
+    """*session* made the token session of the requests and niquests adapters: *adapter* for
+    both schemes, and the client certificate (``cert=``, RFC 8705) presented on them."""
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    if cert is not None:
+        session.cert = cert
+    return session
 
 
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import getpass
 import importlib.util
 import json
@@ -139,7 +138,7 @@ def _emulated(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from None
     settings: dict[str, Any] = {
-        "provider": provider, "token_url": None, "client_id": client.client_id,
+        "provider": provider, "client_id": client.client_id,
         "client_secret": client.client_secret,
     }
     if client.scope is not None:
@@ -149,14 +148,11 @@ def _emulated(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 
 
 def _token(args: argparse.Namespace, out: TextIO) -> int:
-    emulator = None
-    if args.emulated:
-        emulator, settings = _emulated(args)
-    else:
-        settings = _token_settings(args, os.environ)
-    with emulator if emulator is not None else contextlib.nullcontext():
-        if emulator is not None:
-            settings["token_url"] = emulator.token_url(settings["provider"])
+    if not args.emulated:
+        return _print_token(args, _token_settings(args, os.environ), out)
+    emulator, settings = _emulated(args)
+    with emulator:  # serving: its token URL names its port
+        settings["token_url"] = emulator.token_url(settings["provider"])
         return _print_token(args, settings, out)
 
 

@@ -33,7 +33,12 @@ from niquests.utils import rewind_body
 
 from oauth_cc_auth import errors
 from oauth_cc_auth._actions import TransportFailure, describe
-from oauth_cc_auth._adapter import AsyncSend, AuthOptions, ClientCredentialsBase
+from oauth_cc_auth._adapter import (
+    AsyncSend,
+    AuthOptions,
+    ClientCredentialsBase,
+    mounted_session,
+)
 from oauth_cc_auth._limits import (
     READ_CHUNK,
     Deadline,
@@ -323,14 +328,7 @@ class ClientCredentialsAuth(_NiquestsAuth, niquests.auth.AuthBase):
         return self._opened(self._new_session)
 
     def _new_session(self) -> niquests.Session:
-        session = niquests.Session()
-        adapter = _DeadlineAdapter()
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        certificate = self._config.authentication.certificate
-        if certificate is not None:  # RFC 8705: presented on token requests
-            session.cert = certificate.files
-        return session
+        return mounted_session(niquests.Session(), _DeadlineAdapter(), self.cert)
 
     def _send(self, request: TokenRequest) -> TokenHTTPResponse | TransportFailure:
         # The timeout bounds the whole attempt (DESIGN §7): niquests' bounds each read. Our
@@ -494,9 +492,7 @@ class AsyncClientCredentialsAuth(_NiquestsAuth, niquests.auth.AsyncAuthBase):
 
     def _new_session(self) -> niquests.AsyncSession:
         session = niquests.AsyncSession()
-        certificate = self._config.authentication.certificate
-        if certificate is not None:  # RFC 8705: presented on token requests
-            session.cert = certificate.files
+        session.cert = self.cert  # RFC 8705: presented on token requests (None: none)
         return session
 
     async def _asend(

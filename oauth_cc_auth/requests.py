@@ -21,7 +21,7 @@ from requests.utils import rewind_body
 
 from oauth_cc_auth import errors
 from oauth_cc_auth._actions import TransportFailure
-from oauth_cc_auth._adapter import AuthOptions, ClientCredentialsBase
+from oauth_cc_auth._adapter import AuthOptions, ClientCredentialsBase, mounted_session
 from oauth_cc_auth._limits import READ_CHUNK, Deadline, SocketHolder, exchange
 from oauth_cc_auth._messages import TokenHTTPResponse, TokenRequest
 from oauth_cc_auth._token import Token
@@ -192,14 +192,7 @@ class ClientCredentialsAuth(ClientCredentialsBase, requests.auth.AuthBase):
         return self._opened(self._new_session)
 
     def _new_session(self) -> requests.Session:
-        session = requests.Session()
-        adapter = _DeadlineAdapter()
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        certificate = self._config.authentication.certificate
-        if certificate is not None:  # RFC 8705: presented on token requests
-            session.cert = certificate.files
-        return session
+        return mounted_session(requests.Session(), _DeadlineAdapter(), self.cert)
 
     def _send(self, request: TokenRequest) -> TokenHTTPResponse | TransportFailure:
         # The timeout bounds the whole attempt (DESIGN §7): requests' own bounds each read.

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import functools
 import socket
 import ssl
@@ -123,10 +124,7 @@ def _pem(key: Any) -> bytes:
 def keys() -> Keys:
     app_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "my-app")])
-    now = time.time()
-    import datetime
-
-    start = datetime.datetime.fromtimestamp(now - 3600, datetime.UTC)
+    start = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1)
     app_cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
                 .public_key(app_key.public_key()).serial_number(x509.random_serial_number())
                 .not_valid_before(start).not_valid_after(start + datetime.timedelta(days=30))
